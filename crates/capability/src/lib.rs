@@ -336,18 +336,57 @@ mod tests {
         use CapabilityError::*;
         assert_eq!(Capability::parse(""), Err(Empty));
         assert!(matches!(Capability::parse("read"), Err(MissingResource(_))));
-        assert!(matches!(Capability::parse("a:b:c:d"), Err(TooManySegments(_))));
-        assert!(matches!(Capability::parse("read::x"), Err(EmptySegment { segment: "resource", .. })));
-        assert!(matches!(Capability::parse(":x"), Err(EmptySegment { segment: "verb", .. })));
-        assert!(matches!(Capability::parse("read:"), Err(EmptySegment { .. })));
-        assert!(matches!(Capability::parse("read:data*"), Err(PartialWildcard { .. })));
-        assert!(matches!(Capability::parse("re*d:x"), Err(PartialWildcard { .. })));
-        assert!(matches!(Capability::parse("read:da ta"), Err(BadCharacter { ch: ' ', .. })));
-        assert!(matches!(Capability::parse("read:dätä"), Err(BadCharacter { .. })));
-        assert!(matches!(Capability::parse("read:x\0"), Err(BadCharacter { .. })));
-        assert!(matches!(Capability::parse(&"a".repeat(300)), Err(TooLong(300))));
+        assert!(matches!(
+            Capability::parse("a:b:c:d"),
+            Err(TooManySegments(_))
+        ));
+        assert!(matches!(
+            Capability::parse("read::x"),
+            Err(EmptySegment {
+                segment: "resource",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Capability::parse(":x"),
+            Err(EmptySegment {
+                segment: "verb",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Capability::parse("read:"),
+            Err(EmptySegment { .. })
+        ));
+        assert!(matches!(
+            Capability::parse("read:data*"),
+            Err(PartialWildcard { .. })
+        ));
+        assert!(matches!(
+            Capability::parse("re*d:x"),
+            Err(PartialWildcard { .. })
+        ));
+        assert!(matches!(
+            Capability::parse("read:da ta"),
+            Err(BadCharacter { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            Capability::parse("read:dätä"),
+            Err(BadCharacter { .. })
+        ));
+        assert!(matches!(
+            Capability::parse("read:x\0"),
+            Err(BadCharacter { .. })
+        ));
+        assert!(matches!(
+            Capability::parse(&"a".repeat(300)),
+            Err(TooLong(300))
+        ));
         let long_seg = format!("read:{}", "x".repeat(129));
-        assert!(matches!(Capability::parse(&long_seg), Err(SegmentTooLong { .. })));
+        assert!(matches!(
+            Capability::parse(&long_seg),
+            Err(SegmentTooLong { .. })
+        ));
     }
 
     #[test]
@@ -380,8 +419,14 @@ mod tests {
     #[test]
     fn lists() {
         let granted = parse_list("read:*, write:reports").expect("list");
-        assert!(covers_all(&granted, &parse_list("read:public-data").expect("list")));
-        assert!(covers_all(&granted, &parse_list("write:reports:q3,read:x").expect("list")));
+        assert!(covers_all(
+            &granted,
+            &parse_list("read:public-data").expect("list")
+        ));
+        assert!(covers_all(
+            &granted,
+            &parse_list("write:reports:q3,read:x").expect("list")
+        ));
         assert!(!covers_all(&granted, &parse_list("write:*").expect("list")));
         let requested = parse_list("write:*,read:a").expect("list");
         let missing = uncovered(&granted, &requested);
@@ -392,7 +437,12 @@ mod tests {
 
     #[test]
     fn normalize_drops_redundant_entries() {
-        let n = normalize(vec![cap("read:db"), cap("read:*"), cap("write:x"), cap("read:*")]);
+        let n = normalize(vec![
+            cap("read:db"),
+            cap("read:*"),
+            cap("write:x"),
+            cap("read:*"),
+        ]);
         assert_eq!(display_list(&n), "read:*, write:x");
         let n = normalize(vec![cap("read:db:*"), cap("read:db")]);
         assert_eq!(n.len(), 1);

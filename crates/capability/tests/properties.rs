@@ -11,12 +11,20 @@ const LITS: [&str; 4] = ["data", "database", "db", "d"];
 const UNIVERSE: [&str; 5] = ["data", "database", "db", "d", "zz-fresh"];
 
 fn segment() -> impl Strategy<Value = String> {
-    prop_oneof![Just("*".to_owned()), proptest::sample::select(&LITS[..]).prop_map(str::to_owned)]
+    prop_oneof![
+        Just("*".to_owned()),
+        proptest::sample::select(&LITS[..]).prop_map(str::to_owned)
+    ]
 }
 
 fn capability() -> impl Strategy<Value = Capability> {
-    (segment(), segment(), proptest::option::of(segment()), any::<bool>()).prop_map(
-        |(v, r, q, lone_star)| {
+    (
+        segment(),
+        segment(),
+        proptest::option::of(segment()),
+        any::<bool>(),
+    )
+        .prop_map(|(v, r, q, lone_star)| {
             let text = if lone_star {
                 "*".to_owned()
             } else {
@@ -26,8 +34,7 @@ fn capability() -> impl Strategy<Value = Capability> {
                 }
             };
             Capability::parse(&text).expect("generated capability parses")
-        },
-    )
+        })
 }
 
 /// Does the pattern match the concrete action (verb, resource, qualifier)?

@@ -67,6 +67,15 @@ impl Did {
         }
     }
 
+    /// The DID naming 32 key bytes, without validating the curve point
+    /// (as with parsing, [`Did::public_key`] validates it).
+    pub fn from_key_bytes(key: &[u8; 32]) -> Self {
+        Self {
+            key: *key,
+            method: DidMethod::Mesh,
+        }
+    }
+
     /// Parses `did:mesh:z…` or `did:key:z…` strictly.
     pub fn parse(s: &str) -> Result<Self, DidError> {
         if s.is_empty() {
@@ -91,12 +100,10 @@ impl Did {
         }
         let b58 = id.strip_prefix('z').ok_or(DidError::NotBase58btc)?;
         let mut buf = [0u8; 48];
-        let n = bs58::decode(b58)
-            .onto(&mut buf[..])
-            .map_err(|e| match e {
-                bs58::decode::Error::BufferTooSmall => DidError::WrongLength(buf.len() + 1),
-                _ => DidError::BadBase58,
-            })?;
+        let n = bs58::decode(b58).onto(&mut buf[..]).map_err(|e| match e {
+            bs58::decode::Error::BufferTooSmall => DidError::WrongLength(buf.len() + 1),
+            _ => DidError::BadBase58,
+        })?;
         let decoded = &buf[..n];
         let (codec, used) = read_varint(decoded).ok_or(DidError::WrongLength(n))?;
         if codec != 0xed {
@@ -258,9 +265,18 @@ mod tests {
             Err(DidError::NotBase58btc)
         );
         assert_eq!(Did::parse("did:mesh:z0OIl"), Err(DidError::BadBase58));
-        assert!(matches!(Did::parse(&format!("{SPEC_VECTOR}#key-1")), Err(DidError::DidUrl(_))));
-        assert!(matches!(Did::parse(&format!("{SPEC_VECTOR}/path")), Err(DidError::DidUrl(_))));
-        assert!(matches!(Did::parse(&"x".repeat(500)), Err(DidError::TooLong(500))));
+        assert!(matches!(
+            Did::parse(&format!("{SPEC_VECTOR}#key-1")),
+            Err(DidError::DidUrl(_))
+        ));
+        assert!(matches!(
+            Did::parse(&format!("{SPEC_VECTOR}/path")),
+            Err(DidError::DidUrl(_))
+        ));
+        assert!(matches!(
+            Did::parse(&"x".repeat(500)),
+            Err(DidError::TooLong(500))
+        ));
         // Truncated by one character.
         assert!(Did::parse(&SPEC_VECTOR[..SPEC_VECTOR.len() - 1]).is_err());
         // A P-256 did:key (multicodec 0x1200): wrong key type.
@@ -279,6 +295,9 @@ mod tests {
         bytes[2] = 1; // identity point: small order
         let did = format!("did:mesh:z{}", bs58::encode(bytes).into_string());
         let parsed = Did::parse(&did).expect("syntax is fine");
-        assert!(matches!(parsed.public_key(), Err(DidError::InvalidKey(KeyError::WeakPublicKey))));
+        assert!(matches!(
+            parsed.public_key(),
+            Err(DidError::InvalidKey(KeyError::WeakPublicKey))
+        ));
     }
 }

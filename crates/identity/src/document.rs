@@ -175,10 +175,13 @@ fn decode32(s: &str, member: &'static str) -> Result<[u8; 32], JwkError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| JwkError::BadBase64(member))?;
-    bytes.as_slice().try_into().map_err(|_| JwkError::BadLength {
-        member,
-        len: bytes.len(),
-    })
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| JwkError::BadLength {
+            member,
+            len: bytes.len(),
+        })
 }
 
 #[cfg(test)]
@@ -191,7 +194,8 @@ mod tests {
 
     #[test]
     fn rfc8037_key_round_trips() {
-        let text = format!(r#"{{"kty":"OKP","crv":"Ed25519","d":"{RFC8037_D}","x":"{RFC8037_X}"}}"#);
+        let text =
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","d":"{RFC8037_D}","x":"{RFC8037_X}"}}"#);
         let jwk = Jwk::from_json(&text).expect("RFC 8037 key");
         let kp = jwk.key_pair().expect("valid").expect("has d");
         assert_eq!(Jwk::public(kp.public()).x, RFC8037_X);
@@ -205,12 +209,27 @@ mod tests {
     #[test]
     fn rejects_wrong_key_types_and_bad_members() {
         let ec = r#"{"kty":"EC","crv":"P-256","x":"a","y":"b"}"#;
-        assert_eq!(Jwk::from_json(ec), Err(JwkError::UnsupportedKeyType("EC".into())));
+        assert_eq!(
+            Jwk::from_json(ec),
+            Err(JwkError::UnsupportedKeyType("EC".into()))
+        );
         let x448 = r#"{"kty":"OKP","crv":"X25519","x":"abc"}"#;
-        assert_eq!(Jwk::from_json(x448), Err(JwkError::UnsupportedCurve("X25519".into())));
-        assert_eq!(Jwk::from_json(r#"{"crv":"Ed25519"}"#), Err(JwkError::Missing("kty")));
+        assert_eq!(
+            Jwk::from_json(x448),
+            Err(JwkError::UnsupportedCurve("X25519".into()))
+        );
+        assert_eq!(
+            Jwk::from_json(r#"{"crv":"Ed25519"}"#),
+            Err(JwkError::Missing("kty"))
+        );
         let short = r#"{"kty":"OKP","crv":"Ed25519","x":"AAAA"}"#;
-        assert!(matches!(Jwk::from_json(short), Err(JwkError::BadLength { member: "x", len: 3 })));
+        assert!(matches!(
+            Jwk::from_json(short),
+            Err(JwkError::BadLength {
+                member: "x",
+                len: 3
+            })
+        ));
         let padded = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{RFC8037_X}="}}"#);
         assert_eq!(Jwk::from_json(&padded), Err(JwkError::BadBase64("x")));
         let other_d = format!(
@@ -219,7 +238,10 @@ mod tests {
         );
         assert_eq!(Jwk::from_json(&other_d), Err(JwkError::KeyMismatch));
         assert!(matches!(Jwk::from_json("{"), Err(JwkError::Json(_))));
-        assert!(matches!(Jwk::from_json(&" ".repeat(5000)), Err(JwkError::TooLarge(5000))));
+        assert!(matches!(
+            Jwk::from_json(&" ".repeat(5000)),
+            Err(JwkError::TooLarge(5000))
+        ));
     }
 
     #[test]
@@ -233,7 +255,12 @@ mod tests {
         assert_eq!(vm["publicKeyMultibase"], kp.did().method_specific_id());
         assert_eq!(json["id"], kp.did().to_string());
         assert_eq!(json["alsoKnownAs"][1], "spiffe://example.org/agent/planner");
-        assert!(json["alsoKnownAs"][0].as_str().expect("str").starts_with("did:key:z6Mk"));
+        assert!(
+            json["alsoKnownAs"][0]
+                .as_str()
+                .expect("str")
+                .starts_with("did:key:z6Mk")
+        );
         assert_eq!(json["authentication"][0], vm["id"]);
     }
 }

@@ -172,7 +172,9 @@ mod tests {
     fn sign_verify_and_domain_separation() {
         let kp = KeyPair::from_seed(&[7u8; 32]);
         let sig = kp.sign("agentmesh/test/v1", b"hello");
-        kp.public().verify("agentmesh/test/v1", b"hello", &sig).expect("verifies");
+        kp.public()
+            .verify("agentmesh/test/v1", b"hello", &sig)
+            .expect("verifies");
         assert_eq!(
             kp.public().verify("agentmesh/other/v1", b"hello", &sig),
             Err(KeyError::BadSignature)
@@ -182,7 +184,8 @@ mod tests {
             Err(KeyError::BadSignature)
         );
         assert_eq!(
-            kp.public().verify("agentmesh/test/v1", b"hello", &sig[..63]),
+            kp.public()
+                .verify("agentmesh/test/v1", b"hello", &sig[..63]),
             Err(KeyError::SignatureLength(63))
         );
     }
@@ -194,7 +197,12 @@ mod tests {
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let back = KeyPair::from_pkcs8_pem(&pem).expect("parse");
         assert_eq!(back.public(), kp.public());
-        assert!(KeyPair::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            KeyPair::from_pkcs8_pem(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+            )
+            .is_err()
+        );
         assert!(KeyPair::from_pkcs8_pem("").is_err());
     }
 
@@ -203,8 +211,14 @@ mod tests {
         // The identity point (small order) encodes as 0x01 followed by zeros.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(PublicKey::from_bytes(&identity), Err(KeyError::WeakPublicKey));
-        assert_eq!(PublicKey::from_slice(&[1, 2, 3]), Err(KeyError::PublicKeyLength(3)));
+        assert_eq!(
+            PublicKey::from_bytes(&identity),
+            Err(KeyError::WeakPublicKey)
+        );
+        assert_eq!(
+            PublicKey::from_slice(&[1, 2, 3]),
+            Err(KeyError::PublicKeyLength(3))
+        );
         // y = 2 is not on the curve.
         let mut bad = [0u8; 32];
         bad[0] = 2;

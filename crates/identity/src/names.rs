@@ -29,7 +29,10 @@ pub fn validate_agent_name(name: &str) -> Result<(), NameError> {
     if name.len() > 64 {
         return Err(NameError::NameTooLong(name.to_owned()));
     }
-    let first_ok = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let first_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
     let rest_ok = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
@@ -81,19 +84,38 @@ mod tests {
         }
         assert_eq!(validate_agent_name(""), Err(NameError::EmptyName));
         for bad in ["-flag", ".hidden", "a b", "a/b", "a:b", "naïve", "a\n"] {
-            assert!(matches!(validate_agent_name(bad), Err(NameError::BadName(_))), "{bad}");
+            assert!(
+                matches!(validate_agent_name(bad), Err(NameError::BadName(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(validate_agent_name(&"x".repeat(65)), Err(NameError::NameTooLong(_))));
-        assert!(matches!(validate_agent_name("did:mesh:z6Mk"), Err(NameError::NameIsDid(_))));
+        assert!(matches!(
+            validate_agent_name(&"x".repeat(65)),
+            Err(NameError::NameTooLong(_))
+        ));
+        assert!(matches!(
+            validate_agent_name("did:mesh:z6Mk"),
+            Err(NameError::NameIsDid(_))
+        ));
     }
 
     #[test]
     fn emails() {
-        assert_eq!(validate_email("Alice@Company.com").as_deref(), Ok("alice@company.com"));
+        assert_eq!(
+            validate_email("Alice@Company.com").as_deref(),
+            Ok("alice@company.com")
+        );
         validate_email("bob.smith+agents@sub.example.org").expect("valid");
         for bad in [
-            "alice", "@company.com", "alice@", "alice@company", "alice@@company.com",
-            "alice@company..com", "al ice@company.com", ".alice@company.com", "alice@-co.com",
+            "alice",
+            "@company.com",
+            "alice@",
+            "alice@company",
+            "alice@@company.com",
+            "alice@company..com",
+            "al ice@company.com",
+            ".alice@company.com",
+            "alice@-co.com",
             "alice@company.com\n",
         ] {
             assert!(validate_email(bad).is_err(), "{bad:?}");

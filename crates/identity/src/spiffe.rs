@@ -45,7 +45,9 @@ impl SpiffeId {
         if s.len() > MAX_ID_LEN {
             return Err(SpiffeError::TooLong(s.len()));
         }
-        let rest = s.strip_prefix("spiffe://").ok_or(SpiffeError::WrongScheme)?;
+        let rest = s
+            .strip_prefix("spiffe://")
+            .ok_or(SpiffeError::WrongScheme)?;
         let (td, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
@@ -182,15 +184,27 @@ mod tests {
             ("http://example.org/a", WrongScheme),
             ("SPIFFE://example.org/a", WrongScheme),
             ("spiffe:///a", EmptyTrustDomain),
-            ("spiffe://Example.org/a", BadTrustDomain("Example.org".into())),
-            ("spiffe://example.org:8080/a", BadTrustDomain("example.org:8080".into())),
-            ("spiffe://user@example.org/a", BadTrustDomain("user@example.org".into())),
+            (
+                "spiffe://Example.org/a",
+                BadTrustDomain("Example.org".into()),
+            ),
+            (
+                "spiffe://example.org:8080/a",
+                BadTrustDomain("example.org:8080".into()),
+            ),
+            (
+                "spiffe://user@example.org/a",
+                BadTrustDomain("user@example.org".into()),
+            ),
             ("spiffe://example.org/", EmptySegment),
             ("spiffe://example.org//a", EmptySegment),
             ("spiffe://example.org/a/", EmptySegment),
             ("spiffe://example.org/./a", DotSegment),
             ("spiffe://example.org/a/..", DotSegment),
-            ("spiffe://example.org/agent/did:mesh:z6Mk", BadSegment("did:mesh:z6Mk".into())),
+            (
+                "spiffe://example.org/agent/did:mesh:z6Mk",
+                BadSegment("did:mesh:z6Mk".into()),
+            ),
             ("spiffe://example.org/a%20b", BadSegment("a%20b".into())),
             ("spiffe://example.org/a?x=1", BadSegment("a?x=1".into())),
             ("spiffe://example.org/a#f", BadSegment("a#f".into())),

@@ -64,7 +64,10 @@ impl Sponsorship {
             .collect::<Vec<_>>()
             .join(",");
         let mut out = String::with_capacity(512);
-        out.push_str(&format!("{{\"agent_did\":{}", s(&self.agent_did.to_string())));
+        out.push_str(&format!(
+            "{{\"agent_did\":{}",
+            s(&self.agent_did.to_string())
+        ));
         out.push_str(&format!(",\"agent_name\":{}", s(&self.agent_name)));
         out.push_str(&format!(",\"capabilities\":[{caps}]"));
         if let Some(exp) = self.expires_at {
@@ -76,7 +79,10 @@ impl Sponsorship {
         }
         out.push_str(&format!(",\"spiffe_id\":{}", s(self.spiffe_id.as_str())));
         out.push_str(&format!(",\"sponsor\":{}", s(&self.sponsor)));
-        out.push_str(&format!(",\"sponsor_did\":{}}}", s(&self.sponsor_did.to_string())));
+        out.push_str(&format!(
+            ",\"sponsor_did\":{}}}",
+            s(&self.sponsor_did.to_string())
+        ));
         out.into_bytes()
     }
 
@@ -134,7 +140,10 @@ mod tests {
         let sponsor = KeyPair::from_seed(&[1u8; 32]);
         let att = sample(&sponsor);
         att.verify(1_790_000_001).expect("valid");
-        assert_eq!(att.verify(1_800_000_000), Err(SponsorshipError::Expired(1_800_000_000)));
+        assert_eq!(
+            att.verify(1_800_000_000),
+            Err(SponsorshipError::Expired(1_800_000_000))
+        );
         let text = String::from_utf8(att.canonical_bytes()).expect("utf8");
         assert!(text.starts_with("{\"agent_did\":\"did:mesh:z6Mk"), "{text}");
         assert!(!text.contains("signature"));
@@ -153,7 +162,8 @@ mod tests {
         a.agent_name.push('x');
         changed.push(a);
         let mut a = att.clone();
-        a.capabilities.push(Capability::parse("delete:*").expect("cap"));
+        a.capabilities
+            .push(Capability::parse("delete:*").expect("cap"));
         changed.push(a);
         let mut a = att.clone();
         a.expires_at = None;
@@ -177,7 +187,10 @@ mod tests {
         a.sponsor_did = KeyPair::from_seed(&[7u8; 32]).did();
         changed.push(a);
         for a in changed {
-            assert!(a.verify(now).is_err(), "tampered attestation verified: {a:?}");
+            assert!(
+                a.verify(now).is_err(),
+                "tampered attestation verified: {a:?}"
+            );
         }
     }
 }
