@@ -71,8 +71,11 @@ impl VerifiedCache {
             return None;
         }
         let generation = directory.generation();
-        if entry.generation.load(Ordering::Acquire) != generation {
-            if let Err(e) = check_live(&chain.link_hashes, &chain.agents, directory) {
+        // Registration expiry depends on the clock, not the generation.
+        if chain.agents_expire_at <= opts.now
+            || entry.generation.load(Ordering::Acquire) != generation
+        {
+            if let Err(e) = check_live(&chain.link_hashes, &chain.agents, directory, opts.now) {
                 return Some(Err(e));
             }
             entry.generation.store(generation, Ordering::Release);

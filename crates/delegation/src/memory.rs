@@ -47,15 +47,21 @@ impl MemoryDirectory {
         capabilities: Vec<Capability>,
         status: AgentStatus,
     ) {
-        self.agents.insert(
+        self.add_agent_entry(
             did,
             AgentEntry {
                 name: name.into(),
                 sponsor_did,
                 capabilities: capabilities.into(),
                 status,
+                expires_at: None,
             },
         );
+    }
+
+    /// Adds or replaces an agent with every field given.
+    pub fn add_agent_entry(&mut self, did: Did, entry: AgentEntry) {
+        self.agents.insert(did, entry);
         self.generation += 1;
     }
 

@@ -32,6 +32,8 @@ pub struct AgentEntry {
     /// The capabilities the sponsor attested when the agent was created.
     pub capabilities: Arc<[Capability]>,
     pub status: AgentStatus,
+    /// When the agent's registration ends (unix seconds), if it does.
+    pub expires_at: Option<u64>,
 }
 
 /// The registry as the verifier sees it. Implementations are snapshots or
@@ -136,6 +138,13 @@ pub enum VerifyError {
     },
     #[error("link {link} ({hash}) is revoked; every delegation below it is void")]
     LinkRevoked { link: usize, hash: String },
+    #[error("link {link}: agent `{name}` ({did}) registration expired at {expires_at}")]
+    AgentExpired {
+        link: usize,
+        name: String,
+        did: Did,
+        expires_at: u64,
+    },
     #[error("link {link}: agent `{name}` ({did}) is {status:?}")]
     AgentNotActive {
         link: usize,
@@ -176,6 +185,9 @@ pub struct VerifiedChain {
     pub(crate) link_hashes: Vec<[u8; 32]>,
     #[serde(skip)]
     pub(crate) agents: Vec<Did>,
+    /// Earliest registration expiry of the agents in the chain.
+    #[serde(skip)]
+    pub(crate) agents_expire_at: u64,
 }
 
 impl VerifiedChain {
@@ -250,6 +262,7 @@ pub fn verify_token(
     let mut seen: Vec<[u8; 32]> = vec![root.issuer];
     let mut names: Vec<Arc<str>> = vec![sponsor.email.clone()];
     let (mut nbf, mut exp) = (0u64, u64::MAX);
+    let mut agents_expire_at = u64::MAX;
 
     for (i, d) in links.iter().enumerate() {
         let link = &d.link;
@@ -324,6 +337,7 @@ pub fn verify_token(
                 now: opts.now,
             });
         }
+        agents_expire_at = agents_expire_at.min(agent.expires_at.unwrap_or(u64::MAX));
         nbf = nbf.max(link.not_before);
         exp = exp.min(link.expires_at);
         agents.push(audience);
@@ -343,7 +357,7 @@ pub fn verify_token(
     }
 
     let link_hashes: Vec<[u8; 32]> = links.iter().map(|d| d.hash).collect();
-    check_live(&link_hashes, &agents, directory)?;
+    check_live(&link_hashes, &agents, directory, opts.now)?;
 
     let last = &links[links.len() - 1].link;
     Ok(VerifiedChain {
@@ -357,16 +371,18 @@ pub fn verify_token(
         links: summaries,
         link_hashes,
         agents,
+        agents_expire_at,
     })
 }
 
-/// The checks that can change after a token was verified: revoked links and
-/// agents that stopped being active. Cheap (lookups only), so caches re-run
+/// The checks that can change after a token was verified: revoked links,
+/// agents that stopped being active and registrations that ran out. Cheap (lookups only), so caches re-run
 /// it whenever the directory's generation moves.
 pub(crate) fn check_live(
     link_hashes: &[[u8; 32]],
     agents: &[Did],
     directory: &dyn Directory,
+    now: u64,
 ) -> Result<(), VerifyError> {
     for (i, h) in link_hashes.iter().enumerate() {
         if directory.is_link_revoked(h) {
@@ -387,7 +403,16 @@ pub(crate) fn check_live(
                     status: a.status,
                 });
             }
-            Some(_) => {}
+            Some(a) => {
+                if let Some(expires_at) = a.expires_at.filter(|e| now >= *e) {
+                    return Err(VerifyError::AgentExpired {
+                        link: i,
+                        name: a.name.to_string(),
+                        did: *did,
+                        expires_at,
+                    });
+                }
+            }
         }
     }
     Ok(())

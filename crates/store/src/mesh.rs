@@ -1,0 +1,489 @@
+//! Mesh operations: the rules for creating sponsors and agents, changing
+//! their status and issuing delegations, over a [`MeshHome`] (keys) and a
+//! [`Registry`] (records). The CLI and the control plane both call these,
+//! so the rules live in one place.
+
+use crate::registry::{Registry, load_directory, parse_hex32};
+use crate::{AgentRecord, KeyCustody, KeyKind, MeshHome, RevokedLink, SponsorRecord, StoreError};
+use agentmesh_capability::{Capability, covers_all, display_list, normalize, uncovered};
+use agentmesh_delegation::{
+    AgentStatus, Grant, IssueError, Token, VerifiedChain, VerifyError, VerifyOptions, hex,
+    verify_token,
+};
+use agentmesh_identity::{
+    Did, KeyPair, NameError, PublicKey, SpiffeId, Sponsorship, validate_agent_name, validate_email,
+};
+use std::sync::Arc;
+
+/// Why a mesh operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("no sponsor `{0}`: create it with `agentmesh sponsor create {0}`")]
+    UnknownSponsor(String),
+    #[error("sponsor `{0}` is deactivated and cannot sponsor agents")]
+    SponsorInactive(String),
+    #[error("no agent `{0}` (give a name or a DID; `agentmesh agent list` shows them)")]
+    UnknownAgent(String),
+    #[error("agent name `{0}` is taken")]
+    DuplicateAgent(String),
+    #[error("sponsor `{0}` already exists")]
+    DuplicateSponsor(String),
+    #[error("{who} does not hold {uncovered} (it holds: {held})")]
+    CapabilityNotHeld {
+        who: String,
+        uncovered: String,
+        held: String,
+    },
+    #[error("agent `{name}` is {status:?}; only active agents can {action}")]
+    NotActive {
+        name: String,
+        status: AgentStatus,
+        action: &'static str,
+    },
+    #[error("the agent's expiry is after its parent `{parent}` expires")]
+    OutlivesParent { parent: String },
+    #[error("{0}")]
+    Issue(#[from] IssueError),
+    #[error("the parent token is not valid: {0}")]
+    ParentToken(VerifyError),
+    #[error("the parent token was issued to {holder}, not to `{from}`")]
+    NotTokenHolder { holder: String, from: String },
+    #[error("the new token does not verify: {0}")]
+    SelfCheck(VerifyError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The registry and the keys of one mesh home.
+#[derive(Clone)]
+pub struct Mesh {
+    home: MeshHome,
+    registry: Arc<dyn Registry>,
+}
+
+impl std::fmt::Debug for Mesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mesh")
+            .field("home", &self.home.root())
+            .finish()
+    }
+}
+
+/// What `agent create` / `agent import` ask for.
+#[derive(Debug, Clone)]
+pub struct NewAgent {
+    pub name: String,
+    pub sponsor: String,
+    pub capabilities: Vec<Capability>,
+    /// Name or DID of the parent agent.
+    pub parent: Option<String>,
+    pub expires_at: Option<u64>,
+}
+
+/// What a delegation asks for.
+#[derive(Debug, Clone)]
+pub struct NewDelegation {
+    /// A sponsor e-mail (issues a root link) or an agent name/DID.
+    pub from: String,
+    /// Agent name or DID.
+    pub to: String,
+    /// `None`: everything the issuer holds.
+    pub capabilities: Option<Vec<Capability>>,
+    pub ttl_secs: u64,
+    pub max_depth: Option<u8>,
+    /// A token held by `from` to extend; without it, `from`'s sponsor issues
+    /// the root link first.
+    pub parent_token: Option<String>,
+}
+
+impl Mesh {
+    pub fn new(home: MeshHome, registry: Arc<dyn Registry>) -> Self {
+        Self { home, registry }
+    }
+
+    /// Opens the home's embedded registry.
+    pub async fn open(home: MeshHome) -> Result<Self, StoreError> {
+        let registry = home.registry().await?;
+        Ok(Self::new(home, Arc::new(registry)))
+    }
+
+    pub fn home(&self) -> &MeshHome {
+        &self.home
+    }
+
+    pub fn registry(&self) -> &dyn Registry {
+        &*self.registry
+    }
+
+    /// Creates a sponsor with a new key held in the home. `capabilities`
+    /// bounds what the sponsor can grant (default `*`).
+    pub async fn create_sponsor(
+        &self,
+        email: &str,
+        capabilities: Option<Vec<Capability>>,
+        now: u64,
+    ) -> Result<SponsorRecord, MeshError> {
+        let email = validate_email(email)?;
+        if self.registry.sponsor_by_email(&email).await?.is_some() {
+            return Err(MeshError::DuplicateSponsor(email));
+        }
+        let capabilities = match capabilities {
+            Some(c) if !c.is_empty() => normalize(c),
+            Some(_) => {
+                return Err(MeshError::Invalid(
+                    "a sponsor needs at least one capability".into(),
+                ));
+            }
+            None => vec![parse_cap("*")?],
+        };
+        let key = KeyPair::generate().map_err(|e| MeshError::Invalid(e.to_string()))?;
+        let record = SponsorRecord {
+            email: email.clone(),
+            did: key.did(),
+            capabilities,
+            created_at: now,
+            active: true,
+        };
+        let kind = KeyKind::Sponsor(&email);
+        self.home.write_key(kind, &key)?;
+        if let Err(e) = self.registry.insert_sponsor(&record).await {
+            let _ = self.home.remove_key(kind);
+            return Err(match e {
+                StoreError::Duplicate { .. } => MeshError::DuplicateSponsor(email),
+                e => e.into(),
+            });
+        }
+        Ok(record)
+    }
+
+    /// Creates an agent whose key is generated and held in the home.
+    pub async fn create_agent(&self, new: NewAgent, now: u64) -> Result<AgentRecord, MeshError> {
+        let key = KeyPair::generate().map_err(|e| MeshError::Invalid(e.to_string()))?;
+        self.register_agent(new, *key.public(), Some(&key), now)
+            .await
+    }
+
+    /// Registers an agent whose private key is held elsewhere.
+    pub async fn import_agent(
+        &self,
+        new: NewAgent,
+        public_key: PublicKey,
+        now: u64,
+    ) -> Result<AgentRecord, MeshError> {
+        self.register_agent(new, public_key, None, now).await
+    }
+
+    async fn register_agent(
+        &self,
+        new: NewAgent,
+        public_key: PublicKey,
+        private: Option<&KeyPair>,
+        now: u64,
+    ) -> Result<AgentRecord, MeshError> {
+        validate_agent_name(&new.name)?;
+        let sponsor_email = validate_email(&new.sponsor)?;
+        let sponsor = self
+            .registry
+            .sponsor_by_email(&sponsor_email)
+            .await?
+            .ok_or_else(|| MeshError::UnknownSponsor(sponsor_email.clone()))?;
+        if !sponsor.active {
+            return Err(MeshError::SponsorInactive(sponsor.email));
+        }
+        if self.registry.agent_by_name(&new.name).await?.is_some() {
+            return Err(MeshError::DuplicateAgent(new.name));
+        }
+        if new.capabilities.is_empty() {
+            return Err(MeshError::Invalid(
+                "an agent needs at least one capability".into(),
+            ));
+        }
+        let capabilities = normalize(new.capabilities);
+        require_held(
+            &format!("sponsor {}", sponsor.email),
+            &sponsor.capabilities,
+            &capabilities,
+        )?;
+        let mut expires_at = new.expires_at;
+        let parent = match &new.parent {
+            None => None,
+            Some(p) => {
+                let parent = self.agent(p).await?;
+                if parent.status != AgentStatus::Active {
+                    return Err(MeshError::NotActive {
+                        name: parent.name,
+                        status: parent.status,
+                        action: "be a parent",
+                    });
+                }
+                require_held(
+                    &format!("parent agent `{}`", parent.name),
+                    &parent.capabilities,
+                    &capabilities,
+                )?;
+                match (parent.expires_at, expires_at) {
+                    (Some(pe), Some(e)) if e > pe => {
+                        return Err(MeshError::OutlivesParent {
+                            parent: parent.name,
+                        });
+                    }
+                    (Some(pe), None) => expires_at = Some(pe),
+                    _ => {}
+                }
+                Some(parent)
+            }
+        };
+        let spiffe_id = SpiffeId::for_agent(&self.home.config().trust_domain, &new.name)
+            .map_err(|e| MeshError::Invalid(e.to_string()))?;
+        let sponsor_key = self.home.read_key(KeyKind::Sponsor(&sponsor.email))?;
+        let sponsorship = Sponsorship {
+            agent_did: public_key.did(),
+            agent_name: new.name.clone(),
+            spiffe_id: spiffe_id.clone(),
+            sponsor: sponsor.email.clone(),
+            sponsor_did: sponsor.did,
+            capabilities: capabilities.clone(),
+            parent_did: parent.as_ref().map(|p| p.did),
+            issued_at: now,
+            expires_at,
+            signature: String::new(),
+        }
+        .sign(&sponsor_key);
+        let record = AgentRecord {
+            name: new.name.clone(),
+            did: public_key.did(),
+            spiffe_id,
+            sponsor: sponsor.email,
+            sponsor_did: sponsor.did,
+            parent_did: parent.map(|p| p.did),
+            capabilities,
+            status: AgentStatus::Active,
+            status_reason: None,
+            created_at: now,
+            updated_at: now,
+            expires_at,
+            key_custody: if private.is_some() {
+                KeyCustody::Home
+            } else {
+                KeyCustody::External
+            },
+            sponsorship,
+        };
+        let kind = KeyKind::Agent(&new.name);
+        if let Some(key) = private {
+            self.home.write_key(kind, key)?;
+        }
+        if let Err(e) = self.registry.insert_agent(&record).await {
+            if private.is_some() {
+                let _ = self.home.remove_key(kind);
+            }
+            return Err(match e {
+                StoreError::Duplicate { key, .. } => MeshError::DuplicateAgent(key),
+                e => e.into(),
+            });
+        }
+        Ok(record)
+    }
+
+    /// Finds an agent by name or DID.
+    pub async fn agent(&self, name_or_did: &str) -> Result<AgentRecord, MeshError> {
+        let found = if name_or_did.starts_with("did:") {
+            let did = Did::parse(name_or_did)
+                .map_err(|e| MeshError::Invalid(format!("`{name_or_did}`: {e}")))?;
+            self.registry.agent_by_did(&did).await?
+        } else {
+            self.registry.agent_by_name(name_or_did).await?
+        };
+        found.ok_or_else(|| MeshError::UnknownAgent(name_or_did.to_owned()))
+    }
+
+    /// Revokes an agent and all its descendants. Returns their names.
+    pub async fn revoke_agent(
+        &self,
+        name_or_did: &str,
+        reason: &str,
+        now: u64,
+    ) -> Result<Vec<String>, MeshError> {
+        let agent = self.agent(name_or_did).await?;
+        Ok(self.registry.revoke_agent(&agent.did, reason, now).await?)
+    }
+
+    /// Suspends (`active → suspended`) or reactivates (`suspended → active`).
+    pub async fn set_status(
+        &self,
+        name_or_did: &str,
+        status: AgentStatus,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<AgentRecord, MeshError> {
+        let agent = self.agent(name_or_did).await?;
+        self.registry
+            .set_agent_status(&agent.did, status, reason, now)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) => MeshError::Invalid(m),
+                e => e.into(),
+            })?;
+        self.agent(name_or_did).await
+    }
+
+    /// Issues a delegation token (see [`NewDelegation`]) and checks that it
+    /// verifies before returning it.
+    pub async fn delegate(&self, req: NewDelegation, now: u64) -> Result<Token, MeshError> {
+        let to = self.agent(&req.to).await?;
+        if to.status != AgentStatus::Active {
+            return Err(MeshError::NotActive {
+                name: to.name,
+                status: to.status,
+                action: "receive a delegation",
+            });
+        }
+        let expires_at = now.saturating_add(req.ttl_secs.max(1));
+        let default_depth = self.home.config().defaults.delegation_max_depth;
+        let token = if req.from.contains('@') {
+            // A sponsor issues a root link to an agent it sponsors.
+            let sponsor = self
+                .registry
+                .sponsor_by_email(&req.from)
+                .await?
+                .ok_or_else(|| MeshError::UnknownSponsor(req.from.clone()))?;
+            let key = self.home.read_key(KeyKind::Sponsor(&sponsor.email))?;
+            let caps = req
+                .capabilities
+                .clone()
+                .unwrap_or_else(|| to.capabilities.clone());
+            require_held(
+                &format!("agent `{}`'s registration", to.name),
+                &to.capabilities,
+                &caps,
+            )?;
+            Token::issue_root(
+                &key,
+                Grant {
+                    audience: to.did,
+                    capabilities: caps,
+                    not_before: now,
+                    expires_at,
+                    max_depth: Some(req.max_depth.unwrap_or(default_depth)),
+                },
+            )?
+        } else {
+            let from = self.agent(&req.from).await?;
+            if from.status != AgentStatus::Active {
+                return Err(MeshError::NotActive {
+                    name: from.name,
+                    status: from.status,
+                    action: "delegate",
+                });
+            }
+            let from_key = self.home.read_key(KeyKind::Agent(&from.name))?;
+            let parent = match &req.parent_token {
+                Some(text) => {
+                    let chain = self.verify(text, now).await.map_err(|e| match e {
+                        MeshError::SelfCheck(v) => MeshError::ParentToken(v),
+                        e => e,
+                    })?;
+                    if chain.holder != from.did {
+                        return Err(MeshError::NotTokenHolder {
+                            holder: format!("{} ({})", chain.holder_name, chain.holder),
+                            from: from.name,
+                        });
+                    }
+                    Token::parse(text).map_err(|e| MeshError::ParentToken(e.into()))?
+                }
+                None => {
+                    let sponsor_key = self.home.read_key(KeyKind::Sponsor(&from.sponsor))?;
+                    Token::issue_root(
+                        &sponsor_key,
+                        Grant {
+                            audience: from.did,
+                            capabilities: from.capabilities.clone(),
+                            not_before: now,
+                            expires_at,
+                            max_depth: Some(default_depth.max(1)),
+                        },
+                    )?
+                }
+            };
+            let parent_link = &parent.links()[parent.links().len() - 1].link;
+            let caps = req
+                .capabilities
+                .clone()
+                .unwrap_or_else(|| parent.capabilities().to_vec());
+            parent.delegate(
+                &from_key,
+                Grant {
+                    audience: to.did,
+                    capabilities: caps,
+                    not_before: now.max(parent_link.not_before),
+                    // Never outlive the parent: clip rather than fail.
+                    expires_at: expires_at.min(parent_link.expires_at),
+                    max_depth: req.max_depth,
+                },
+            )?
+        };
+        let directory = load_directory(&*self.registry).await?;
+        verify_token(&token, &directory, VerifyOptions::at(now)).map_err(MeshError::SelfCheck)?;
+        Ok(token)
+    }
+
+    /// Verifies a token against the current registry.
+    pub async fn verify(&self, text: &str, now: u64) -> Result<VerifiedChain, MeshError> {
+        let directory = load_directory(&*self.registry).await?;
+        let token = Token::parse(text).map_err(|e| MeshError::SelfCheck(e.into()))?;
+        verify_token(&token, &directory, VerifyOptions::at(now)).map_err(MeshError::SelfCheck)
+    }
+
+    /// Revokes one link of a token (default: the last), or a link given by
+    /// its hex hash. Every token that contains that link stops verifying.
+    pub async fn revoke_delegation(
+        &self,
+        token_or_hash: &str,
+        link: Option<usize>,
+        reason: &str,
+        now: u64,
+    ) -> Result<RevokedLink, MeshError> {
+        let hash = if let Some(h) = parse_hex32(token_or_hash) {
+            hex(&h)
+        } else {
+            let token = Token::parse(token_or_hash)
+                .map_err(|e| MeshError::Invalid(format!("not a token or link hash: {e}")))?;
+            let n = token.links().len();
+            let i = link.unwrap_or(n - 1);
+            if i >= n {
+                return Err(MeshError::Invalid(format!(
+                    "the token has links 0..={}; there is no link {i}",
+                    n - 1
+                )));
+            }
+            hex(&token.links()[i].hash)
+        };
+        let record = RevokedLink {
+            hash,
+            reason: reason.to_owned(),
+            revoked_at: now,
+        };
+        self.registry.revoke_link(&record).await?;
+        Ok(record)
+    }
+}
+
+fn parse_cap(s: &str) -> Result<Capability, MeshError> {
+    Capability::parse(s).map_err(|e| MeshError::Invalid(e.to_string()))
+}
+
+fn require_held(who: &str, held: &[Capability], wanted: &[Capability]) -> Result<(), MeshError> {
+    if covers_all(held, wanted) {
+        return Ok(());
+    }
+    let missing: Vec<Capability> = uncovered(held, wanted).into_iter().cloned().collect();
+    Err(MeshError::CapabilityNotHeld {
+        who: who.to_owned(),
+        uncovered: display_list(&missing),
+        held: display_list(held),
+    })
+}

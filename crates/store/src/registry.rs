@@ -1,0 +1,84 @@
+use crate::{AgentRecord, RevokedLink, SponsorRecord, StoreError};
+use agentmesh_delegation::{AgentEntry, AgentStatus, MemoryDirectory};
+use agentmesh_identity::Did;
+
+/// The registry's storage. Every implementation must pass the same suite
+/// (`tests/registry.rs`).
+#[async_trait::async_trait]
+pub trait Registry: Send + Sync {
+    async fn insert_sponsor(&self, sponsor: &SponsorRecord) -> Result<(), StoreError>;
+    async fn sponsor_by_email(&self, email: &str) -> Result<Option<SponsorRecord>, StoreError>;
+    async fn sponsor_by_did(&self, did: &Did) -> Result<Option<SponsorRecord>, StoreError>;
+    async fn list_sponsors(&self) -> Result<Vec<SponsorRecord>, StoreError>;
+
+    /// Fails with `Duplicate` when the name or DID is taken.
+    async fn insert_agent(&self, agent: &AgentRecord) -> Result<(), StoreError>;
+    async fn agent_by_name(&self, name: &str) -> Result<Option<AgentRecord>, StoreError>;
+    async fn agent_by_did(&self, did: &Did) -> Result<Option<AgentRecord>, StoreError>;
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+
+    /// Revokes the agent and, in the same transaction, every agent below it
+    /// (by `parent_did`, transitively). Returns the names revoked, the agent
+    /// itself first. Revoking is permanent.
+    async fn revoke_agent(
+        &self,
+        did: &Did,
+        reason: &str,
+        now: u64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Moves an agent between `active` and `suspended`. A revoked agent
+    /// cannot change status.
+    async fn set_agent_status(
+        &self,
+        did: &Did,
+        status: AgentStatus,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Records a revoked delegation link (idempotent).
+    async fn revoke_link(&self, link: &RevokedLink) -> Result<(), StoreError>;
+    async fn revoked_links(&self) -> Result<Vec<RevokedLink>, StoreError>;
+}
+
+/// Loads the registry into the in-memory directory the delegation verifier
+/// reads.
+pub async fn load_directory(registry: &dyn Registry) -> Result<MemoryDirectory, StoreError> {
+    let mut dir = MemoryDirectory::new();
+    for s in registry.list_sponsors().await? {
+        dir.add_sponsor(s.did, &s.email, s.capabilities, s.active);
+    }
+    for a in registry.list_agents().await? {
+        dir.add_agent_entry(
+            a.did,
+            AgentEntry {
+                name: a.name.into(),
+                sponsor_did: a.sponsor_did,
+                capabilities: a.capabilities.into(),
+                status: a.status,
+                expires_at: a.expires_at,
+            },
+        );
+    }
+    for l in registry.revoked_links().await? {
+        let bytes = parse_hex32(&l.hash)
+            .ok_or_else(|| StoreError::Corrupt(format!("revoked link hash `{}`", l.hash)))?;
+        dir.revoke_link(bytes);
+    }
+    Ok(dir)
+}
+
+/// Parses 64 hex characters.
+pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        let hi = (chunk[0] as char).to_digit(16)?;
+        let lo = (chunk[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}

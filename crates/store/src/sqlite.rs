@@ -1,0 +1,448 @@
+//! The embedded registry: one SQLite file in WAL mode with `synchronous=FULL`,
+//! so a write that returned is on disk.
+
+use crate::registry::Registry;
+use crate::{AgentRecord, KeyCustody, RevokedLink, SponsorRecord, StoreError};
+use agentmesh_capability::Capability;
+use agentmesh_delegation::AgentStatus;
+use agentmesh_identity::{Did, SpiffeId, Sponsorship};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use std::path::Path;
+use std::time::Duration;
+
+/// Schema migrations, applied in order; the index + 1 is the version.
+/// Never edit a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sponsors (
+    email        TEXT PRIMARY KEY,
+    did          TEXT NOT NULL UNIQUE,
+    capabilities TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    active       INTEGER NOT NULL
+);
+CREATE TABLE agents (
+    name          TEXT PRIMARY KEY,
+    did           TEXT NOT NULL UNIQUE,
+    spiffe_id     TEXT NOT NULL UNIQUE,
+    sponsor       TEXT NOT NULL REFERENCES sponsors(email),
+    sponsor_did   TEXT NOT NULL,
+    parent_did    TEXT REFERENCES agents(did),
+    capabilities  TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'revoked')),
+    status_reason TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    expires_at    INTEGER,
+    key_custody   TEXT NOT NULL CHECK (key_custody IN ('home', 'external')),
+    sponsorship   TEXT NOT NULL
+);
+CREATE INDEX agents_by_parent ON agents(parent_did);
+CREATE TABLE revoked_links (
+    hash       TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+"#];
+
+/// The embedded registry.
+#[derive(Debug, Clone)]
+pub struct SqliteRegistry {
+    pool: SqlitePool,
+}
+
+impl SqliteRegistry {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let registry = Self { pool };
+        registry.migrate().await?;
+        Ok(registry)
+    }
+
+    /// An in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let registry = Self { pool };
+        registry.migrate().await?;
+        Ok(registry)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await?;
+        let current = current.unwrap_or(0);
+        if current > MIGRATIONS.len() as i64 {
+            return Err(StoreError::Conflict(format!(
+                "registry schema version {current} is newer than this build understands ({}); upgrade agentmesh",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                .bind(i as i64 + 1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn did_text(did: &Did) -> String {
+    did.to_mesh().to_string()
+}
+
+fn caps_json(caps: &[Capability]) -> String {
+    serde_json::to_string(caps).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn status_text(s: AgentStatus) -> &'static str {
+    match s {
+        AgentStatus::Active => "active",
+        AgentStatus::Suspended => "suspended",
+        AgentStatus::Revoked => "revoked",
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn ts(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn sponsor_from_row(row: &SqliteRow) -> Result<SponsorRecord, StoreError> {
+    let did: String = row.try_get("did")?;
+    let caps: String = row.try_get("capabilities")?;
+    Ok(SponsorRecord {
+        email: row.try_get("email")?,
+        did: Did::parse(&did).map_err(|e| corrupt("sponsor DID", e))?,
+        capabilities: serde_json::from_str(&caps)
+            .map_err(|e| corrupt("sponsor capabilities", e))?,
+        created_at: ts(row.try_get("created_at")?),
+        active: row.try_get::<i64, _>("active")? != 0,
+    })
+}
+
+fn agent_from_row(row: &SqliteRow) -> Result<AgentRecord, StoreError> {
+    let did: String = row.try_get("did")?;
+    let sponsor_did: String = row.try_get("sponsor_did")?;
+    let parent: Option<String> = row.try_get("parent_did")?;
+    let spiffe: String = row.try_get("spiffe_id")?;
+    let caps: String = row.try_get("capabilities")?;
+    let status: String = row.try_get("status")?;
+    let custody: String = row.try_get("key_custody")?;
+    let sponsorship: String = row.try_get("sponsorship")?;
+    Ok(AgentRecord {
+        name: row.try_get("name")?,
+        did: Did::parse(&did).map_err(|e| corrupt("agent DID", e))?,
+        spiffe_id: SpiffeId::parse(&spiffe).map_err(|e| corrupt("SPIFFE ID", e))?,
+        sponsor: row.try_get("sponsor")?,
+        sponsor_did: Did::parse(&sponsor_did).map_err(|e| corrupt("sponsor DID", e))?,
+        parent_did: parent
+            .map(|p| Did::parse(&p))
+            .transpose()
+            .map_err(|e| corrupt("parent DID", e))?,
+        capabilities: serde_json::from_str(&caps).map_err(|e| corrupt("agent capabilities", e))?,
+        status: match status.as_str() {
+            "active" => AgentStatus::Active,
+            "suspended" => AgentStatus::Suspended,
+            "revoked" => AgentStatus::Revoked,
+            other => return Err(corrupt("agent status", other)),
+        },
+        status_reason: row.try_get("status_reason")?,
+        created_at: ts(row.try_get("created_at")?),
+        updated_at: ts(row.try_get("updated_at")?),
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
+        key_custody: match custody.as_str() {
+            "home" => KeyCustody::Home,
+            "external" => KeyCustody::External,
+            other => return Err(corrupt("key custody", other)),
+        },
+        sponsorship: serde_json::from_str::<Sponsorship>(&sponsorship)
+            .map_err(|e| corrupt("sponsorship attestation", e))?,
+    })
+}
+
+fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+async fn agent_in_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    did: &Did,
+) -> Result<AgentRecord, StoreError> {
+    let row = sqlx::query("SELECT * FROM agents WHERE did = $1")
+        .bind(did_text(did))
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "agent",
+            key: did.to_string(),
+        })?;
+    agent_from_row(&row)
+}
+
+#[async_trait::async_trait]
+impl Registry for SqliteRegistry {
+    async fn insert_sponsor(&self, s: &SponsorRecord) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO sponsors (email, did, capabilities, created_at, active) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.email)
+        .bind(did_text(&s.did))
+        .bind(caps_json(&s.capabilities))
+        .bind(s.created_at as i64)
+        .bind(i64::from(s.active))
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if unique_violation(&e) => Err(StoreError::Duplicate {
+                what: "sponsor",
+                key: s.email.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn sponsor_by_email(&self, email: &str) -> Result<Option<SponsorRecord>, StoreError> {
+        sqlx::query("SELECT * FROM sponsors WHERE email = $1")
+            .bind(email.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(sponsor_from_row)
+            .transpose()
+    }
+
+    async fn sponsor_by_did(&self, did: &Did) -> Result<Option<SponsorRecord>, StoreError> {
+        sqlx::query("SELECT * FROM sponsors WHERE did = $1")
+            .bind(did_text(did))
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(sponsor_from_row)
+            .transpose()
+    }
+
+    async fn list_sponsors(&self) -> Result<Vec<SponsorRecord>, StoreError> {
+        sqlx::query("SELECT * FROM sponsors ORDER BY email")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(sponsor_from_row)
+            .collect()
+    }
+
+    async fn insert_agent(&self, a: &AgentRecord) -> Result<(), StoreError> {
+        let sponsorship = serde_json::to_string(&a.sponsorship)
+            .map_err(|e| corrupt("sponsorship attestation", e))?;
+        let result = sqlx::query(
+            "INSERT INTO agents (name, did, spiffe_id, sponsor, sponsor_did, parent_did, capabilities, \
+             status, status_reason, created_at, updated_at, expires_at, key_custody, sponsorship) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&a.name)
+        .bind(did_text(&a.did))
+        .bind(a.spiffe_id.as_str())
+        .bind(&a.sponsor)
+        .bind(did_text(&a.sponsor_did))
+        .bind(a.parent_did.as_ref().map(did_text))
+        .bind(caps_json(&a.capabilities))
+        .bind(status_text(a.status))
+        .bind(a.status_reason.as_deref())
+        .bind(a.created_at as i64)
+        .bind(a.updated_at as i64)
+        .bind(a.expires_at.map(|e| e as i64))
+        .bind(match a.key_custody {
+            KeyCustody::Home => "home",
+            KeyCustody::External => "external",
+        })
+        .bind(sponsorship)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if unique_violation(&e) => {
+                let taken_name = self.agent_by_name(&a.name).await?.is_some();
+                Err(StoreError::Duplicate {
+                    what: "agent",
+                    key: if taken_name {
+                        a.name.clone()
+                    } else {
+                        a.did.to_string()
+                    },
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn agent_by_name(&self, name: &str) -> Result<Option<AgentRecord>, StoreError> {
+        sqlx::query("SELECT * FROM agents WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(agent_from_row)
+            .transpose()
+    }
+
+    async fn agent_by_did(&self, did: &Did) -> Result<Option<AgentRecord>, StoreError> {
+        sqlx::query("SELECT * FROM agents WHERE did = $1")
+            .bind(did_text(did))
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(agent_from_row)
+            .transpose()
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        sqlx::query("SELECT * FROM agents ORDER BY created_at, name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(agent_from_row)
+            .collect()
+    }
+
+    async fn revoke_agent(
+        &self,
+        did: &Did,
+        reason: &str,
+        now: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        agent_in_tx(&mut tx, did).await?;
+        // The agent and all its descendants, the agent first, then by depth.
+        let rows = sqlx::query(
+            "WITH RECURSIVE subtree(did, depth) AS ( \
+                 SELECT did, 0 FROM agents WHERE did = $1 \
+                 UNION SELECT a.did, s.depth + 1 FROM agents a JOIN subtree s ON a.parent_did = s.did \
+             ) SELECT agents.name AS name FROM agents JOIN subtree ON agents.did = subtree.did \
+             ORDER BY subtree.depth, agents.name",
+        )
+        .bind(did_text(did))
+        .fetch_all(&mut *tx)
+        .await?;
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<_, _>>()?;
+        sqlx::query(
+            "WITH RECURSIVE subtree(did) AS ( \
+                 SELECT did FROM agents WHERE did = $1 \
+                 UNION SELECT a.did FROM agents a JOIN subtree s ON a.parent_did = s.did \
+             ) UPDATE agents SET status = 'revoked', status_reason = $2, updated_at = $3 \
+             WHERE did IN (SELECT did FROM subtree) AND status <> 'revoked'",
+        )
+        .bind(did_text(did))
+        .bind(reason)
+        .bind(now as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(names)
+    }
+
+    async fn set_agent_status(
+        &self,
+        did: &Did,
+        status: AgentStatus,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        if status == AgentStatus::Revoked {
+            return Err(StoreError::Conflict(
+                "use revoke_agent to revoke (it also revokes descendants)".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let agent = agent_in_tx(&mut tx, did).await?;
+        if agent.status == AgentStatus::Revoked {
+            return Err(StoreError::Conflict(format!(
+                "agent `{}` is revoked; revocation is permanent (create a new agent instead)",
+                agent.name
+            )));
+        }
+        if agent.status == status {
+            return Err(StoreError::Conflict(format!(
+                "agent `{}` is already {}",
+                agent.name,
+                status_text(status)
+            )));
+        }
+        sqlx::query(
+            "UPDATE agents SET status = $1, status_reason = $2, updated_at = $3 WHERE did = $4",
+        )
+        .bind(status_text(status))
+        .bind(reason)
+        .bind(now as i64)
+        .bind(did_text(did))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_link(&self, link: &RevokedLink) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_links (hash, reason, revoked_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(&link.hash)
+        .bind(&link.reason)
+        .bind(link.revoked_at as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoked_links(&self) -> Result<Vec<RevokedLink>, StoreError> {
+        sqlx::query("SELECT * FROM revoked_links ORDER BY revoked_at, hash")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(RevokedLink {
+                    hash: r.try_get("hash")?,
+                    reason: r.try_get("reason")?,
+                    revoked_at: ts(r.try_get("revoked_at")?),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,486 @@
+//! The registry suite every backend must pass, run here against the
+//! embedded SQLite backend (file and in-memory), plus the mesh home and
+//! the mesh operations on a real temporary home.
+
+use agentmesh_capability::parse_list;
+use agentmesh_delegation::AgentStatus;
+use agentmesh_identity::{Jwk, KeyPair};
+use agentmesh_store::{
+    KeyKind, Mesh, MeshError, MeshHome, NewAgent, NewDelegation, SqliteRegistry, StoreError,
+    load_directory,
+};
+use std::sync::Arc;
+
+const NOW: u64 = 1_800_000_000;
+
+async fn mesh() -> (tempfile::TempDir, Mesh) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = MeshHome::init(&dir.path().join("home"), "example.org", NOW)
+        .await
+        .expect("init");
+    let mesh = Mesh::open(home).await.expect("open");
+    (dir, mesh)
+}
+
+fn agent(name: &str, sponsor: &str, caps: &str, parent: Option<&str>) -> NewAgent {
+    NewAgent {
+        name: name.into(),
+        sponsor: sponsor.into(),
+        capabilities: parse_list(caps).expect("caps"),
+        parent: parent.map(str::to_owned),
+        expires_at: None,
+    }
+}
+
+/// Builds a small world through the mesh operations and checks every
+/// registry call against it.
+async fn registry_suite(mesh: &Mesh) {
+    let reg = mesh.registry();
+    let alice = mesh
+        .create_sponsor("Alice@Company.com", None, NOW)
+        .await
+        .expect("sponsor");
+    assert_eq!(alice.email, "alice@company.com");
+    let a = mesh
+        .create_agent(
+            agent(
+                "agent-a",
+                "alice@company.com",
+                "read:*,write:*,delete:*",
+                None,
+            ),
+            NOW,
+        )
+        .await
+        .expect("agent a");
+    let b = mesh
+        .create_agent(
+            agent(
+                "agent-b",
+                "alice@company.com",
+                "read:*,write:reports",
+                Some("agent-a"),
+            ),
+            NOW + 1,
+        )
+        .await
+        .expect("agent b");
+    let c = mesh
+        .create_agent(
+            agent(
+                "agent-c",
+                "alice@company.com",
+                "read:public-data",
+                Some(&b.did.to_string()),
+            ),
+            NOW + 2,
+        )
+        .await
+        .expect("agent c");
+    let other = mesh
+        .create_agent(agent("other", "alice@company.com", "read:x", None), NOW + 3)
+        .await
+        .expect("other");
+
+    // Lookups by every key, in both DID spellings.
+    assert_eq!(
+        reg.sponsor_by_email("ALICE@company.com").await.expect("q"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        reg.sponsor_by_did(&alice.did).await.expect("q"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        reg.agent_by_name("agent-b").await.expect("q"),
+        Some(b.clone())
+    );
+    assert_eq!(
+        reg.agent_by_did(&b.did.to_did_key()).await.expect("q"),
+        Some(b.clone())
+    );
+    assert_eq!(reg.agent_by_name("nobody").await.expect("q"), None);
+    let names: Vec<String> = reg
+        .list_agents()
+        .await
+        .expect("q")
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["agent-a", "agent-b", "agent-c", "other"]);
+    assert_eq!(c.parent_did, Some(b.did));
+    assert_eq!(b.spiffe_id.as_str(), "spiffe://example.org/agent/agent-b");
+
+    // The stored attestation is the sponsor's real signature.
+    let stored = reg.agent_by_name("agent-c").await.expect("q").expect("c");
+    stored
+        .sponsorship
+        .verify(NOW + 10)
+        .expect("attestation verifies");
+    assert_eq!(stored.sponsorship.parent_did, Some(b.did));
+
+    // Suspend and reactivate.
+    reg.set_agent_status(
+        &b.did,
+        AgentStatus::Suspended,
+        Some("investigation"),
+        NOW + 5,
+    )
+    .await
+    .expect("suspend");
+    let sb = reg.agent_by_did(&b.did).await.expect("q").expect("b");
+    assert_eq!(sb.status, AgentStatus::Suspended);
+    assert_eq!(sb.status_reason.as_deref(), Some("investigation"));
+    assert!(matches!(
+        reg.set_agent_status(&b.did, AgentStatus::Suspended, None, NOW + 6)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    reg.set_agent_status(&b.did, AgentStatus::Active, None, NOW + 7)
+        .await
+        .expect("reactivate");
+
+    // Revoking A revokes B and C (descendants), not `other`.
+    let revoked = reg
+        .revoke_agent(&a.did, "compromised", NOW + 8)
+        .await
+        .expect("revoke");
+    assert_eq!(revoked, ["agent-a", "agent-b", "agent-c"]);
+    for name in ["agent-a", "agent-b", "agent-c"] {
+        let r = reg.agent_by_name(name).await.expect("q").expect("exists");
+        assert_eq!(r.status, AgentStatus::Revoked, "{name}");
+    }
+    assert_eq!(
+        reg.agent_by_name("other")
+            .await
+            .expect("q")
+            .expect("o")
+            .status,
+        AgentStatus::Active
+    );
+    // Revocation is permanent.
+    assert!(matches!(
+        reg.set_agent_status(&a.did, AgentStatus::Active, None, NOW + 9)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        reg.set_agent_status(&other.did, AgentStatus::Revoked, None, NOW + 9)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Revoked links, idempotent.
+    let link = agentmesh_store::RevokedLink {
+        hash: "ab".repeat(32),
+        reason: "test".into(),
+        revoked_at: NOW,
+    };
+    reg.revoke_link(&link).await.expect("revoke link");
+    reg.revoke_link(&link).await.expect("again");
+    assert_eq!(reg.revoked_links().await.expect("q"), vec![link]);
+
+    let dir = load_directory(reg).await.expect("directory");
+    use agentmesh_delegation::Directory;
+    assert!(dir.is_link_revoked(&[0xab; 32]));
+    assert_eq!(dir.agent(&c.did).expect("c").status, AgentStatus::Revoked);
+    assert!(dir.sponsor(&alice.did).is_some());
+}
+
+#[tokio::test]
+async fn sqlite_file_backend_passes_the_suite() {
+    let (_dir, mesh) = mesh().await;
+    registry_suite(&mesh).await;
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_backend_passes_the_suite() {
+    let (_dir, file_mesh) = mesh().await;
+    let mem = SqliteRegistry::in_memory().await.expect("memory db");
+    let mesh = Mesh::new(file_mesh.home().clone(), Arc::new(mem));
+    registry_suite(&mesh).await;
+}
+
+#[tokio::test]
+async fn state_survives_reopening() {
+    let (_dir, mesh) = mesh().await;
+    mesh.create_sponsor("alice@company.com", None, NOW)
+        .await
+        .expect("sponsor");
+    mesh.create_agent(agent("agent-a", "alice@company.com", "read:*", None), NOW)
+        .await
+        .expect("agent");
+    let root = mesh.home().root().to_owned();
+    drop(mesh);
+    let reopened = Mesh::open(MeshHome::open(&root).expect("open"))
+        .await
+        .expect("mesh");
+    let a = reopened.agent("agent-a").await.expect("still there");
+    a.sponsorship.verify(NOW).expect("attestation survives");
+}
+
+#[tokio::test]
+async fn clear_errors_for_bad_requests() {
+    let (_dir, mesh) = mesh().await;
+    mesh.create_sponsor(
+        "alice@company.com",
+        Some(parse_list("read:*,write:reports").expect("c")),
+        NOW,
+    )
+    .await
+    .expect("sponsor");
+    assert!(matches!(
+        mesh.create_sponsor("alice@company.com", None, NOW).await,
+        Err(MeshError::DuplicateSponsor(_))
+    ));
+    assert!(matches!(
+        mesh.create_sponsor("not-an-email", None, NOW).await,
+        Err(MeshError::Name(_))
+    ));
+    assert!(matches!(
+        mesh.create_agent(agent("x", "bob@company.com", "read:x", None), NOW)
+            .await,
+        Err(MeshError::UnknownSponsor(_))
+    ));
+    let err = mesh
+        .create_agent(
+            agent("x", "alice@company.com", "read:x,delete:*", None),
+            NOW,
+        )
+        .await
+        .expect_err("sponsor lacks delete");
+    assert!(
+        matches!(&err, MeshError::CapabilityNotHeld { uncovered, .. } if uncovered == "delete:*"),
+        "{err}"
+    );
+    mesh.create_agent(agent("parent", "alice@company.com", "read:data", None), NOW)
+        .await
+        .expect("parent");
+    let err = mesh
+        .create_agent(
+            agent(
+                "child",
+                "alice@company.com",
+                "read:database",
+                Some("parent"),
+            ),
+            NOW,
+        )
+        .await
+        .expect_err("no prefix widening via parent");
+    assert!(matches!(err, MeshError::CapabilityNotHeld { .. }), "{err}");
+    assert!(matches!(
+        mesh.create_agent(
+            agent("child", "alice@company.com", "read:data", Some("ghost")),
+            NOW
+        )
+        .await,
+        Err(MeshError::UnknownAgent(_))
+    ));
+    assert!(matches!(
+        mesh.create_agent(agent("parent", "alice@company.com", "read:data", None), NOW)
+            .await,
+        Err(MeshError::DuplicateAgent(_))
+    ));
+    assert!(matches!(
+        mesh.create_agent(
+            agent("bad name", "alice@company.com", "read:data", None),
+            NOW
+        )
+        .await,
+        Err(MeshError::Name(_))
+    ));
+    // A failed registration leaves no key file behind.
+    assert!(!mesh.home().key_path(KeyKind::Agent("x")).exists());
+}
+
+#[tokio::test]
+async fn imported_agents_hold_their_own_keys() {
+    let (_dir, mesh) = mesh().await;
+    mesh.create_sponsor("alice@company.com", None, NOW)
+        .await
+        .expect("sponsor");
+    let own = KeyPair::generate().expect("key");
+    let jwk = Jwk::from_json(&serde_json::to_string(&Jwk::public(own.public())).expect("json"))
+        .expect("jwk");
+    let rec = mesh
+        .import_agent(
+            agent("external", "alice@company.com", "read:*", None),
+            jwk.public_key().expect("pk"),
+            NOW,
+        )
+        .await
+        .expect("import");
+    assert_eq!(rec.did, own.did());
+    assert_eq!(rec.key_custody, agentmesh_store::KeyCustody::External);
+    assert!(!mesh.home().key_path(KeyKind::Agent("external")).exists());
+    // The mesh cannot sign for it.
+    mesh.create_agent(agent("target", "alice@company.com", "read:*", None), NOW)
+        .await
+        .expect("target");
+    let err = mesh
+        .delegate(
+            NewDelegation {
+                from: "external".into(),
+                to: "target".into(),
+                capabilities: None,
+                ttl_secs: 60,
+                max_depth: None,
+                parent_token: None,
+            },
+            NOW,
+        )
+        .await
+        .expect_err("no key");
+    assert!(
+        matches!(err, MeshError::Store(StoreError::KeyMissing(_))),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn delegation_through_the_registry() {
+    let (_dir, mesh) = mesh().await;
+    mesh.create_sponsor("alice@company.com", None, NOW)
+        .await
+        .expect("sponsor");
+    for (n, c) in [
+        ("a", "read:*,write:*,delete:*"),
+        ("b", "read:*,write:reports"),
+        ("c", "read:public-data"),
+    ] {
+        mesh.create_agent(agent(n, "alice@company.com", c, None), NOW)
+            .await
+            .expect("agent");
+    }
+    let req = |from: &str, to: &str, caps: &str, parent: Option<String>| NewDelegation {
+        from: from.into(),
+        to: to.into(),
+        capabilities: Some(parse_list(caps).expect("caps")),
+        ttl_secs: 3600,
+        max_depth: None,
+        parent_token: parent,
+    };
+    let ab = mesh
+        .delegate(req("a", "b", "read:*,write:reports", None), NOW)
+        .await
+        .expect("a→b");
+    let bc = mesh
+        .delegate(
+            req("b", "c", "read:public-data", Some(ab.as_str().to_owned())),
+            NOW,
+        )
+        .await
+        .expect("b→c");
+    let chain = mesh.verify(bc.as_str(), NOW + 1).await.expect("verifies");
+    assert_eq!(chain.links.len(), 3);
+    assert_eq!(chain.holder_name, "c");
+    // Widening refused at creation.
+    let err = mesh
+        .delegate(req("b", "c", "write:*", Some(ab.as_str().to_owned())), NOW)
+        .await
+        .expect_err("widen");
+    assert!(matches!(err, MeshError::Issue(_)), "{err}");
+    // Extending a token one does not hold.
+    let err = mesh
+        .delegate(req("c", "a", "read:x", Some(ab.as_str().to_owned())), NOW)
+        .await
+        .expect_err("c does not hold ab");
+    assert!(matches!(err, MeshError::NotTokenHolder { .. }), "{err}");
+    // Revoke the middle link: the whole chain below dies.
+    mesh.revoke_delegation(ab.as_str(), None, "rotated", NOW)
+        .await
+        .expect("revoke");
+    let err = mesh
+        .verify(bc.as_str(), NOW + 2)
+        .await
+        .expect_err("revoked");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    // Revoking agent b kills tokens through it.
+    let ab2 = mesh
+        .delegate(req("a", "b", "read:*", None), NOW)
+        .await
+        .expect("a→b again");
+    mesh.revoke_agent("b", "gone", NOW).await.expect("revoke b");
+    assert!(mesh.verify(ab2.as_str(), NOW + 3).await.is_err());
+    // A sponsor issuing a root link directly.
+    let root = mesh
+        .delegate(req("alice@company.com", "a", "read:*", None), NOW)
+        .await
+        .expect("root");
+    assert_eq!(
+        mesh.verify(root.as_str(), NOW + 1)
+            .await
+            .expect("root ok")
+            .links
+            .len(),
+        1
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn private_keys_are_0600_and_readable_keys_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, mesh) = mesh().await;
+    let home = mesh.home();
+    let mesh_key = home.key_path(KeyKind::Mesh);
+    let mode = std::fs::metadata(&mesh_key)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(home.root())
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    home.mesh_key().expect("readable by owner");
+    std::fs::set_permissions(&mesh_key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let err = home.mesh_key().expect_err("world-readable key refused");
+    assert!(
+        matches!(err, StoreError::KeyPermissions { mode: 0o644, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("chmod 600"));
+    std::fs::set_permissions(&mesh_key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    assert!(matches!(
+        home.mesh_key(),
+        Err(StoreError::KeyPermissions { .. })
+    ));
+    // A garbage key file is an error, not a panic.
+    std::fs::set_permissions(&mesh_key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(&mesh_key, "not a key").expect("write");
+    assert!(matches!(home.mesh_key(), Err(StoreError::File { .. })));
+}
+
+#[tokio::test]
+async fn home_init_and_open_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("h");
+    assert!(matches!(MeshHome::open(&root), Err(StoreError::NoHome(_))));
+    assert!(matches!(
+        MeshHome::init(&root, "Bad_Domain:1", NOW).await,
+        Err(StoreError::Config { .. })
+    ));
+    MeshHome::init(&root, "example.org", NOW)
+        .await
+        .expect("init");
+    assert!(matches!(
+        MeshHome::init(&root, "example.org", NOW).await,
+        Err(StoreError::HomeExists(_))
+    ));
+    // Unknown config keys are an error, not ignored.
+    let cfg = root.join("config.toml");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(&cfg, format!("{text}\ntrust_domian = \"typo.org\"\n")).expect("write");
+    let err = MeshHome::open(&root).expect_err("unknown key");
+    assert!(err.to_string().contains("trust_domian"), "{err}");
+    std::fs::write(&cfg, "this is [not toml").expect("write");
+    assert!(matches!(
+        MeshHome::open(&root),
+        Err(StoreError::Config { .. })
+    ));
+}
