@@ -1,1 +1,225 @@
-fn main() {}
+//! `agentmesh`: identity, trust and governance for AI agents.
+
+#![forbid(unsafe_code)]
+
+mod commands;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// AgentMesh: key-bound agent identities with human sponsors, delegation
+/// chains that can only narrow, and the tools to inspect them.
+#[derive(Debug, Parser)]
+#[command(name = "agentmesh", version, propagate_version = true)]
+#[command(
+    after_help = "Start with `agentmesh init`, then `agentmesh sponsor create <email>`.\n\
+Every command accepts --json for machine-readable output."
+)]
+pub struct Cli {
+    /// Mesh home directory.
+    #[arg(long, global = true, env = "AGENTMESH_HOME", default_value = agentmesh_store::DEFAULT_HOME)]
+    pub home: PathBuf,
+    /// Print JSON instead of text (errors too, as {"error": …}).
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a mesh home: mesh authority key, config and an empty registry.
+    Init {
+        /// SPIFFE trust domain of the mesh (lowercase letters, digits, `.`, `-`, `_`).
+        #[arg(long, default_value = "agentmesh.local")]
+        trust_domain: String,
+    },
+    /// Show the mesh home: trust domain, mesh DID, counts.
+    Status,
+    /// Human sponsors, who answer for agents.
+    #[command(subcommand)]
+    Sponsor(SponsorCmd),
+    /// Agents: create, import, list, show, export, revoke, suspend, reactivate.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Issue a delegation token from a sponsor or agent to an agent.
+    Delegate(DelegateArgs),
+    /// Verify, inspect, prove and revoke delegation tokens.
+    #[command(subcommand)]
+    Delegation(DelegationCmd),
+    /// Resolve DIDs offline.
+    #[command(subcommand)]
+    Did(DidCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SponsorCmd {
+    /// Create a sponsor with a new Ed25519 key held in the mesh home.
+    Create {
+        /// The sponsor's e-mail address (their name in the mesh).
+        email: String,
+        /// What this sponsor may grant its agents, comma-separated (default: `*`).
+        #[arg(long, value_delimiter = ',')]
+        capabilities: Option<Vec<String>>,
+    },
+    /// List sponsors.
+    List,
+    /// Show one sponsor and the agents it sponsors.
+    Show { email: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCmd {
+    /// Create an agent with a new key held in the mesh home, sponsored by a
+    /// sponsor's signature.
+    Create(NewAgentArgs),
+    /// Register an agent whose key is held elsewhere, from its public JWK.
+    Import {
+        #[command(flatten)]
+        agent: NewAgentArgs,
+        /// File with the agent's public JWK (OKP/Ed25519), or `-` for stdin.
+        #[arg(long)]
+        jwk: String,
+    },
+    /// List agents.
+    List {
+        /// Only agents with this status.
+        #[arg(long, value_parser = ["active", "suspended", "revoked"])]
+        status: Option<String>,
+    },
+    /// Show an agent, its sponsorship attestation and whether it verifies.
+    Show {
+        /// Agent name or DID.
+        agent: String,
+    },
+    /// Print an agent's DID document or public JWK.
+    Export {
+        /// Agent name or DID.
+        agent: String,
+        #[arg(long, value_parser = ["did-document", "jwk"], default_value = "did-document")]
+        format: String,
+    },
+    /// Revoke an agent and every agent below it (permanent).
+    Revoke {
+        agent: String,
+        #[arg(long, default_value = "revoked by operator")]
+        reason: String,
+    },
+    /// Suspend an agent (reversible with `reactivate`).
+    Suspend {
+        agent: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reactivate a suspended agent.
+    Reactivate { agent: String },
+}
+
+#[derive(Debug, Args)]
+pub struct NewAgentArgs {
+    /// Agent name: letters, digits, `.`, `-`, `_` (it becomes part of the SPIFFE ID).
+    pub name: String,
+    /// E-mail of the sponsor who answers for this agent.
+    #[arg(long)]
+    pub sponsor: String,
+    /// Capabilities, comma-separated (`read:customer-data,write:reports`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub capabilities: Vec<String>,
+    /// Parent agent (name or DID); the new agent cannot hold more than it.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Registration lifetime, e.g. `90d` (default: no expiry, or the parent's).
+    #[arg(long)]
+    pub expires_in: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DelegateArgs {
+    /// Issuer: a sponsor e-mail (root link) or an agent name/DID.
+    #[arg(long)]
+    pub from: String,
+    /// Audience agent, by name or DID.
+    #[arg(long)]
+    pub to: String,
+    /// Capabilities to grant, comma-separated (default: all the issuer holds).
+    #[arg(long, value_delimiter = ',')]
+    pub capabilities: Option<Vec<String>>,
+    /// Lifetime, e.g. `30m`, `1h`, `2d` (default from config.toml: 1h).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Further delegations allowed below the audience (default: one less than the parent's).
+    #[arg(long)]
+    pub max_depth: Option<u8>,
+    /// Token held by `--from` to extend (text, `@file` or `-`). Without it
+    /// the issuer's sponsor signs a root link to the issuer first.
+    #[arg(long)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DelegationCmd {
+    /// Verify a token against the registry: every signature, narrowing,
+    /// depth, time, revocation. Exits 1 and says why when it fails.
+    Verify {
+        /// Token text, `@file` or `-` for stdin.
+        token: String,
+        /// Verify as of this time (unix seconds or RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Also check a holder proof (`amhp1.…`) for `--request-digest`.
+        #[arg(long, requires = "request_digest")]
+        proof: Option<String>,
+        /// Hex SHA-256 of the request the holder proof covers.
+        #[arg(long)]
+        request_digest: Option<String>,
+    },
+    /// Decode a token without the registry (no verification).
+    Inspect { token: String },
+    /// Make a holder proof with an agent's key held in the mesh home.
+    Prove {
+        /// The holder agent (name or DID); its key must be in the mesh home.
+        #[arg(long)]
+        agent: String,
+        /// Token text, `@file` or `-`.
+        #[arg(long)]
+        token: String,
+        /// Hex SHA-256 of the request being made.
+        #[arg(long)]
+        request_digest: String,
+    },
+    /// Revoke a link (default: a token's last link) or a link hash.
+    Revoke {
+        /// Token text, `@file`, `-`, or a 64-hex link hash.
+        token: String,
+        /// Which link of the token (0 is the sponsor's root link).
+        #[arg(long)]
+        link: Option<usize>,
+        #[arg(long, default_value = "revoked by operator")]
+        reason: String,
+    },
+    /// List revoked links.
+    Revoked,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DidCmd {
+    /// Print the DID document of a did:mesh / did:key (no network needed).
+    Resolve { did: String },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return output::fail(json, &anyhow::anyhow!("cannot start runtime: {e}")),
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(out) => out.print(json),
+        Err(e) => output::fail(json, &e),
+    }
+}

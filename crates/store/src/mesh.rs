@@ -46,7 +46,7 @@ pub enum MeshError {
     },
     #[error("the agent's expiry is after its parent `{parent}` expires")]
     OutlivesParent { parent: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Issue(#[from] IssueError),
     #[error("the parent token is not valid: {0}")]
     ParentToken(VerifyError),

@@ -1,0 +1,522 @@
+//! End-to-end: the real `agentmesh` binary against a temporary mesh home.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+struct Home {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Home {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mesh");
+        Self { _dir: dir, path }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("agentmesh").expect("binary built");
+        c.env("AGENTMESH_HOME", &self.path).env_remove("RUST_LOG");
+        c
+    }
+
+    /// Runs, expects success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().expect("run");
+        assert!(
+            out.status.success(),
+            "agentmesh {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    }
+
+    /// Runs with --json, expects success, parses stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).expect("JSON output")
+    }
+
+    /// Runs, expects exit code 1, returns stdout + stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "agentmesh {args:?} should fail:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self._dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        format!("@{}", p.display())
+    }
+
+    /// The seed's world: alice, agent-a/b/c.
+    fn seed(&self) {
+        self.ok(&["init", "--trust-domain", "example.org"]);
+        self.ok(&["sponsor", "create", "alice@company.com"]);
+        self.ok(&[
+            "agent",
+            "create",
+            "agent-a",
+            "--sponsor",
+            "alice@company.com",
+            "--capabilities",
+            "read:*,write:*,delete:*",
+        ]);
+        self.ok(&[
+            "agent",
+            "create",
+            "agent-b",
+            "--sponsor",
+            "alice@company.com",
+            "--capabilities",
+            "read:*,write:reports",
+            "--parent",
+            "agent-a",
+        ]);
+        self.ok(&[
+            "agent",
+            "create",
+            "agent-c",
+            "--sponsor",
+            "alice@company.com",
+            "--capabilities",
+            "read:public-data",
+            "--parent",
+            "agent-b",
+        ]);
+    }
+
+    /// sponsor → A → B → C; returns (A→B token file, B→C token file).
+    fn chain(&self) -> (String, String) {
+        let ab = self.ok(&[
+            "delegate",
+            "--from",
+            "agent-a",
+            "--to",
+            "agent-b",
+            "--capabilities",
+            "read:*,write:reports",
+            "--ttl",
+            "1h",
+        ]);
+        let ab = self.write("ab.token", &ab);
+        let bc = self.ok(&[
+            "delegate",
+            "--from",
+            "agent-b",
+            "--to",
+            "agent-c",
+            "--capabilities",
+            "read:public-data",
+            "--token",
+            &ab,
+        ]);
+        let bc = self.write("bc.token", &bc);
+        (ab, bc)
+    }
+}
+
+#[test]
+fn quick_start_flow_and_seed_chain() {
+    let h = Home::new();
+    h.seed();
+    let (_, bc) = h.chain();
+    let v = h.json(&["delegation", "verify", &bc]);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["chain"]["holder_name"], "agent-c");
+    assert_eq!(
+        v["chain"]["capabilities"],
+        serde_json::json!(["read:public-data"])
+    );
+    assert_eq!(v["chain"]["links"].as_array().expect("links").len(), 3);
+    let text = h.ok(&["delegation", "verify", &bc]);
+    assert!(text.starts_with("VALID"), "{text}");
+    assert!(text.contains("may: read:public-data"), "{text}");
+
+    let agents = h.json(&["agent", "list"]);
+    assert_eq!(agents["agents"].as_array().expect("agents").len(), 3);
+    let show = h.json(&["agent", "show", "agent-c"]);
+    assert_eq!(show["attestation_valid"], true);
+    assert_eq!(show["parent_name"], "agent-b");
+    assert_eq!(
+        show["agent"]["spiffe_id"],
+        "spiffe://example.org/agent/agent-c"
+    );
+    let status = h.json(&["status"]);
+    assert_eq!(status["agents"]["active"], 3);
+    assert_eq!(status["sponsors"], 1);
+
+    // Inspect decodes without verifying.
+    let inspect = h.json(&["delegation", "inspect", &bc]);
+    assert_eq!(inspect["verified"], false);
+    assert_eq!(
+        inspect["links"][2]["capabilities"],
+        serde_json::json!(["read:public-data"])
+    );
+}
+
+#[test]
+fn every_failure_is_rejected_with_its_own_reason() {
+    let h = Home::new();
+    h.seed();
+    let (ab, bc) = h.chain();
+
+    // Widening at creation.
+    let out = h.fails(&[
+        "delegate",
+        "--from",
+        "agent-b",
+        "--to",
+        "agent-c",
+        "--capabilities",
+        "write:*",
+        "--token",
+        &ab,
+    ]);
+    assert!(out.contains("widens the delegation: write:*"), "{out}");
+
+    // Expired: verify one day later.
+    let tomorrow = (agentmesh_store::unix_now() + 86_400).to_string();
+    let out = h.fails(&["delegation", "verify", &bc, "--at", &tomorrow]);
+    assert!(out.contains("INVALID") && out.contains("expired"), "{out}");
+
+    // Depth: B gets max depth 0 and cannot delegate further.
+    let shallow = h.ok(&[
+        "delegate",
+        "--from",
+        "agent-a",
+        "--to",
+        "agent-b",
+        "--capabilities",
+        "read:*",
+        "--max-depth",
+        "0",
+    ]);
+    let shallow = h.write("shallow.token", &shallow);
+    let out = h.fails(&[
+        "delegate",
+        "--from",
+        "agent-b",
+        "--to",
+        "agent-c",
+        "--capabilities",
+        "read:public-data",
+        "--token",
+        &shallow,
+    ]);
+    assert!(out.contains("max depth is 0"), "{out}");
+
+    // Wrong holder: agent-b signs a proof for C's token.
+    let digest = "11".repeat(32);
+    let out = h.fails(&[
+        "delegation",
+        "prove",
+        "--agent",
+        "agent-b",
+        "--token",
+        &bc,
+        "--request-digest",
+        &digest,
+    ]);
+    assert!(
+        out.contains("only its audience can prove possession"),
+        "{out}"
+    );
+    let proof = h.ok(&[
+        "delegation",
+        "prove",
+        "--agent",
+        "agent-c",
+        "--token",
+        &bc,
+        "--request-digest",
+        &digest,
+    ]);
+    let v = h.json(&[
+        "delegation",
+        "verify",
+        &bc,
+        "--proof",
+        proof.trim(),
+        "--request-digest",
+        &digest,
+    ]);
+    assert_eq!(v["holder_proof"]["valid"], true);
+    let other = "22".repeat(32);
+    let out = h.fails(&[
+        "delegation",
+        "verify",
+        &bc,
+        "--proof",
+        proof.trim(),
+        "--request-digest",
+        &other,
+    ]);
+    assert!(out.contains("does not hold the audience key"), "{out}");
+
+    // Revoking the middle link (A→B) kills B→C.
+    h.ok(&["delegation", "revoke", &ab]);
+    let out = h.fails(&["delegation", "verify", &bc]);
+    assert!(out.contains("link 1") && out.contains("revoked"), "{out}");
+    let revoked = h.json(&["delegation", "revoked"]);
+    assert_eq!(revoked["revoked_links"].as_array().expect("list").len(), 1);
+}
+
+#[test]
+fn revoking_an_agent_revokes_its_descendants() {
+    let h = Home::new();
+    h.seed();
+    let (_, bc) = h.chain();
+    let v = h.json(&["agent", "revoke", "agent-a", "--reason", "compromised"]);
+    assert_eq!(
+        v["revoked"],
+        serde_json::json!(["agent-a", "agent-b", "agent-c"])
+    );
+    let out = h.fails(&["delegation", "verify", &bc]);
+    assert!(out.contains("Revoked"), "{out}");
+    let out = h.fails(&["agent", "reactivate", "agent-b"]);
+    assert!(out.contains("permanent"), "{out}");
+    let list = h.json(&["agent", "list", "--status", "revoked"]);
+    assert_eq!(list["agents"].as_array().expect("agents").len(), 3);
+}
+
+#[test]
+fn suspend_and_reactivate() {
+    let h = Home::new();
+    h.seed();
+    let (_, bc) = h.chain();
+    h.ok(&["agent", "suspend", "agent-b", "--reason", "investigation"]);
+    let out = h.fails(&["delegation", "verify", &bc]);
+    assert!(out.contains("Suspended"), "{out}");
+    h.ok(&["agent", "reactivate", "agent-b"]);
+    h.ok(&["delegation", "verify", &bc]);
+}
+
+#[test]
+fn registration_errors_are_clear() {
+    let h = Home::new();
+    let out = h.fails(&["agent", "list"]);
+    assert!(out.contains("run `agentmesh init`"), "{out}");
+    h.seed();
+    let out = h.fails(&[
+        "agent",
+        "create",
+        "agent-a",
+        "--sponsor",
+        "alice@company.com",
+        "--capabilities",
+        "read:x",
+    ]);
+    assert!(out.contains("agent name `agent-a` is taken"), "{out}");
+    let out = h.fails(&[
+        "agent",
+        "create",
+        "x",
+        "--sponsor",
+        "bob@company.com",
+        "--capabilities",
+        "read:x",
+    ]);
+    assert!(out.contains("no sponsor `bob@company.com`"), "{out}");
+    let out = h.fails(&[
+        "agent",
+        "create",
+        "x",
+        "--sponsor",
+        "alice@company.com",
+        "--capabilities",
+        "write:*",
+        "--parent",
+        "agent-b",
+    ]);
+    assert!(out.contains("does not hold write:*"), "{out}");
+    let out = h.fails(&[
+        "agent",
+        "create",
+        "x",
+        "--sponsor",
+        "alice@company.com",
+        "--capabilities",
+        "read:data*",
+    ]);
+    assert!(out.contains("`*` must stand alone"), "{out}");
+    let out = h.fails(&["sponsor", "create", "alice@company.com"]);
+    assert!(out.contains("already exists"), "{out}");
+    let out = h.fails(&["sponsor", "create", "not an email"]);
+    assert!(out.contains("not an e-mail address"), "{out}");
+    let out = h.fails(&["init"]);
+    assert!(out.contains("already exists"), "{out}");
+    // JSON errors are JSON.
+    let out = h
+        .cmd()
+        .args(["--json", "agent", "show", "ghost"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json error");
+    assert!(
+        v["error"]
+            .as_str()
+            .expect("message")
+            .contains("no agent `ghost`")
+    );
+}
+
+#[test]
+fn bad_tokens_and_dids_are_errors_not_panics() {
+    let h = Home::new();
+    h.seed();
+    let (_, bc) = h.chain();
+    let text = std::fs::read_to_string(bc.trim_start_matches('@')).expect("token");
+    let text = text.trim();
+    for cut in [7, text.len() / 2, text.len() - 1] {
+        let out = h.fails(&["delegation", "verify", &text[..cut]]);
+        assert!(out.contains("INVALID"), "{out}");
+        assert!(!out.contains("panicked"), "{out}");
+    }
+    let big = h.write("big.token", &format!("amdt1.{}", "A".repeat(20_000)));
+    let out = h.fails(&["delegation", "verify", &big]);
+    assert!(out.contains("limit"), "{out}");
+    let out = h.fails(&["delegation", "verify", "not-a-token"]);
+    assert!(out.contains("not an AgentMesh delegation token"), "{out}");
+    let out = h.fails(&["did", "resolve", "did:mesh:0123456789abcdef"]);
+    assert!(out.contains("base58btc"), "{out}");
+    let out = h.fails(&[
+        "did",
+        "resolve",
+        "did:key:zDnaerDaTF5BXEavCrfRZEk316dpbLsfPDZ3WJ5hRTPFU2169",
+    ]);
+    assert!(out.contains("only Ed25519"), "{out}");
+    let out = h.fails(&["did", "resolve", "did:web:example.com"]);
+    assert!(out.contains("not supported"), "{out}");
+    let doc = h.json(&[
+        "did",
+        "resolve",
+        "did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp",
+    ]);
+    assert_eq!(doc["verificationMethod"][0]["type"], "Multikey");
+    let out = h.fails(&[
+        "delegate", "--from", "agent-a", "--to", "agent-b", "--ttl", "soon",
+    ]);
+    assert!(out.contains("not a duration"), "{out}");
+}
+
+#[test]
+fn export_and_import_keys() {
+    let h = Home::new();
+    h.seed();
+    let doc = h.json(&["agent", "export", "agent-a"]);
+    assert_eq!(doc["verificationMethod"][0]["type"], "Multikey");
+    assert_eq!(doc["alsoKnownAs"][1], "spiffe://example.org/agent/agent-a");
+    let jwk = h.json(&["agent", "export", "agent-a", "--format", "jwk"]);
+    assert_eq!(jwk["kty"], "OKP");
+    assert_eq!(jwk["crv"], "Ed25519");
+    assert!(
+        jwk.get("d").is_none(),
+        "export must never include the private key"
+    );
+
+    // Import an externally held key (here: a fresh key, public JWK only).
+    let key = agentmesh_identity::KeyPair::generate().expect("key");
+    let public =
+        serde_json::to_string(&agentmesh_identity::Jwk::public(key.public())).expect("json");
+    let file = h.write("ext.jwk", &public);
+    let v = h.json(&[
+        "agent",
+        "import",
+        "external",
+        "--sponsor",
+        "alice@company.com",
+        "--capabilities",
+        "read:*",
+        "--jwk",
+        file.trim_start_matches('@'),
+    ]);
+    assert_eq!(v["agent"]["did"], key.did().to_string());
+    assert_eq!(v["agent"]["key_custody"], "external");
+    // A private JWK is refused.
+    let private = serde_json::to_string(&agentmesh_identity::Jwk::private(&key)).expect("json");
+    let file = h.write("priv.jwk", &private);
+    let out = h.fails(&[
+        "agent",
+        "import",
+        "external2",
+        "--sponsor",
+        "alice@company.com",
+        "--capabilities",
+        "read:*",
+        "--jwk",
+        file.trim_start_matches('@'),
+    ]);
+    assert!(out.contains("private key"), "{out}");
+    // A wrong key type is refused.
+    let file = h.write("ec.jwk", r#"{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}"#);
+    let out = h.fails(&[
+        "agent",
+        "import",
+        "external3",
+        "--sponsor",
+        "alice@company.com",
+        "--capabilities",
+        "read:*",
+        "--jwk",
+        file.trim_start_matches('@'),
+    ]);
+    assert!(out.contains("only OKP"), "{out}");
+}
+
+#[cfg(unix)]
+#[test]
+fn world_readable_keys_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Home::new();
+    h.seed();
+    let key: &Path = &h.path.join("keys/sponsors/alice@company.com.key");
+    assert_eq!(
+        std::fs::metadata(key).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = h.fails(&[
+        "agent",
+        "create",
+        "x",
+        "--sponsor",
+        "alice@company.com",
+        "--capabilities",
+        "read:x",
+    ]);
+    assert!(
+        out.contains("readable by group or others") && out.contains("chmod 600"),
+        "{out}"
+    );
+}
+
+#[test]
+fn help_reads_well() {
+    let h = Home::new();
+    let out = h.ok(&["--help"]);
+    for cmd in ["init", "sponsor", "agent", "delegate", "delegation", "did"] {
+        assert!(out.contains(cmd), "--help lists {cmd}: {out}");
+    }
+    let out = h.ok(&["delegate", "--help"]);
+    assert!(
+        out.contains("--max-depth") && out.contains("--token"),
+        "{out}"
+    );
+}
