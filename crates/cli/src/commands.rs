@@ -502,7 +502,7 @@ async fn delegation(home: &std::path::Path, cmd: DelegationCmd, now: u64) -> Res
                 Ok(c) => c,
                 Err(MeshError::SelfCheck(e)) => {
                     return Ok(Output::new(
-                        json!({"valid": false, "error": e.to_string()}),
+                        json!({"valid": false, "code": e.code(), "error": e.to_string()}),
                         format!("INVALID: {e}"),
                     )
                     .with_code(1));

@@ -154,6 +154,42 @@ pub enum VerifyError {
     },
 }
 
+impl VerifyError {
+    /// A stable, machine-readable reason code (for metrics, audit and test
+    /// vectors). Codes never change meaning once published.
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Decode(_) => "malformed",
+            VerifyError::InvalidKey { .. } => "invalid_key",
+            VerifyError::BadSignature { .. } => "bad_signature",
+            VerifyError::UnknownSponsor(_) => "unknown_sponsor",
+            VerifyError::SponsorInactive(_) => "sponsor_inactive",
+            VerifyError::UnknownAgent { .. } => "unknown_agent",
+            VerifyError::SponsorMismatch { .. } => "sponsor_mismatch",
+            VerifyError::RootExceeds { .. } => "root_exceeds_registration",
+            VerifyError::RootHasParent => "root_has_parent",
+            VerifyError::BrokenHash { .. } => "broken_hash",
+            VerifyError::BrokenChain { .. } => "broken_chain",
+            VerifyError::Step { source, .. } => match source {
+                StepError::Widened { .. } => "widened",
+                StepError::DepthExhausted => "depth_exhausted",
+                StepError::DepthWidened { .. } => "depth_widened",
+                StepError::TimeWidened { .. } => "time_widened",
+            },
+            VerifyError::Cycle { .. } => "cycle",
+            VerifyError::NotYetValid { .. } => "not_yet_valid",
+            VerifyError::Expired { .. } => "expired",
+            VerifyError::EmptyWindow { .. } => "empty_window",
+            VerifyError::LinkRevoked { .. } => "link_revoked",
+            VerifyError::AgentExpired { .. } => "agent_expired",
+            VerifyError::AgentNotActive { status, .. } => match status {
+                AgentStatus::Suspended => "agent_suspended",
+                _ => "agent_revoked",
+            },
+        }
+    }
+}
+
 /// One verified link, for display and audit.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LinkSummary {

@@ -15,13 +15,17 @@ fn bench(c: &mut Criterion) {
     c.bench_function("identity/did public_key (point decompression)", |b| {
         b.iter(|| black_box(&did).public_key().expect("valid"))
     });
-    let msg = [0u8; 256];
+    c.bench_function("identity/keygen + DID (cf. AgentIdentity.create)", |b| {
+        b.iter(|| KeyPair::generate().expect("rng").did().to_string())
+    });
+    // 1 KiB, as the Python baseline measures.
+    let msg = [0u8; 1024];
     let sig = kp.sign("bench", &msg);
-    c.bench_function("identity/ed25519 sign 256 B", |b| {
+    c.bench_function("identity/ed25519 sign 1 KiB", |b| {
         b.iter(|| kp.sign("bench", black_box(&msg)))
     });
     let pk = *kp.public();
-    c.bench_function("identity/ed25519 verify 256 B", |b| {
+    c.bench_function("identity/ed25519 verify 1 KiB", |b| {
         b.iter(|| pk.verify("bench", black_box(&msg), &sig).expect("valid"))
     });
 }

@@ -25,4 +25,4 @@ pub use document::{DidDocument, Jwk, JwkError, VerificationMethod};
 pub use keys::{KeyError, KeyPair, PublicKey, SIGNATURE_LEN, Signature, sha256};
 pub use names::{NameError, validate_agent_name, validate_email};
 pub use spiffe::{SpiffeError, SpiffeId};
-pub use sponsorship::{Sponsorship, SponsorshipError};
+pub use sponsorship::{SPONSORSHIP_DOMAIN, Sponsorship, SponsorshipError};
