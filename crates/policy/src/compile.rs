@@ -1,0 +1,1025 @@
+//! Conditions: CEL source → (cel crate parser) → AST → our typed IR.
+//!
+//! The `cel` crate parses (the full CEL grammar, macros expanded). We then
+//! resolve every identifier against the attribute schema, type-check, and
+//! compile to [`Node`], which [`crate::eval`] evaluates without string
+//! lookups or allocation in the common cases. The `cel` crate's own
+//! interpreter serves as the reference in a differential test.
+
+use crate::schema::{self, Attr, Ty};
+use cel::IdedExpr;
+use cel::common::ast::{CallExpr, ComprehensionExpr, Expr, LiteralValue, operators};
+use std::fmt;
+
+/// Longest condition accepted, in bytes.
+pub const MAX_CONDITION_LEN: usize = 4096;
+/// Deepest bracket nesting accepted.
+pub const MAX_NESTING: usize = 32;
+
+/// A literal value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Double(f64),
+    Str(Box<str>),
+    List(Vec<Lit>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrFn {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+/// What `has()` tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HasTarget {
+    Attr(Attr),
+    /// `has(request.arguments.a.b)`: the path below `request.arguments`.
+    Arg(Vec<Box<str>>),
+}
+
+/// The compiled, typed form of a condition.
+#[derive(Debug, Clone)]
+pub enum Node {
+    Lit(Lit),
+    Attr(Attr),
+    /// A value inside `request.arguments`, by path.
+    Arg(Vec<Box<str>>),
+    /// A comprehension variable, by slot.
+    Var(u8, Box<str>),
+    List(Vec<Node>),
+    Not(Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+    Cmp(CmpOp, Box<Node>, Box<Node>),
+    Arith(ArithOp, Box<Node>, Box<Node>),
+    Neg(Box<Node>),
+    In(Box<Node>, Box<Node>),
+    Str(StrFn, Box<Node>, Box<Node>),
+    Matches(Box<Node>, Box<regex::Regex>),
+    Size(Box<Node>),
+    Has(HasTarget),
+    Index(Box<Node>, Box<Node>),
+    /// `range.exists(var, body)` (`all == false`) or `range.all(var, body)`.
+    Quant {
+        all: bool,
+        range: Box<Node>,
+        slot: u8,
+        var: Box<str>,
+        body: Box<Node>,
+    },
+}
+
+/// A compile error, at a byte offset of the condition when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub offset: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn err(offset: Option<usize>, message: impl Into<String>) -> CompileError {
+    CompileError {
+        offset,
+        message: message.into(),
+    }
+}
+
+/// Rewrites the seed's spelling (`and`, `or`, `not`) to CEL's (`&&`, `||`,
+/// `!`) outside string literals, keeping every byte offset unchanged so
+/// error positions still point into what the user wrote.
+pub fn translate_seed_spelling(src: &str) -> String {
+    let bytes = src.as_bytes();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\'' || c == b'"' {
+            // Copy a string literal verbatim (triple quotes and escapes too).
+            let triple = bytes.len() >= i + 3 && bytes[i + 1] == c && bytes[i + 2] == c;
+            let end = if triple {
+                find_close(bytes, i + 3, &[c, c, c])
+            } else {
+                find_close(bytes, i + 1, &[c])
+            };
+            out.push_str(&src[i..end]);
+            i = end;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = &src[start..i];
+            let after_dot = start > 0 && bytes[start - 1] == b'.';
+            // A raw string prefix (r'…') is not a word: copy it with its literal.
+            match (word, after_dot) {
+                ("and", false) => out.push_str("&& "),
+                ("or", false) => out.push_str("||"),
+                ("not", false) => out.push_str("!  "),
+                _ => out.push_str(word),
+            }
+            continue;
+        }
+        // Multi-byte UTF-8 characters are copied whole.
+        let ch_len = src[i..].chars().next().map(char::len_utf8).unwrap_or(1);
+        out.push_str(&src[i..i + ch_len]);
+        i += ch_len;
+    }
+    out
+}
+
+/// Index just past the closing delimiter (or the end of input).
+fn find_close(bytes: &[u8], mut i: usize, close: &[u8]) -> usize {
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if bytes[i..].starts_with(close) {
+            return i + close.len();
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+/// Rejects input that is too long or too deeply nested before the parser
+/// sees it.
+fn precheck(src: &str) -> Result<(), CompileError> {
+    if src.trim().is_empty() {
+        return Err(err(Some(0), "condition is empty"));
+    }
+    if src.len() > MAX_CONDITION_LEN {
+        return Err(err(
+            None,
+            format!(
+                "condition is {} bytes; the limit is {MAX_CONDITION_LEN}",
+                src.len()
+            ),
+        ));
+    }
+    let mut depth = 0usize;
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => {
+                i = find_close(bytes, i + 1, &[q]);
+                continue;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(err(
+                        Some(i),
+                        format!("condition nests deeper than {MAX_NESTING} levels"),
+                    ));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// A compiled condition with its static type (always bool after checking).
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub node: Node,
+    /// Attributes the condition reads (for explain output).
+    pub reads: Vec<String>,
+}
+
+/// Parses, resolves, type-checks and compiles a condition.
+pub fn compile(source: &str) -> Result<Compiled, CompileError> {
+    precheck(source)?;
+    let cel_src = translate_seed_spelling(source);
+    // The parser is third-party code fed with user input: a panic in it
+    // must become an error, not take the process down.
+    let parsed = std::panic::catch_unwind(|| cel::Program::compile(&cel_src))
+        .map_err(|_| err(None, "the CEL parser failed on this condition"))?;
+    let program = parsed.map_err(|e| {
+        let first = e.errors.first();
+        let offset = first.and_then(|p| line_col_to_offset(source, p.pos.0, p.pos.1));
+        let msg = first
+            .map(|p| p.msg.clone())
+            .unwrap_or_else(|| "syntax error".to_owned());
+        err(offset, format!("syntax error: {msg}"))
+    })?;
+    let mut c = Compiler {
+        info: program.source_info(),
+        vars: Vec::new(),
+        reads: Vec::new(),
+    };
+    let (node, ty) = c.expr(program.expression())?;
+    if !matches!(ty, Ty::Bool | Ty::Dyn) {
+        return Err(err(
+            Some(0),
+            format!(
+                "a condition must be true or false, but this one is a {}",
+                ty.name()
+            ),
+        ));
+    }
+    let mut reads = c.reads;
+    reads.sort();
+    reads.dedup();
+    Ok(Compiled { node, reads })
+}
+
+/// CEL parser positions are (1-based line, 0-based column).
+fn line_col_to_offset(src: &str, line: isize, col: isize) -> Option<usize> {
+    let line = usize::try_from(line).ok()?.checked_sub(1)?;
+    let col = usize::try_from(col).ok()?;
+    let start: usize = src.split_inclusive('\n').take(line).map(str::len).sum();
+    Some((start + col).min(src.len()))
+}
+
+struct Compiler<'p> {
+    info: &'p cel::common::ast::SourceInfo,
+    /// Comprehension variables in scope: (name, element type).
+    vars: Vec<(String, Ty)>,
+    reads: Vec<String>,
+}
+
+impl Compiler<'_> {
+    fn at(&self, e: &IdedExpr) -> Option<usize> {
+        // A field selection is recorded at its dot; point at the start of
+        // the whole path instead (`agent.trust_scor`, not `.trust_scor`).
+        let mut root = e;
+        while let Expr::Select(sel) = &root.expr {
+            root = &sel.operand;
+        }
+        self.info
+            .offset_for(root.id)
+            .map(|(start, _)| start as usize)
+    }
+
+    fn expr(&mut self, e: &IdedExpr) -> Result<(Node, Ty), CompileError> {
+        match &e.expr {
+            Expr::Literal(l) => Ok(literal(l, self.at(e))?),
+            Expr::Ident(name) => self.ident(e, name),
+            Expr::Select(sel) => {
+                if sel.test {
+                    return self.has(e, &sel.operand, &sel.field);
+                }
+                self.path(e)
+            }
+            Expr::List(list) => {
+                let mut nodes = Vec::with_capacity(list.elements.len());
+                let mut lits = Vec::new();
+                let mut elem_ty: Option<Ty> = None;
+                for el in &list.elements {
+                    let (n, t) = self.expr(el)?;
+                    if let Node::Lit(l) = &n {
+                        lits.push(l.clone());
+                    }
+                    elem_ty = Some(match elem_ty {
+                        None => t,
+                        Some(prev) if prev == t => t,
+                        Some(_) => Ty::Dyn,
+                    });
+                    nodes.push(n);
+                }
+                let ty = if elem_ty == Some(Ty::String) {
+                    Ty::StringList
+                } else {
+                    Ty::List
+                };
+                if lits.len() == nodes.len() {
+                    Ok((Node::Lit(Lit::List(lits)), ty))
+                } else {
+                    Ok((Node::List(nodes), ty))
+                }
+            }
+            Expr::Call(call) => self.call(e, call),
+            Expr::Comprehension(comp) => self.comprehension(e, comp),
+            Expr::Map(_) => Err(err(
+                self.at(e),
+                "map literals are not supported in conditions",
+            )),
+            Expr::Struct(_) => Err(err(
+                self.at(e),
+                "message literals are not supported in conditions",
+            )),
+            Expr::Unspecified => Err(err(self.at(e), "incomplete expression")),
+        }
+    }
+
+    fn ident(&mut self, e: &IdedExpr, name: &str) -> Result<(Node, Ty), CompileError> {
+        if let Some(slot) = self.vars.iter().rposition(|(v, _)| v == name) {
+            let ty = self.vars[slot].1;
+            return Ok((Node::Var(slot as u8, name.into()), ty));
+        }
+        if schema::ROOTS.contains(&name) {
+            return Err(err(
+                self.at(e),
+                format!(
+                    "`{name}` is a group of attributes, not a value: name one, e.g. {}",
+                    example_of(name)
+                ),
+            ));
+        }
+        Err(err(
+            self.at(e),
+            format!(
+                "unknown attribute `{name}`: conditions read agent.*, action.*, data.*, request.*, user.* and time.*"
+            ),
+        ))
+    }
+
+    /// A dotted path: a schema attribute or a path inside request.arguments.
+    fn path(&mut self, e: &IdedExpr) -> Result<(Node, Ty), CompileError> {
+        let Some(segments) = dotted(e) else {
+            // A field of something that is not a plain path, e.g. `x[0].y`.
+            let Expr::Select(sel) = &e.expr else {
+                return Err(err(self.at(e), "unsupported expression"));
+            };
+            let (operand, ty) = self.expr(&sel.operand)?;
+            if !matches!(ty, Ty::Dyn | Ty::Map) {
+                return Err(err(
+                    self.at(e),
+                    format!("a {} has no field `{}`", ty.name(), sel.field),
+                ));
+            }
+            return Ok((
+                Node::Index(
+                    Box::new(operand),
+                    Box::new(Node::Lit(Lit::Str(sel.field.as_str().into()))),
+                ),
+                Ty::Dyn,
+            ));
+        };
+        // A comprehension variable with fields (dynamic element).
+        if let Some(slot) = self.vars.iter().rposition(|(v, _)| v == segments[0]) {
+            let mut node = Node::Var(slot as u8, segments[0].into());
+            for f in &segments[1..] {
+                node = Node::Index(Box::new(node), Box::new(Node::Lit(Lit::Str((*f).into()))));
+            }
+            return Ok((node, Ty::Dyn));
+        }
+        let full = segments.join(".");
+        if segments.len() > 2 && segments[0] == "request" && segments[1] == "arguments" {
+            self.reads.push(full);
+            let path = segments[2..].iter().map(|s| Box::<str>::from(*s)).collect();
+            return Ok((Node::Arg(path), Ty::Dyn));
+        }
+        match schema::lookup(&full) {
+            Some(def) => {
+                self.reads.push(full);
+                Ok((Node::Attr(def.attr), def.ty))
+            }
+            None => {
+                let hint = schema::suggest(&full)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                Err(err(self.at(e), format!("unknown attribute `{full}`{hint}")))
+            }
+        }
+    }
+
+    fn has(
+        &mut self,
+        e: &IdedExpr,
+        operand: &IdedExpr,
+        field: &str,
+    ) -> Result<(Node, Ty), CompileError> {
+        let Some(mut segments) = dotted(operand) else {
+            return Err(err(
+                self.at(e),
+                "has() takes an attribute path such as has(data.contains_pii)",
+            ));
+        };
+        segments.push(field);
+        let full = segments.join(".");
+        if segments.len() > 2 && segments[0] == "request" && segments[1] == "arguments" {
+            self.reads.push(full);
+            let path = segments[2..].iter().map(|s| Box::<str>::from(*s)).collect();
+            return Ok((Node::Has(HasTarget::Arg(path)), Ty::Bool));
+        }
+        match schema::lookup(&full) {
+            Some(def) => {
+                self.reads.push(full);
+                Ok((Node::Has(HasTarget::Attr(def.attr)), Ty::Bool))
+            }
+            None => {
+                let hint = schema::suggest(&full)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                Err(err(
+                    self.at(e),
+                    format!("has(): unknown attribute `{full}`{hint}"),
+                ))
+            }
+        }
+    }
+
+    fn call(&mut self, e: &IdedExpr, call: &CallExpr) -> Result<(Node, Ty), CompileError> {
+        let at = self.at(e);
+        let f = call.func_name.as_str();
+        match (f, &call.target, call.args.len()) {
+            (operators::LOGICAL_AND | operators::LOGICAL_OR, None, 2) => {
+                let mut parts = Vec::new();
+                for a in &call.args {
+                    let (n, t) = self.expr(a)?;
+                    self.expect_bool(a, t, f)?;
+                    // Flatten nested and/or of the same kind.
+                    match (n, f) {
+                        (Node::And(inner), operators::LOGICAL_AND) => parts.extend(inner),
+                        (Node::Or(inner), operators::LOGICAL_OR) => parts.extend(inner),
+                        (n, _) => parts.push(n),
+                    }
+                }
+                Ok((
+                    if f == operators::LOGICAL_AND {
+                        Node::And(parts)
+                    } else {
+                        Node::Or(parts)
+                    },
+                    Ty::Bool,
+                ))
+            }
+            (operators::LOGICAL_NOT, None, 1) => {
+                let (n, t) = self.expr(&call.args[0])?;
+                self.expect_bool(&call.args[0], t, "!")?;
+                Ok((Node::Not(Box::new(n)), Ty::Bool))
+            }
+            (operators::CONDITIONAL, None, 3) => {
+                let (c, ct) = self.expr(&call.args[0])?;
+                self.expect_bool(&call.args[0], ct, "?:")?;
+                let (a, at_) = self.expr(&call.args[1])?;
+                let (b, bt) = self.expr(&call.args[2])?;
+                let ty = if at_ == bt { at_ } else { Ty::Dyn };
+                Ok((Node::Cond(Box::new(c), Box::new(a), Box::new(b)), ty))
+            }
+            (
+                operators::EQUALS
+                | operators::NOT_EQUALS
+                | operators::LESS
+                | operators::LESS_EQUALS
+                | operators::GREATER
+                | operators::GREATER_EQUALS,
+                None,
+                2,
+            ) => {
+                let (a, at_) = self.expr(&call.args[0])?;
+                let (b, bt) = self.expr(&call.args[1])?;
+                let op = match f {
+                    operators::EQUALS => CmpOp::Eq,
+                    operators::NOT_EQUALS => CmpOp::Ne,
+                    operators::LESS => CmpOp::Lt,
+                    operators::LESS_EQUALS => CmpOp::Le,
+                    operators::GREATER => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                check_comparable(op, at_, bt).map_err(|m| err(at, m))?;
+                Ok((Node::Cmp(op, Box::new(a), Box::new(b)), Ty::Bool))
+            }
+            (
+                operators::ADD
+                | operators::SUBSTRACT
+                | operators::MULTIPLY
+                | operators::DIVIDE
+                | operators::MODULO,
+                None,
+                2,
+            ) => {
+                let (a, at_) = self.expr(&call.args[0])?;
+                let (b, bt) = self.expr(&call.args[1])?;
+                let op = match f {
+                    operators::ADD => ArithOp::Add,
+                    operators::SUBSTRACT => ArithOp::Sub,
+                    operators::MULTIPLY => ArithOp::Mul,
+                    operators::DIVIDE => ArithOp::Div,
+                    _ => ArithOp::Rem,
+                };
+                let ty = arith_type(op, at_, bt).map_err(|m| err(at, m))?;
+                Ok((Node::Arith(op, Box::new(a), Box::new(b)), ty))
+            }
+            (operators::NEGATE, None, 1) => {
+                let (a, t) = self.expr(&call.args[0])?;
+                if !(t.is_numeric() || t == Ty::Dyn) {
+                    return Err(err(at, format!("cannot negate a {}", t.name())));
+                }
+                Ok((Node::Neg(Box::new(a)), t))
+            }
+            (operators::IN, None, 2) => {
+                let (a, at_) = self.expr(&call.args[0])?;
+                let (b, bt) = self.expr(&call.args[1])?;
+                match bt {
+                    Ty::StringList if !matches!(at_, Ty::String | Ty::Dyn) => {
+                        return Err(err(
+                            at,
+                            format!("a {} is never in a list of strings", at_.name()),
+                        ));
+                    }
+                    Ty::StringList | Ty::List | Ty::Map | Ty::Dyn => {}
+                    other => {
+                        return Err(err(
+                            at,
+                            format!(
+                                "`in` needs a list or map on the right, not a {}",
+                                other.name()
+                            ),
+                        ));
+                    }
+                }
+                Ok((Node::In(Box::new(a), Box::new(b)), Ty::Bool))
+            }
+            (operators::INDEX, None, 2) => {
+                let (a, at_) = self.expr(&call.args[0])?;
+                let (b, bt) = self.expr(&call.args[1])?;
+                let ty = match at_ {
+                    Ty::StringList if matches!(bt, Ty::Int | Ty::Dyn) => Ty::String,
+                    Ty::List | Ty::Dyn if matches!(bt, Ty::Int | Ty::Dyn | Ty::String) => Ty::Dyn,
+                    Ty::Map if matches!(bt, Ty::String | Ty::Dyn) => Ty::Dyn,
+                    _ => {
+                        return Err(err(
+                            at,
+                            format!("cannot index a {} with a {}", at_.name(), bt.name()),
+                        ));
+                    }
+                };
+                Ok((Node::Index(Box::new(a), Box::new(b)), ty))
+            }
+            ("contains" | "startsWith" | "endsWith", Some(target), 1) => {
+                let (t, tt) = self.expr(target)?;
+                let (a, aty) = self.expr(&call.args[0])?;
+                for (ty, what) in [(tt, "target"), (aty, "argument")] {
+                    if !matches!(ty, Ty::String | Ty::Dyn) {
+                        return Err(err(
+                            at,
+                            format!("{f}() needs a string {what}, not a {}", ty.name()),
+                        ));
+                    }
+                }
+                let which = match f {
+                    "contains" => StrFn::Contains,
+                    "startsWith" => StrFn::StartsWith,
+                    _ => StrFn::EndsWith,
+                };
+                Ok((Node::Str(which, Box::new(t), Box::new(a)), Ty::Bool))
+            }
+            ("matches", Some(_), 1) | ("matches", None, 2) => {
+                let (target, pattern) = match &call.target {
+                    Some(t) => (t.as_ref(), &call.args[0]),
+                    None => (&call.args[0], &call.args[1]),
+                };
+                let (t, tt) = self.expr(target)?;
+                if !matches!(tt, Ty::String | Ty::Dyn) {
+                    return Err(err(
+                        at,
+                        format!("matches() needs a string, not a {}", tt.name()),
+                    ));
+                }
+                let Expr::Literal(LiteralValue::String(p)) = &pattern.expr else {
+                    return Err(err(
+                        self.at(pattern),
+                        "matches() needs a literal pattern, so it is compiled once when the policy loads",
+                    ));
+                };
+                let re = regex::RegexBuilder::new(p.inner())
+                    .size_limit(1 << 20)
+                    .nest_limit(32)
+                    .build()
+                    .map_err(|e| {
+                        err(self.at(pattern), format!("invalid regular expression: {e}"))
+                    })?;
+                Ok((Node::Matches(Box::new(t), Box::new(re)), Ty::Bool))
+            }
+            ("size", None, 1) | ("size", Some(_), 0) => {
+                let arg = call.target.as_deref().unwrap_or(&call.args[0]);
+                let (a, t) = self.expr(arg)?;
+                if !matches!(
+                    t,
+                    Ty::String | Ty::StringList | Ty::List | Ty::Map | Ty::Dyn
+                ) {
+                    return Err(err(at, format!("size() of a {} is not defined", t.name())));
+                }
+                Ok((Node::Size(Box::new(a)), Ty::Int))
+            }
+            (operators::NOT_STRICTLY_FALSE, None, 1) => {
+                Err(err(at, "internal operator is not allowed in conditions"))
+            }
+            _ => Err(err(
+                at,
+                format!(
+                    "function `{}` is not available in conditions (available: in, contains, startsWith, endsWith, matches, size, has, exists, all)",
+                    f.trim_matches('_').trim_start_matches('@')
+                ),
+            )),
+        }
+    }
+
+    /// `exists` and `all`, recognised from the parser's macro expansion.
+    fn comprehension(
+        &mut self,
+        e: &IdedExpr,
+        c: &ComprehensionExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let all = match (&c.accu_init.expr, &c.loop_step.expr) {
+            (Expr::Literal(LiteralValue::Boolean(b)), Expr::Call(step))
+                if step.args.len() == 2
+                    && matches!(&step.args[0].expr, Expr::Ident(a) if *a == c.accu_var)
+                    && ((!*b.inner() && step.func_name == operators::LOGICAL_OR)
+                        || (*b.inner() && step.func_name == operators::LOGICAL_AND)) =>
+            {
+                *b.inner()
+            }
+            _ => {
+                return Err(err(
+                    self.at(e),
+                    "only the exists() and all() macros are supported in conditions",
+                ));
+            }
+        };
+        if c.iter_var2.is_some() {
+            return Err(err(
+                self.at(e),
+                "two-variable comprehensions are not supported",
+            ));
+        }
+        let Expr::Call(step) = &c.loop_step.expr else {
+            return Err(err(self.at(e), "unsupported comprehension"));
+        };
+        let (range, rt) = self.expr(&c.iter_range)?;
+        let elem = match rt {
+            Ty::StringList => Ty::String,
+            Ty::List | Ty::Dyn => Ty::Dyn,
+            Ty::Map => Ty::String,
+            other => {
+                return Err(err(
+                    self.at(&c.iter_range),
+                    format!("cannot iterate over a {}", other.name()),
+                ));
+            }
+        };
+        if self.vars.len() >= 8 {
+            return Err(err(self.at(e), "comprehensions nest too deeply"));
+        }
+        self.vars.push((c.iter_var.clone(), elem));
+        let slot = (self.vars.len() - 1) as u8;
+        let body = self.expr(&step.args[1]);
+        self.vars.pop();
+        let (body, bt) = body?;
+        self.expect_bool(&step.args[1], bt, if all { "all()" } else { "exists()" })?;
+        Ok((
+            Node::Quant {
+                all,
+                range: Box::new(range),
+                slot,
+                var: c.iter_var.as_str().into(),
+                body: Box::new(body),
+            },
+            Ty::Bool,
+        ))
+    }
+
+    fn expect_bool(&self, e: &IdedExpr, ty: Ty, op: &str) -> Result<(), CompileError> {
+        if matches!(ty, Ty::Bool | Ty::Dyn) {
+            Ok(())
+        } else {
+            Err(err(
+                self.at(e),
+                format!(
+                    "`{op}` needs true/false operands, but this is a {}",
+                    ty.name()
+                ),
+            ))
+        }
+    }
+}
+
+fn example_of(root: &str) -> &'static str {
+    match root {
+        "agent" => "agent.trust_score",
+        "action" => "action.type",
+        "data" => "data.contains_pii",
+        "request" => "request.arguments.path",
+        "user" => "user.role",
+        _ => "time.hour",
+    }
+}
+
+/// The segments of a plain dotted path (`a.b.c`), or `None`.
+fn dotted(e: &IdedExpr) -> Option<Vec<&str>> {
+    match &e.expr {
+        Expr::Ident(name) => Some(vec![name.as_str()]),
+        Expr::Select(sel) if !sel.test => {
+            let mut v = dotted(&sel.operand)?;
+            v.push(sel.field.as_str());
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+fn literal(l: &LiteralValue, at: Option<usize>) -> Result<(Node, Ty), CompileError> {
+    Ok(match l {
+        LiteralValue::Boolean(b) => (Node::Lit(Lit::Bool(*b.inner())), Ty::Bool),
+        LiteralValue::Int(i) => (Node::Lit(Lit::Int(*i.inner())), Ty::Int),
+        LiteralValue::UInt(u) => (Node::Lit(Lit::UInt(*u.inner())), Ty::Int),
+        LiteralValue::Double(d) => (Node::Lit(Lit::Double(*d.inner())), Ty::Double),
+        LiteralValue::String(s) => (Node::Lit(Lit::Str(s.inner().into())), Ty::String),
+        LiteralValue::Null => (Node::Lit(Lit::Null), Ty::Null),
+        LiteralValue::Bytes(_) => {
+            return Err(err(at, "bytes literals are not supported in conditions"));
+        }
+    })
+}
+
+fn check_comparable(op: CmpOp, a: Ty, b: Ty) -> Result<(), String> {
+    let ordered = !matches!(op, CmpOp::Eq | CmpOp::Ne);
+    if a == Ty::Dyn || b == Ty::Dyn {
+        return Ok(());
+    }
+    if ordered {
+        let ok = (a.is_numeric() && b.is_numeric()) || (a == Ty::String && b == Ty::String);
+        if !ok {
+            return Err(format!(
+                "cannot order a {} against a {}",
+                a.name(),
+                b.name()
+            ));
+        }
+        return Ok(());
+    }
+    let ok = a == b
+        || (a.is_numeric() && b.is_numeric())
+        || (a.is_list() && b.is_list())
+        || a == Ty::Null
+        || b == Ty::Null;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "comparing a {} with a {} is always false; check the attribute's type",
+            a.name(),
+            b.name()
+        ))
+    }
+}
+
+fn arith_type(op: ArithOp, a: Ty, b: Ty) -> Result<Ty, String> {
+    if a == Ty::Dyn || b == Ty::Dyn {
+        return Ok(Ty::Dyn);
+    }
+    match (op, a, b) {
+        (_, Ty::Int, Ty::Int) => Ok(Ty::Int),
+        (ArithOp::Rem, _, _) if a.is_numeric() && b.is_numeric() => {
+            Err("% needs two integers".to_owned())
+        }
+        (_, x, y) if x.is_numeric() && y.is_numeric() => Ok(Ty::Double),
+        (ArithOp::Add, Ty::String, Ty::String) => Ok(Ty::String),
+        (ArithOp::Add, x, y) if x.is_list() && y.is_list() => Ok(Ty::List),
+        _ => Err(format!(
+            "no arithmetic between a {} and a {}",
+            a.name(),
+            b.name()
+        )),
+    }
+}
+
+impl fmt::Display for Lit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lit::Null => f.write_str("null"),
+            Lit::Bool(b) => write!(f, "{b}"),
+            Lit::Int(i) => write!(f, "{i}"),
+            Lit::UInt(u) => write!(f, "{u}u"),
+            Lit::Double(d) => {
+                if d.fract() == 0.0 && d.is_finite() {
+                    write!(f, "{d:.1}")
+                } else {
+                    write!(f, "{d}")
+                }
+            }
+            Lit::Str(s) => write!(f, "'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            Lit::List(items) => {
+                f.write_str("[")?;
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{x}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Node {
+    /// CEL text of the node (for explanations).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |f: &mut fmt::Formatter<'_>, parts: &[Node], sep: &str| -> fmt::Result {
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(sep)?;
+                }
+                if matches!(p, Node::And(_) | Node::Or(_) | Node::Cond(..)) {
+                    write!(f, "({p})")?;
+                } else {
+                    write!(f, "{p}")?;
+                }
+            }
+            Ok(())
+        };
+        match self {
+            Node::Lit(l) => write!(f, "{l}"),
+            Node::Attr(a) => f.write_str(a.def().path),
+            Node::Arg(path) => write!(f, "request.arguments.{}", path.join(".")),
+            Node::Var(_, name) => f.write_str(name),
+            Node::List(items) => {
+                f.write_str("[")?;
+                join(f, items, ", ")?;
+                f.write_str("]")
+            }
+            Node::Not(n) => write!(f, "!({n})"),
+            Node::And(parts) => join(f, parts, " && "),
+            Node::Or(parts) => join(f, parts, " || "),
+            Node::Cond(c, a, b) => write!(f, "{c} ? {a} : {b}"),
+            Node::Cmp(op, a, b) => {
+                let s = match op {
+                    CmpOp::Eq => "==",
+                    CmpOp::Ne => "!=",
+                    CmpOp::Lt => "<",
+                    CmpOp::Le => "<=",
+                    CmpOp::Gt => ">",
+                    CmpOp::Ge => ">=",
+                };
+                write!(f, "{a} {s} {b}")
+            }
+            Node::Arith(op, a, b) => {
+                let s = match op {
+                    ArithOp::Add => "+",
+                    ArithOp::Sub => "-",
+                    ArithOp::Mul => "*",
+                    ArithOp::Div => "/",
+                    ArithOp::Rem => "%",
+                };
+                write!(f, "({a} {s} {b})")
+            }
+            Node::Neg(a) => write!(f, "-{a}"),
+            Node::In(a, b) => write!(f, "{a} in {b}"),
+            Node::Str(which, a, b) => {
+                let s = match which {
+                    StrFn::Contains => "contains",
+                    StrFn::StartsWith => "startsWith",
+                    StrFn::EndsWith => "endsWith",
+                };
+                write!(f, "{a}.{s}({b})")
+            }
+            Node::Matches(a, re) => write!(f, "{a}.matches('{}')", re.as_str()),
+            Node::Size(a) => write!(f, "size({a})"),
+            Node::Has(HasTarget::Attr(a)) => write!(f, "has({})", a.def().path),
+            Node::Has(HasTarget::Arg(p)) => write!(f, "has(request.arguments.{})", p.join(".")),
+            Node::Index(a, b) => write!(f, "{a}[{b}]"),
+            Node::Quant {
+                all,
+                range,
+                var,
+                body,
+                ..
+            } => write!(
+                f,
+                "{range}.{}({var}, {body})",
+                if *all { "all" } else { "exists" }
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_spelling_keeps_offsets_and_strings() {
+        let src = "action.type == 'export' and data.contains_pii";
+        let t = translate_seed_spelling(src);
+        assert_eq!(t.len(), src.len());
+        assert_eq!(t, "action.type == 'export' &&  data.contains_pii");
+        assert_eq!(
+            translate_seed_spelling("not x or y == 'and or not'"),
+            "!   x || y == 'and or not'"
+        );
+        // Field names that happen to be keywords after a dot are untouched.
+        assert_eq!(translate_seed_spelling("a.and"), "a.and");
+        assert_eq!(translate_seed_spelling("android"), "android");
+    }
+
+    #[test]
+    fn compiles_the_seed_conditions() {
+        for src in [
+            "agent.trust_score >= 0.6",
+            "action.type == 'export' and data.contains_pii",
+            "action.type == 'api_call'",
+            "(agent.trust_score >= 0.6 and action.type == 'read') or user.role == 'admin'",
+            "not data.contains_pii",
+            "action.tool in ['read_file', 'list_dir']",
+            "request.arguments.path.startsWith('/etc')",
+            "agent.capabilities.exists(c, c.startsWith('read:'))",
+            "has(data.contains_pii) && data.contains_pii",
+            "request.arguments.path.matches('^/home/[a-z]+/')",
+            "size(agent.capabilities) > 2",
+        ] {
+            compile(src).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_attributes_and_type_errors() {
+        let cases = [
+            (
+                "agent.trust_scor >= 0.6",
+                "did you mean `agent.trust_score`",
+            ),
+            ("agnt.name == 'x'", "did you mean `agent.name`"),
+            ("data.contains_pii + 1 > 0", "no arithmetic"),
+            (
+                "agent.trust_score >= 'high'",
+                "cannot order a double against a string",
+            ),
+            ("action.type == 1", "always false"),
+            ("agent.name", "must be true or false"),
+            ("action.type.startsWith(1)", "needs a string argument"),
+            ("1 in agent.capabilities", "never in a list of strings"),
+            ("agent == 'x'", "group of attributes"),
+            (
+                "request.arguments.path.matches(action.type)",
+                "literal pattern",
+            ),
+            (
+                "request.arguments.path.matches('(')",
+                "invalid regular expression",
+            ),
+            ("action.type == 'a' &&", "syntax error"),
+            ("foo(1)", "function `foo` is not available"),
+            ("lowerAscii(action.type) == 'x'", "not available"),
+            ("", "empty"),
+        ];
+        for (src, want) in cases {
+            let e = compile(src).expect_err(src);
+            assert!(e.message.contains(want), "{src}: got `{}`", e.message);
+        }
+    }
+
+    #[test]
+    fn hostile_conditions_are_bounded() {
+        let deep = format!("{}true{}", "(".repeat(100), ")".repeat(100));
+        assert!(
+            compile(&deep)
+                .expect_err("deep")
+                .message
+                .contains("nests deeper")
+        );
+        let long = format!("action.type == '{}'", "a".repeat(5000));
+        assert!(compile(&long).expect_err("long").message.contains("limit"));
+        let many = (0..200)
+            .map(|i| format!("action.type == 'a{i}'"))
+            .collect::<Vec<_>>()
+            .join(" || ");
+        assert!(compile(&many).is_ok() || compile(&many).is_err());
+    }
+
+    #[test]
+    fn syntax_error_positions_point_into_the_source() {
+        let e = compile("action.type == 'x' and ) ").expect_err("syntax");
+        assert!(e.offset.is_some(), "{e:?}");
+    }
+}
