@@ -263,11 +263,19 @@ fn eval<'a>(node: &'a Node, req: &'a Request, vars: &mut Vec<Val<'a>>) -> R<'a> 
             Ok(Val::Int(n as i64))
         }
         Node::Has(HasTarget::Attr(a)) => Ok(Val::Bool(attr(req, *a).is_some())),
-        Node::Has(HasTarget::Arg(path)) => Ok(Val::Bool(match arg_path(req, path) {
-            Ok(_) => true,
-            Err(EvalError::Missing(_)) => false,
-            Err(e) => return Err(e),
-        })),
+        Node::Has(HasTarget::Arg(path)) => {
+            // As in CEL, has(a.b.c) tests only the last field: a.b itself
+            // must exist (and be a map), or it is an error.
+            let (last, parent) = path
+                .split_last()
+                .ok_or_else(|| EvalError::Missing("request.arguments".into()))?;
+            match arg_path(req, parent)? {
+                Json::Object(m) => Ok(Val::Bool(m.contains_key(&**last))),
+                _ => Err(EvalError::Type(
+                    "has() on a field of something that is not a map".into(),
+                )),
+            }
+        }
         Node::Index(a, b) => {
             let a = eval(a, req, vars)?;
             let b = eval(b, req, vars)?;
@@ -624,6 +632,8 @@ mod tests {
         assert_eq!(check("has(data.contains_pii)"), Ok(true));
         assert_eq!(check("has(request.arguments.path)"), Ok(true));
         assert_eq!(check("has(request.arguments.nope)"), Ok(false));
+        // As in CEL: has() on a field of a missing parent is an error.
+        assert!(check("has(request.arguments.nope.deeper)").is_err());
     }
 
     #[test]

@@ -66,8 +66,10 @@ impl Watcher {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        // The baseline is read before this returns, so any write after
+        // `spawn` returns is seen as a change.
+        let mut last = std::fs::read(&path).ok();
         let thread = std::thread::spawn(move || {
-            let mut last = std::fs::read(&path).ok();
             while !stop2.load(Ordering::Relaxed) {
                 std::thread::sleep(interval);
                 let now = std::fs::read(&path).ok();
