@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Delegate(args) => delegate(&open(&cli.home).await?, args, now).await,
         Command::Delegation(cmd) => delegation(&cli.home, cmd, now).await,
         Command::Did(DidCmd::Resolve { did }) => did_resolve(&did),
+        Command::Policy(cmd) => crate::policy_cmd::run(cmd, now),
     }
 }
 
@@ -471,7 +472,7 @@ fn describe_chain(chain: &VerifiedChain) -> String {
     s
 }
 
-fn parse_time(s: &str) -> Result<u64> {
+pub(crate) fn parse_time(s: &str) -> Result<u64> {
     if let Ok(n) = s.parse::<u64>() {
         return Ok(n);
     }
@@ -643,7 +644,7 @@ fn did_resolve(did: &str) -> Result<Output> {
 
 /// Reads an argument that may be literal text, `@file` or `-` (stdin),
 /// bounded in size, trimmed.
-fn read_input(arg: &str) -> Result<String> {
+pub(crate) fn read_input(arg: &str) -> Result<String> {
     let text = if arg == "-" {
         let mut s = String::new();
         std::io::stdin()

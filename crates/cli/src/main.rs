@@ -4,6 +4,7 @@
 
 mod commands;
 mod output;
+mod policy_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -51,6 +52,39 @@ pub enum Command {
     /// Resolve DIDs offline.
     #[command(subcommand)]
     Did(DidCmd),
+    /// Check, test and explain policy files (YAML with CEL conditions).
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Validate policy files: unknown keys and attributes, type errors,
+    /// malformed limits, rules that can never match or are shadowed.
+    Lint {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a case file (requests and expected decisions) against a policy.
+    /// Exits 1 when any case fails.
+    Test {
+        file: PathBuf,
+        /// YAML case file (see docs/policy-language.md, "Testing policies").
+        #[arg(long)]
+        cases: PathBuf,
+    },
+    /// Decide one request and show every rule: matched or not, and why.
+    Explain {
+        file: PathBuf,
+        /// JSON request ({"agent": {…}, "action": {…}, …}): a path, `@path` or `-`.
+        #[arg(long)]
+        request: String,
+        /// Decide as of this time (unix seconds or RFC 3339); sets time.* when the request has none.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the JSON Schema of policy files.
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]

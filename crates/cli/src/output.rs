@@ -2,6 +2,7 @@
 //! for programs.
 
 use serde_json::Value;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -30,15 +31,20 @@ impl Output {
     }
 
     pub fn print(self, json: bool) -> ExitCode {
-        if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&self.json).unwrap_or_else(|_| "{}".into())
-            );
+        let text = if json {
+            serde_json::to_string_pretty(&self.json).unwrap_or_else(|_| "{}".into())
         } else {
-            let text = self.text.trim_end();
-            if !text.is_empty() {
-                println!("{text}");
+            self.text.trim_end().to_owned()
+        };
+        if !text.is_empty() {
+            // A closed pipe (`agentmesh … | head`) is not an error worth a
+            // panic; anything else that stops output is reported.
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                eprintln!("error: writing output: {e}");
+                return ExitCode::from(1);
             }
         }
         ExitCode::from(self.code)

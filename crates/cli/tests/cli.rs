@@ -520,3 +520,77 @@ fn help_reads_well() {
         "{out}"
     );
 }
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn policy_lint_test_and_explain() {
+    let h = Home::new();
+    let seed = repo().join("examples/policies/seed.yaml");
+    let seed = seed.to_str().expect("path");
+    let cases = repo().join("examples/policies/seed.cases.yaml");
+    let cases = cases.to_str().expect("path");
+    let out = h.ok(&["policy", "lint", seed]);
+    assert!(out.starts_with("ok: ") && out.contains("3 rules"), "{out}");
+    let out = h.ok(&["policy", "test", seed, "--cases", cases]);
+    assert!(out.contains("16/16 cases passed"), "{out}");
+
+    // A broken policy: diagnostics with file:line:col, exit 1.
+    let bad = h.write("bad.yaml", "agent: x\nrules:\n  - name: r\n    condition: \"agent.trust_scor >= 0.6\"\n    action: allow\n");
+    let bad = bad.trim_start_matches('@');
+    let out = h.fails(&["policy", "lint", bad]);
+    assert!(
+        out.contains("bad.yaml:4:17: error: rule `r`: unknown attribute `agent.trust_scor`"),
+        "{out}"
+    );
+    let v: Value = {
+        let o = h
+            .cmd()
+            .args(["--json", "policy", "lint", bad])
+            .output()
+            .expect("run");
+        serde_json::from_slice(&o.stdout).expect("json")
+    };
+    assert_eq!(v["files"][0]["diagnostics"][0]["line"], 4);
+
+    // A case that fails makes `policy test` exit 1.
+    let wrong = h.write(
+        "wrong.cases.yaml",
+        "cases:\n  - name: low trust is allowed (wrong)\n    request: {agent: {name: data-analyst-agent, sponsor: alice@company.com, trust_score: 0.1}, action: {type: read}}\n    expect: allow\n",
+    );
+    let out = h.fails(&[
+        "policy",
+        "test",
+        seed,
+        "--cases",
+        wrong.trim_start_matches('@'),
+    ]);
+    assert!(
+        out.contains("FAIL")
+            && out.contains("expected allow, got deny")
+            && out.contains("0/1 cases passed"),
+        "{out}"
+    );
+
+    let req = h.write(
+        "req.json",
+        r#"{"agent":{"name":"data-analyst-agent","sponsor":"alice@company.com","trust_score":0.9},"action":{"type":"export"},"data":{"contains_pii":true}}"#,
+    );
+    let out = h.ok(&["policy", "explain", seed, "--request", &req]);
+    assert!(
+        out.starts_with("decision: DENY  (rule_deny), rule `no-pii-export`"),
+        "{out}"
+    );
+    assert!(out.contains("data.contains_pii  →  true"), "{out}");
+    let v = h.json(&["policy", "explain", seed, "--request", &req]);
+    assert_eq!(v["decision"]["outcome"], "deny");
+    assert_eq!(v["rules"].as_array().expect("rules").len(), 3);
+    // A request with an unknown attribute is rejected, not ignored.
+    let typo = h.write("typo.json", r#"{"agent":{"trust_scor":0.9}}"#);
+    let out = h.fails(&["policy", "explain", seed, "--request", &typo]);
+    assert!(out.contains("unknown field `trust_scor`"), "{out}");
+    let schema = h.json(&["policy", "schema"]);
+    assert_eq!(schema["title"], "AgentMesh policy file");
+}
