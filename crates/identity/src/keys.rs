@@ -74,6 +74,18 @@ impl PublicKey {
             .map_err(|_| KeyError::BadSignature)
     }
 
+    /// Verifies a plain RFC 8032 signature over `message`, with no domain
+    /// prefix: only for formats that define their own framing (C2SP signed
+    /// notes, JWS). Such messages never contain a 0x00 byte after an
+    /// `agentmesh/…` label, so they cannot collide with framed signatures.
+    pub fn verify_raw(&self, message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
+        let sig = Signature::from_slice(signature)
+            .map_err(|_| KeyError::SignatureLength(signature.len()))?;
+        self.key
+            .verify_strict(message, &sig)
+            .map_err(|_| KeyError::BadSignature)
+    }
+
     /// The `did:mesh` identifier of this key.
     pub fn did(&self) -> crate::Did {
         crate::Did::from_public_key(self)
@@ -129,6 +141,12 @@ impl KeyPair {
     /// Signs `domain ‖ 0x00 ‖ message`.
     pub fn sign(&self, domain: &str, message: &[u8]) -> [u8; SIGNATURE_LEN] {
         self.signing.sign(&frame(domain, message)).to_bytes()
+    }
+
+    /// A plain RFC 8032 signature over `message` (see
+    /// [`PublicKey::verify_raw`] for when this is appropriate).
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.signing.sign(message).to_bytes()
     }
 
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), readable by OpenSSL.

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod canonical;
 mod did;
 mod document;
 mod keys;
@@ -20,6 +21,7 @@ mod names;
 mod spiffe;
 mod sponsorship;
 
+pub use canonical::{canonical_json, to_canonical_json};
 pub use did::{Did, DidError, DidMethod};
 pub use document::{DidDocument, Jwk, JwkError, VerificationMethod};
 pub use keys::{KeyError, KeyPair, PublicKey, SIGNATURE_LEN, Signature, sha256};

@@ -3,6 +3,7 @@
 //! arguments, policy version, rule). Approving it lets that exact call
 //! through once, before it expires.
 
+use agentmesh_identity::canonical_json;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -224,39 +225,6 @@ fn new_id() -> String {
 
 pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Canonical JSON: object keys sorted by their UTF-16 code units (RFC 8785
-/// order), no whitespace, strings escaped as serde_json does. Used to hash
-/// arguments so that key order or spacing never changes the digest.
-pub fn canonical_json(v: &serde_json::Value, out: &mut String) {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::Value::String((*k).clone()).to_string());
-                out.push(':');
-                canonical_json(&m[k.as_str()], out);
-            }
-            out.push('}');
-        }
-        serde_json::Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 /// SHA-256 (hex) of the canonical JSON of `arguments` (`null` when absent).

@@ -30,7 +30,6 @@ mod schema_json;
 
 pub use approval::{
     Approval, ApprovalError, ApprovalState, ApprovalStore, Binding, arguments_digest,
-    canonical_json,
 };
 pub use cases::{CaseResult, DEFAULT_CASE_TIME, run_cases};
 pub use compile::{
