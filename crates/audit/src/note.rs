@@ -185,10 +185,11 @@ impl NoteVerifier {
     /// Parses the verifier key format, checking the key ID.
     pub fn parse_vkey(s: &str) -> Result<Self, NoteError> {
         let s = s.trim();
-        let mut parts = s.rsplitn(3, '+');
-        let key_b64 = parts.next().ok_or(NoteError::BadKey("missing key"))?;
-        let id_hex = parts.next().ok_or(NoteError::BadKey("missing key ID"))?;
+        // Names never contain `+`; base64 may, so split from the left.
+        let mut parts = s.splitn(3, '+');
         let name = parts.next().ok_or(NoteError::BadKey("missing name"))?;
+        let id_hex = parts.next().ok_or(NoteError::BadKey("missing key ID"))?;
+        let key_b64 = parts.next().ok_or(NoteError::BadKey("missing key"))?;
         let raw = STANDARD
             .decode(key_b64)
             .map_err(|_| NoteError::BadKey("key is not base64"))?;
@@ -320,6 +321,13 @@ mod tests {
         assert_eq!(verify_checkpoint(&note, &v), Ok(cp.clone()));
         let vkey = v.to_vkey();
         assert_eq!(NoteVerifier::parse_vkey(&vkey), Ok(v.clone()));
+        // Keys whose base64 holds `+` parse too.
+        for seed in 0..64u8 {
+            let v = NoteSigner::new("o", KeyPair::from_seed(&[seed; 32]))
+                .expect("s")
+                .verifier();
+            assert_eq!(NoteVerifier::parse_vkey(&v.to_vkey()), Ok(v));
+        }
         // Tampering with the size, root or signature is caught.
         assert!(verify_checkpoint(&note.replace("\n1024\n", "\n1025\n"), &v).is_err());
         let other = NoteSigner::new("example.org/agentmesh/audit", KeyPair::from_seed(&[6; 32]))

@@ -50,8 +50,10 @@ pub enum AuditError {
     EntryTooLarge(usize),
     #[error("the audit writer stopped: {0}; no further appends are accepted")]
     WriterFailed(String),
-    #[error("the audit log is closed")]
+    #[error("the audit log is closed (or opened read-only)")]
     Closed,
+    #[error("the audit log in {0} is in use by another process")]
+    Locked(String),
     #[error("proof: {0}")]
     Proof(#[from] ProofError),
     #[error("checkpoint: {0}")]
@@ -205,6 +207,8 @@ pub struct AuditLog {
     shared: Arc<Shared>,
     sender: Mutex<Option<(u64, SyncSender<Pending>)>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held by the one process that may write (`open`).
+    _lock: Option<File>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -213,6 +217,35 @@ impl std::fmt::Debug for AuditLog {
             .field("dir", &self.shared.dir)
             .field("size", &self.size())
             .finish()
+    }
+}
+
+fn create_dirs(dir: &Path) -> Result<(), AuditError> {
+    for d in [
+        dir.to_path_buf(),
+        dir.join("segments"),
+        dir.join("tree"),
+        dir.join("checkpoints"),
+    ] {
+        fs::create_dir_all(&d).map_err(|e| io(&d, e))?;
+    }
+    Ok(())
+}
+
+/// Takes the writer lock (`<dir>/LOCK`, an OS file lock released when the
+/// process exits, even by SIGKILL). `None` when another process holds it.
+fn take_lock(dir: &Path) -> Result<Option<File>, AuditError> {
+    let p = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| io(&p, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&p, e)),
     }
 }
 
@@ -230,14 +263,8 @@ fn now_ns() -> u128 {
 impl AuditLog {
     /// Opens (creating if needed) the log in `dir`, recovering from a crash.
     pub fn open(dir: &Path, opts: Options) -> Result<Self, AuditError> {
-        for d in [
-            dir.to_path_buf(),
-            dir.join("segments"),
-            dir.join("tree"),
-            dir.join("checkpoints"),
-        ] {
-            fs::create_dir_all(&d).map_err(|e| io(&d, e))?;
-        }
+        create_dirs(dir)?;
+        let lock = take_lock(dir)?.ok_or_else(|| AuditError::Locked(dir.display().to_string()))?;
         let nodes = Nodes::new(dir.join("tree"), opts.cache_tiles);
         let rec = recover(dir, &nodes, opts.durable)?;
         let shared = Arc::new(Shared {
@@ -258,6 +285,48 @@ impl AuditLog {
             shared,
             sender: Mutex::new(Some((size, tx))),
             writer: Mutex::new(Some(handle)),
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens the log for reading only. When no writer holds the log, it is
+    /// recovered first (as `open` would) and read in full; while a writer
+    /// holds it, this reads the consistent prefix recorded in `state.json`
+    /// (at most about a second behind). Never blocks a writer.
+    pub fn open_read_only(dir: &Path) -> Result<Self, AuditError> {
+        if !dir.join("segments").is_dir() {
+            return Err(AuditError::Io {
+                path: dir.display().to_string(),
+                message: "no audit log here".into(),
+            });
+        }
+        let nodes = Nodes::new(dir.join("tree"), 256);
+        let (size, segments) = match take_lock(dir)? {
+            Some(lock) => {
+                let rec = recover(dir, &nodes, true)?;
+                drop(lock);
+                (rec.size, rec.segments)
+            }
+            None => {
+                let st = read_state(dir).ok_or_else(|| AuditError::Io {
+                    path: dir.join("state.json").display().to_string(),
+                    message: "missing while another process writes the log".into(),
+                })?;
+                nodes.size.store(st.size, Ordering::Release);
+                (st.size, list_segments(dir)?)
+            }
+        };
+        Ok(Self {
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                durable: AtomicU64::new(size),
+                fatal: Mutex::new(None),
+                segments: RwLock::new(segments),
+                nodes,
+            }),
+            sender: Mutex::new(None),
+            writer: Mutex::new(None),
+            _lock: None,
         })
     }
 

@@ -386,3 +386,24 @@ fn proofs_from_a_million_entry_log_verify_with_only_checkpoint_and_key() {
     verify_consistency(old, n, &proof, &log.root(old).expect("old root"), &cp.root)
         .expect("consistency");
 }
+
+#[test]
+fn one_writer_at_a_time_and_readers_never_block_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(dir.path(), Options::default()).expect("open");
+    fill(&log, 10);
+    assert!(matches!(
+        AuditLog::open(dir.path(), Options::default()),
+        Err(AuditError::Locked(_))
+    ));
+    // While the writer runs, a reader sees the prefix recorded in state.json.
+    let reader = AuditLog::open_read_only(dir.path()).expect("reader");
+    assert!(reader.size() <= 10);
+    assert!(matches!(reader.append(draft(0)), Err(AuditError::Closed)));
+    log.close().expect("close");
+    drop(log);
+    let reader = AuditLog::open_read_only(dir.path()).expect("reader after close");
+    assert_eq!(reader.size(), 10);
+    assert_eq!(reader.entry(9).expect("entry").entry.seq, 9);
+    AuditLog::open(dir.path(), Options::default()).expect("the lock is free again");
+}

@@ -24,13 +24,38 @@ pub async fn run(cli: Cli) -> Result<Output> {
     match cli.command {
         Command::Init { trust_domain } => init(&cli.home, &trust_domain, now).await,
         Command::Status => status(&open(&cli.home).await?).await,
-        Command::Sponsor(cmd) => sponsor(&open(&cli.home).await?, cmd, now).await,
-        Command::Agent(cmd) => agent(&open(&cli.home).await?, cmd, now).await,
-        Command::Delegate(args) => delegate(&open(&cli.home).await?, args, now).await,
+        Command::Sponsor(cmd) => {
+            let mesh = open(&cli.home).await?;
+            let out = sponsor(&mesh, cmd, now).await?;
+            checkpoint_if_written(&mesh)?;
+            Ok(out)
+        }
+        Command::Agent(cmd) => {
+            let mesh = open(&cli.home).await?;
+            let out = agent(&mesh, cmd, now).await?;
+            checkpoint_if_written(&mesh)?;
+            Ok(out)
+        }
+        Command::Delegate(args) => {
+            let mesh = open(&cli.home).await?;
+            let out = delegate(&mesh, args, now).await?;
+            checkpoint_if_written(&mesh)?;
+            Ok(out)
+        }
         Command::Delegation(cmd) => delegation(&cli.home, cmd, now).await,
         Command::Did(DidCmd::Resolve { did }) => did_resolve(&did),
         Command::Policy(cmd) => crate::policy_cmd::run(cmd, now),
+        Command::Audit(cmd) => crate::audit_cmd::run(&cli.home, cmd).await,
     }
+}
+
+/// After a command that recorded audit entries, sign a checkpoint with the
+/// mesh key so the new entries are covered by a signed tree head.
+fn checkpoint_if_written(mesh: &Mesh) -> Result<()> {
+    if mesh.audit_opened() {
+        mesh.checkpoint().context("signing the audit checkpoint")?;
+    }
+    Ok(())
 }
 
 async fn open(home: &std::path::Path) -> Result<Mesh> {
@@ -606,6 +631,7 @@ async fn delegation(home: &std::path::Path, cmd: DelegationCmd, now: u64) -> Res
             let mesh = open(home).await?;
             let input = read_input(&token)?;
             let r = mesh.revoke_delegation(&input, link, &reason, now).await?;
+            checkpoint_if_written(&mesh)?;
             Ok(Output::new(
                 json!({"revoked": r}),
                 format!(

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod commands;
 mod output;
 mod policy_cmd;
@@ -55,6 +56,64 @@ pub enum Command {
     /// Check, test and explain policy files (YAML with CEL conditions).
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// The provable audit log: read, prove, verify offline, export.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Print the last entries (one line each); `-f` keeps printing new ones.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u64,
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Print one entry in full.
+    Show { index: u64 },
+    /// Print an inclusion proof for an entry, against the latest signed
+    /// checkpoint (or `--size`), as JSON that `audit verify-proof` checks offline.
+    Proof {
+        index: u64,
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Check a proof file offline: the checkpoint signature, the entry's leaf
+    /// hash and the inclusion proof.
+    VerifyProof {
+        /// The JSON printed by `audit proof` (path, `@path` or `-`).
+        proof: String,
+        /// Verifier key (`name+id+key`), a did:mesh/did:key, or a file holding one.
+        #[arg(long)]
+        pubkey: Option<String>,
+    },
+    /// Verify the whole log offline: every record, the Merkle tree, and the
+    /// signed checkpoints. Reports the first bad index. Exits 1 on failure.
+    Verify {
+        /// Checkpoint notes to check against (default: all stored ones).
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// Verifier key (`name+id+key`), a did:mesh/did:key, or a file holding one
+        /// (default: the mesh key from config.toml).
+        #[arg(long)]
+        pubkey: Option<String>,
+        /// Audit directory (default: <home>/audit); no mesh home needed with --pubkey.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Export entries as JSON Lines or CloudEvents (one JSON object per line).
+    Export {
+        #[arg(long, value_parser = ["jsonl", "cloudevents"], default_value = "jsonl")]
+        format: String,
+        /// First index to export.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+    },
+    /// Sign a checkpoint of the log now, with the mesh key.
+    Checkpoint,
+    /// Print the verifier key third parties need to check checkpoints.
+    Pubkey,
 }
 
 #[derive(Debug, Subcommand)]

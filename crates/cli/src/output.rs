@@ -31,7 +31,10 @@ impl Output {
     }
 
     pub fn print(self, json: bool) -> ExitCode {
-        let text = if json {
+        let text = if json && self.json.is_null() && self.text.is_empty() {
+            // The command streamed its own output (export, tail -f).
+            String::new()
+        } else if json {
             serde_json::to_string_pretty(&self.json).unwrap_or_else(|_| "{}".into())
         } else {
             self.text.trim_end().to_owned()

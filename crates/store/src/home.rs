@@ -151,6 +151,16 @@ impl MeshHome {
         self.root.join(REGISTRY_FILE)
     }
 
+    /// Directory of this mesh's audit log.
+    pub fn audit_dir(&self) -> PathBuf {
+        self.root.join("audit")
+    }
+
+    /// Origin (and checkpoint key name) of this mesh's audit log.
+    pub fn audit_origin(&self) -> String {
+        format!("{}/agentmesh/audit", self.config.trust_domain)
+    }
+
     /// Path of a private key file.
     pub fn key_path(&self, kind: KeyKind<'_>) -> PathBuf {
         match kind {

@@ -5,6 +5,8 @@
 
 use crate::registry::{Registry, load_directory, parse_hex32};
 use crate::{AgentRecord, KeyCustody, KeyKind, MeshHome, RevokedLink, SponsorRecord, StoreError};
+use agentmesh_audit::note::NoteSigner;
+use agentmesh_audit::{Appended, AuditError, AuditLog, Draft, Options as AuditOptions};
 use agentmesh_capability::{Capability, covers_all, display_list, normalize, uncovered};
 use agentmesh_delegation::{
     AgentStatus, Grant, IssueError, Token, VerifiedChain, VerifyError, VerifyOptions, hex,
@@ -56,6 +58,20 @@ pub enum MeshError {
     SelfCheck(VerifyError),
     #[error("{0}")]
     Invalid(String),
+    #[error("audit: {0}")]
+    Audit(#[from] AuditError),
+}
+
+fn event(event: &str, agent: Option<&Did>, sponsor: &str, detail: serde_json::Value) -> Draft {
+    Draft {
+        event: event.to_owned(),
+        agent: agent.map(|d| d.to_string()).unwrap_or_default(),
+        sponsor: sponsor.to_owned(),
+        action: event.to_owned(),
+        decision: "allow".to_owned(),
+        detail,
+        ..Draft::default()
+    }
 }
 
 /// The registry and the keys of one mesh home.
@@ -63,6 +79,8 @@ pub enum MeshError {
 pub struct Mesh {
     home: MeshHome,
     registry: Arc<dyn Registry>,
+    /// The audit log, opened (and its writer lock taken) on first use.
+    audit: Arc<std::sync::OnceLock<Arc<AuditLog>>>,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -102,7 +120,52 @@ pub struct NewDelegation {
 
 impl Mesh {
     pub fn new(home: MeshHome, registry: Arc<dyn Registry>) -> Self {
-        Self { home, registry }
+        Self {
+            home,
+            registry,
+            audit: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// The mesh's audit log, opened for writing on first use. Another
+    /// process holding it is waited for, briefly.
+    pub fn audit(&self) -> Result<Arc<AuditLog>, MeshError> {
+        if let Some(a) = self.audit.get() {
+            return Ok(a.clone());
+        }
+        let dir = self.home.audit_dir();
+        let mut waited = std::time::Duration::ZERO;
+        let log = loop {
+            match AuditLog::open(&dir, AuditOptions::default()) {
+                Ok(l) => break l,
+                Err(AuditError::Locked(_)) if waited < std::time::Duration::from_secs(10) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    waited += std::time::Duration::from_millis(50);
+                }
+                Err(e) => return Err(MeshError::Audit(e)),
+            }
+        };
+        let log = Arc::new(log);
+        Ok(self.audit.get_or_init(|| log).clone())
+    }
+
+    /// True once this handle has opened the audit log (something was recorded).
+    pub fn audit_opened(&self) -> bool {
+        self.audit.get().is_some()
+    }
+
+    /// Records an audit entry and waits until it is durable.
+    pub fn record(&self, draft: Draft) -> Result<Appended, MeshError> {
+        Ok(self.audit()?.append_wait(draft)?)
+    }
+
+    /// Signs a checkpoint of the audit log with the mesh key (if anything
+    /// was recorded since the last one) and returns the note.
+    pub fn checkpoint(&self) -> Result<String, MeshError> {
+        let key = self.home.mesh_key()?;
+        let signer = NoteSigner::new(&self.home.audit_origin(), key)
+            .map_err(|e| MeshError::Invalid(e.to_string()))?;
+        Ok(self.audit()?.checkpoint(&signer)?)
     }
 
     /// Opens the home's embedded registry.
@@ -157,6 +220,12 @@ impl Mesh {
                 e => e.into(),
             });
         }
+        self.record(event(
+            "sponsor.created",
+            None,
+            &record.email,
+            serde_json::json!({"sponsor_did": record.did, "capabilities": record.capabilities}),
+        ))?;
         Ok(record)
     }
 
@@ -286,6 +355,23 @@ impl Mesh {
                 e => e.into(),
             });
         }
+        self.record(event(
+            if private.is_some() {
+                "agent.created"
+            } else {
+                "agent.imported"
+            },
+            Some(&record.did),
+            &record.sponsor,
+            serde_json::json!({
+                "name": record.name,
+                "spiffe_id": record.spiffe_id,
+                "capabilities": record.capabilities,
+                "parent_did": record.parent_did,
+                "expires_at": record.expires_at,
+                "sponsorship_signature": record.sponsorship.signature,
+            }),
+        ))?;
         Ok(record)
     }
 
@@ -309,7 +395,14 @@ impl Mesh {
         now: u64,
     ) -> Result<Vec<String>, MeshError> {
         let agent = self.agent(name_or_did).await?;
-        Ok(self.registry.revoke_agent(&agent.did, reason, now).await?)
+        let names = self.registry.revoke_agent(&agent.did, reason, now).await?;
+        self.record(event(
+            "agent.revoked",
+            Some(&agent.did),
+            &agent.sponsor,
+            serde_json::json!({"name": agent.name, "reason": reason, "revoked": names}),
+        ))?;
+        Ok(names)
     }
 
     /// Suspends (`active → suspended`) or reactivates (`suspended → active`).
@@ -328,6 +421,16 @@ impl Mesh {
                 StoreError::Conflict(m) => MeshError::Invalid(m),
                 e => e.into(),
             })?;
+        let name = match status {
+            AgentStatus::Suspended => "agent.suspended",
+            _ => "agent.reactivated",
+        };
+        self.record(event(
+            name,
+            Some(&agent.did),
+            &agent.sponsor,
+            serde_json::json!({"name": agent.name, "reason": reason}),
+        ))?;
         self.agent(name_or_did).await
     }
 
@@ -427,7 +530,19 @@ impl Mesh {
             )?
         };
         let directory = load_directory(&*self.registry).await?;
-        verify_token(&token, &directory, VerifyOptions::at(now)).map_err(MeshError::SelfCheck)?;
+        let chain = verify_token(&token, &directory, VerifyOptions::at(now))
+            .map_err(MeshError::SelfCheck)?;
+        self.record(event(
+            "delegation.issued",
+            Some(&chain.holder),
+            &chain.sponsor_email,
+            serde_json::json!({
+                "holder": chain.holder_name,
+                "capabilities": chain.capabilities,
+                "links": chain.links.iter().map(|l| &l.hash).collect::<Vec<_>>(),
+                "expires_at": chain.expires_at,
+            }),
+        ))?;
         Ok(token)
     }
 
@@ -468,6 +583,12 @@ impl Mesh {
             revoked_at: now,
         };
         self.registry.revoke_link(&record).await?;
+        self.record(event(
+            "delegation.revoked",
+            None,
+            "",
+            serde_json::json!({"link": record.hash, "reason": reason}),
+        ))?;
         Ok(record)
     }
 }

@@ -484,3 +484,65 @@ async fn home_init_and_open_errors() {
         Err(StoreError::Config { .. })
     ));
 }
+
+#[tokio::test]
+async fn every_mutation_is_an_audit_leaf_and_checkpoints_verify() {
+    let (_dir, mesh) = mesh().await;
+    mesh.create_sponsor("alice@company.com", None, NOW)
+        .await
+        .expect("sponsor");
+    let a = mesh
+        .create_agent(agent("a", "alice@company.com", "read:*", None), NOW)
+        .await
+        .expect("a");
+    mesh.create_agent(agent("b", "alice@company.com", "read:*", None), NOW)
+        .await
+        .expect("b");
+    let t = mesh
+        .delegate(
+            NewDelegation {
+                from: "a".into(),
+                to: "b".into(),
+                capabilities: None,
+                ttl_secs: 60,
+                max_depth: None,
+                parent_token: None,
+            },
+            NOW,
+        )
+        .await
+        .expect("delegate");
+    mesh.revoke_delegation(t.as_str(), None, "test", NOW)
+        .await
+        .expect("revoke link");
+    mesh.set_status("b", AgentStatus::Suspended, Some("x"), NOW)
+        .await
+        .expect("suspend");
+    mesh.revoke_agent("a", "done", NOW).await.expect("revoke");
+    let log = mesh.audit().expect("audit");
+    let events: Vec<String> = (0..log.size())
+        .map(|i| log.entry(i).expect("entry").entry.draft.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "sponsor.created",
+            "agent.created",
+            "agent.created",
+            "delegation.issued",
+            "delegation.revoked",
+            "agent.suspended",
+            "agent.revoked"
+        ]
+    );
+    assert_eq!(
+        log.entry(1).expect("e").entry.draft.agent,
+        a.did.to_string()
+    );
+    let note = mesh.checkpoint().expect("checkpoint");
+    let key = mesh.home().mesh_key().expect("key");
+    let v = agentmesh_audit::note::NoteVerifier::new(&mesh.home().audit_origin(), *key.public())
+        .expect("verifier");
+    let cp = agentmesh_audit::note::verify_checkpoint(&note, &v).expect("signed by the mesh key");
+    assert_eq!(cp.size, 7);
+}
