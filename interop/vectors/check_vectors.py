@@ -181,6 +181,109 @@ def check_delegation():
         ok(verify(links[-1]["audience"], "agentmesh/holder-proof/v1", msg, sig), "holder proof signature")
 
 
+def lh(d):
+    return hashlib.sha256(b"\x00" + d).digest()
+
+
+def nh(a, b):
+    return hashlib.sha256(b"\x01" + a + b).digest()
+
+
+def mth(leaves):
+    """RFC 9162 Merkle tree hash of a list of leaf hashes."""
+    n = len(leaves)
+    if n == 0:
+        return hashlib.sha256(b"").digest()
+    if n == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return nh(mth(leaves[:k]), mth(leaves[k:]))
+
+
+def path(m, leaves):
+    n = len(leaves)
+    if n == 1:
+        return []
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    if m < k:
+        return path(m, leaves[:k]) + [mth(leaves[k:])]
+    return path(m - k, leaves[k:]) + [mth(leaves[:k])]
+
+
+def subproof(m, leaves, start):
+    n = len(leaves)
+    if m == n:
+        return [] if start else [mth(leaves)]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    if m <= k:
+        return subproof(m, leaves[:k], start) + [mth(leaves[k:])]
+    return subproof(m - k, leaves[k:], False) + [mth(leaves[:k])]
+
+
+def check_rfc6962():
+    v = json.loads((ROOT / "docs/wire/vectors/rfc6962.json").read_text())
+    leaves = [lh(bytes.fromhex(x)) for x in v["leaves_hex"]]
+    ok(mth([]).hex() == v["empty_root"], "empty root")
+    for i, root in enumerate(v["roots"]):
+        ok(mth(leaves[: i + 1]).hex() == root, f"RFC 6962 root of {i + 1}")
+    for c in v["inclusion"]:
+        got = [h.hex() for h in path(c["index"], leaves[: c["size"]])]
+        ok(got == c["path"], f"RFC 6962 PATH({c['index']}, {c['size']})")
+    for c in v["consistency"]:
+        got = [] if c["old"] == c["new"] else [h.hex() for h in subproof(c["old"], leaves[: c["new"]], True)]
+        ok(got == c["proof"], f"RFC 6962 PROOF({c['old']}, {c['new']})")
+
+
+def check_audit():
+    v = json.loads((ROOT / "docs/wire/vectors/audit.json").read_text())
+    leaves = []
+    for e in v["entries"]:
+        obj = json.loads(e["canonical"])
+        canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        ok(canonical == e["canonical"], "audit entry is sorted-key compact JSON")
+        ok(set(obj) == {"action", "agent", "arguments_sha256", "decision", "detail", "event", "policy_version",
+                        "rule", "seq", "sponsor", "time", "trace_id", "trust_after", "trust_before", "v"},
+           "audit entry has every field")
+        leaf = lh(e["canonical"].encode())
+        ok(leaf.hex() == e["leaf_hash"], "audit leaf hash")
+        leaves.append(leaf)
+    ok(mth(leaves).hex() == v["root"], "audit root")
+    ok(mth(leaves[:3]).hex() == v["root_at_3"], "audit root at 3")
+    inc = v["inclusion"]
+    ok([h.hex() for h in path(inc["index"], leaves[: inc["size"]])] == inc["path"], "audit inclusion proof")
+    con = v["consistency"]
+    ok([h.hex() for h in subproof(con["old"], leaves[: con["new"]], True)] == con["proof"], "audit consistency proof")
+    # The checkpoint: C2SP signed note, Ed25519 over the note text.
+    note = v["checkpoint"]
+    text, sigs = note.split("\n\n", 1)
+    text += "\n"
+    origin, size, root_b64 = text.rstrip("\n").split("\n")
+    ok(int(size) == len(leaves) and base64.b64decode(root_b64).hex() == v["root"], "checkpoint body")
+    name, key_id_hex, key_b64 = v["verifier_key"].split("+", 2)
+    raw = base64.b64decode(key_b64)
+    ok(raw[0] == 1 and len(raw) == 33, "verifier key type")
+    pk = raw[1:]
+    ok(pub_from_seed(v["signer_seed"]) == pk, "verifier key from seed")
+    ok(hashlib.sha256(name.encode() + b"\n\x01" + pk).digest()[:4].hex() == key_id_hex, "note key ID")
+    line = sigs.strip("\n")
+    ok(line.startswith("\u2014 " + name + " "), "signature line")
+    blob = base64.b64decode(line.split(" ")[2])
+    ok(blob[:4].hex() == key_id_hex, "signature key ID")
+    try:
+        Ed25519PublicKey.from_public_bytes(pk).verify(blob[4:], text.encode())
+        ok(True, "checkpoint signature")
+    except InvalidSignature:
+        ok(False, "checkpoint signature")
+
+
 check_identity()
 check_delegation()
+check_rfc6962()
+check_audit()
 print(f"wire vectors: {checks} independent checks passed")

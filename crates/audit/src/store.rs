@@ -612,6 +612,8 @@ struct Nodes {
     dir: PathBuf,
     files: Mutex<HashMap<u32, Arc<File>>>,
     cache: Mutex<TileCache>,
+    /// Roots of incomplete right-edge ranges (immutable once they exist).
+    ranges: Mutex<HashMap<(u64, u64), Hash>>,
     /// Durable tree size, for deciding which tiles are complete.
     size: AtomicU64,
 }
@@ -632,6 +634,7 @@ impl Nodes {
                 map: HashMap::new(),
                 order: VecDeque::new(),
             }),
+            ranges: Mutex::new(HashMap::new()),
             size: AtomicU64::new(0),
         }
     }
@@ -658,53 +661,92 @@ impl Nodes {
         let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         c.map.clear();
         c.order.clear();
+        self.ranges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
 impl NodeSource for Nodes {
     fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
         let tile = index / TILE;
-        // A tile may be cached only once every node in it exists.
-        let tile_end_leaf = ((u128::from(tile) + 1) * u128::from(TILE)) << level;
-        let complete = level < 64 && tile_end_leaf <= u128::from(self.size.load(Ordering::Acquire));
-        if complete {
-            if let Some(t) = self
-                .cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .map
-                .get(&(level, tile))
-            {
-                return Ok(t[(index % TILE) as usize]);
-            }
-            let f = self.file(level)?;
-            let mut buf = vec![0u8; (TILE * 32) as usize];
-            f.read_exact_at(&mut buf, tile * TILE * 32)
-                .map_err(|e| ProofError::Storage(format!("level {level} tile {tile}: {e}")))?;
-            let hashes: Vec<Hash> = buf
-                .chunks_exact(32)
-                .map(|c| {
-                    let mut h = [0u8; 32];
-                    h.copy_from_slice(c);
-                    h
-                })
-                .collect();
-            let h = hashes[(index % TILE) as usize];
-            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if c.map.len() >= c.cap
-                && let Some(old) = c.order.pop_front()
-            {
-                c.map.remove(&old);
-            }
-            c.map.insert((level, tile), Arc::new(hashes));
-            c.order.push_back((level, tile));
+        let slot = (index % TILE) as usize;
+        if let Some(t) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get(&(level, tile))
+            && slot < t.len()
+        {
+            return Ok(t[slot]);
+        }
+        // Read the tile as far as nodes exist now. Nodes never change once
+        // written, so a partial tile stays correct for the nodes it holds; a
+        // request beyond them reads the tile again.
+        let existing = if level >= 64 {
+            0
+        } else {
+            self.size.load(Ordering::Acquire) >> level
+        };
+        if index >= existing {
+            return Err(ProofError::Storage(format!(
+                "node ({level}, {index}) does not exist yet"
+            )));
+        }
+        let count = (existing - tile * TILE).min(TILE) as usize;
+        let f = self.file(level)?;
+        if level < 8 && count == TILE as usize {
+            // Low levels of a large tree hold millions of tiles; proofs for
+            // random old entries would only churn the cache. Read the one
+            // node. (Recent entries, the usual case, sit in partial tiles at
+            // the right edge, which are cached below.)
+            let mut h = [0u8; 32];
+            f.read_exact_at(&mut h, index * 32)
+                .map_err(|e| ProofError::Storage(format!("node ({level}, {index}): {e}")))?;
             return Ok(h);
         }
-        let f = self.file(level)?;
-        let mut h = [0u8; 32];
-        f.read_exact_at(&mut h, index * 32)
-            .map_err(|e| ProofError::Storage(format!("node ({level}, {index}): {e}")))?;
+        let mut buf = vec![0u8; count * 32];
+        f.read_exact_at(&mut buf, tile * TILE * 32)
+            .map_err(|e| ProofError::Storage(format!("level {level} tile {tile}: {e}")))?;
+        let hashes: Vec<Hash> = buf
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect();
+        let h = hashes[slot];
+        let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.map.len() >= c.cap
+            && !c.map.contains_key(&(level, tile))
+            && let Some(old) = c.order.pop_front()
+        {
+            c.map.remove(&old);
+        }
+        if c.map.insert((level, tile), Arc::new(hashes)).is_none() {
+            c.order.push_back((level, tile));
+        }
         Ok(h)
+    }
+
+    fn cached_range(&self, start: u64, end: u64) -> Option<Hash> {
+        self.ranges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(start, end))
+            .copied()
+    }
+
+    fn remember_range(&self, start: u64, end: u64, root: &Hash) {
+        let mut r = self.ranges.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: a few hundred sizes' worth of right edges.
+        if r.len() >= 16_384 {
+            r.clear();
+        }
+        r.insert((start, end), *root);
     }
 }
 

@@ -56,6 +56,16 @@ pub enum ProofError {
 pub trait NodeSource {
     /// Root of the complete subtree `(level, index)`.
     fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError>;
+
+    /// A remembered root of the incomplete range `[start, end)`, if any.
+    /// Such roots never change once `end` leaves exist, so sources may keep
+    /// them; proofs at the same size then share the right-edge work.
+    fn cached_range(&self, _start: u64, _end: u64) -> Option<Hash> {
+        None
+    }
+
+    /// Offers the root of the incomplete range `[start, end)` for caching.
+    fn remember_range(&self, _start: u64, _end: u64, _root: &Hash) {}
 }
 
 /// MTH of leaves `[start, end)`; `start` must be aligned as it is in every
@@ -66,10 +76,15 @@ pub fn range_root(src: &dyn NodeSource, start: u64, end: u64) -> Result<Hash, Pr
         let level = n.trailing_zeros();
         return src.node(level, start >> level);
     }
+    if let Some(h) = src.cached_range(start, end) {
+        return Ok(h);
+    }
     let k = split(n);
     let left = range_root(src, start, start + k)?;
     let right = range_root(src, start + k, end)?;
-    Ok(node_hash(&left, &right))
+    let h = node_hash(&left, &right);
+    src.remember_range(start, end, &h);
+    Ok(h)
 }
 
 /// Root of the tree of the first `size` leaves.
