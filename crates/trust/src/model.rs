@@ -1,0 +1,183 @@
+//! The trust model: per dimension, Beta evidence with exponential
+//! forgetting, read as a subjective-logic opinion.
+//!
+//! For a dimension with positive evidence `r`, negative evidence `s`, prior
+//! weight `W` and base rate `a`:
+//!
+//! ```text
+//! belief b = r / (r + s + W)      disbelief d = s / (r + s + W)
+//! uncertainty u = W / (r + s + W) expected E = b + a·u = (r + a·W) / (r + s + W)
+//! ```
+//!
+//! `E` is the mean of Beta(r + a·W, s + (1−a)·W). Evidence decays with
+//! elapsed time `Δt`: `r ← r·2^(−Δt/h)`, `s ← s·2^(−Δt/h)`, so an idle agent
+//! returns to the prior (`E → a`, `u → 1`), and decay depends only on the
+//! elapsed time (applying it twice at the same instant changes nothing).
+//! The composite score is `Σ w_d·E_d` and its uncertainty `Σ w_d·u_d`.
+
+use crate::config::TrustConfig;
+use serde::{Deserialize, Serialize};
+
+/// The five dimensions of trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    PolicyCompliance,
+    SecurityPosture,
+    OutputQuality,
+    ResourceEfficiency,
+    Collaboration,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 5] = [
+        Dimension::PolicyCompliance,
+        Dimension::SecurityPosture,
+        Dimension::OutputQuality,
+        Dimension::ResourceEfficiency,
+        Dimension::Collaboration,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::PolicyCompliance => "policy_compliance",
+            Dimension::SecurityPosture => "security_posture",
+            Dimension::OutputQuality => "output_quality",
+            Dimension::ResourceEfficiency => "resource_efficiency",
+            Dimension::Collaboration => "collaboration",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Evidence for one dimension.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Positive evidence (decayed).
+    pub r: f64,
+    /// Negative evidence (decayed).
+    pub s: f64,
+}
+
+/// One agent's trust state: evidence per dimension as of `at_ms`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentTrust {
+    pub dims: [Evidence; 5],
+    /// Time (unix ms) the evidence is decayed to.
+    pub at_ms: u64,
+    /// Events applied so far.
+    pub events: u64,
+}
+
+/// A score as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    /// Composite expected trust, 0–1.
+    pub score: f64,
+    /// Composite uncertainty, 0–1 (1 = nothing known).
+    pub uncertainty: f64,
+    pub tier: String,
+    /// Per dimension: (expected value, uncertainty).
+    pub dimensions: Vec<DimensionScore>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DimensionScore {
+    pub dimension: Dimension,
+    pub score: f64,
+    pub uncertainty: f64,
+    pub positive: f64,
+    pub negative: f64,
+}
+
+/// The factor by which evidence shrinks over `dt_ms`.
+pub fn decay_factor(dt_ms: u64, half_life_secs: f64) -> f64 {
+    if dt_ms == 0 {
+        1.0
+    } else {
+        (-(dt_ms as f64 / 1000.0) / half_life_secs).exp2()
+    }
+}
+
+impl AgentTrust {
+    /// Decays the evidence to `now_ms`. Times earlier than the state's are
+    /// ignored (time never runs backwards), so this is idempotent.
+    pub fn decay_to(&mut self, now_ms: u64, cfg: &TrustConfig) {
+        if now_ms <= self.at_ms {
+            return;
+        }
+        let f = decay_factor(now_ms - self.at_ms, cfg.half_life_secs);
+        for e in &mut self.dims {
+            e.r *= f;
+            e.s *= f;
+        }
+        self.at_ms = now_ms;
+    }
+
+    /// Expected value and uncertainty of dimension `d` after decaying by `f`.
+    fn dim(&self, d: Dimension, f: f64, cfg: &TrustConfig) -> (f64, f64) {
+        let e = self.dims[d.index()];
+        let (r, s) = (e.r * f, e.s * f);
+        let total = r + s + cfg.prior_weight;
+        (
+            (r + cfg.base_rate * cfg.prior_weight) / total,
+            cfg.prior_weight / total,
+        )
+    }
+
+    /// Composite (score, uncertainty) at `now_ms`, without allocating.
+    pub fn composite(&self, now_ms: u64, cfg: &TrustConfig) -> (f64, f64) {
+        let f = decay_factor(now_ms.saturating_sub(self.at_ms), cfg.half_life_secs);
+        let (mut score, mut unc) = (0.0, 0.0);
+        for d in Dimension::ALL {
+            let w = cfg.weights.get(d);
+            let (e, u) = self.dim(d, f, cfg);
+            score += w * e;
+            unc += w * u;
+        }
+        (score.clamp(0.0, 1.0), unc.clamp(0.0, 1.0))
+    }
+
+    /// The full score at `now_ms`.
+    pub fn score(&self, now_ms: u64, cfg: &TrustConfig) -> Score {
+        let f = decay_factor(now_ms.saturating_sub(self.at_ms), cfg.half_life_secs);
+        let (score, uncertainty) = self.composite(now_ms, cfg);
+        Score {
+            score,
+            uncertainty,
+            tier: tier_of(score, uncertainty, cfg).to_owned(),
+            dimensions: Dimension::ALL
+                .iter()
+                .map(|&d| {
+                    let (e, u) = self.dim(d, f, cfg);
+                    let ev = self.dims[d.index()];
+                    DimensionScore {
+                        dimension: d,
+                        score: e,
+                        uncertainty: u,
+                        positive: ev.r * f,
+                        negative: ev.s * f,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The highest tier whose score and uncertainty bounds the values meet.
+pub fn tier_of(score: f64, uncertainty: f64, cfg: &TrustConfig) -> &str {
+    cfg.tiers
+        .iter()
+        .rev()
+        .find(|t| score >= t.min_score && uncertainty <= t.max_uncertainty)
+        .map(|t| t.name.as_str())
+        .unwrap_or_else(|| {
+            cfg.tiers
+                .first()
+                .map(|t| t.name.as_str())
+                .unwrap_or("untrusted")
+        })
+}
