@@ -250,8 +250,10 @@ mod tests {
         let mut c = TrustConfig::default();
         c.tiers.swap(1, 2);
         assert!(c.validate().is_err());
-        let mut c = TrustConfig::default();
-        c.half_life_secs = 0.0;
+        let c = TrustConfig {
+            half_life_secs: 0.0,
+            ..TrustConfig::default()
+        };
         assert!(c.validate().is_err());
         assert!(
             TrustConfig::from_toml("half_life_sec = 5").is_err(),
