@@ -40,7 +40,7 @@ pub use eval::EvalError;
 pub use limit::{MemoryLimiter, Quota, RateLimiter};
 pub use policy::{
     AgentMatch, DecideContext, Decision, Explanation, FRAMEWORKS, MAX_POLICY_BYTES, MAX_RULES,
-    Outcome, Policy, PolicySet, Reason, Rule, RuleAction, RuleTrace,
+    Outcome, Policy, PolicySet, Reason, Rule, RuleAction, RuleSeverity, RuleTrace,
 };
 pub use reload::{PolicyHandle, ReloadEvent, Watcher};
 pub use schema::Request;

@@ -90,6 +90,18 @@ pub struct RuleDoc {
     /// Text returned to the caller when this rule decides.
     #[serde(default)]
     pub message: Option<String>,
+    /// How serious a call this rule stops is (trust weighs violations by it).
+    #[serde(default)]
+    pub severity: Option<SeverityDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverityDoc {
+    Low,
+    Medium,
+    High,
+    Critical,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@ use crate::compile::{self, Compiled};
 use crate::diag::{Diagnostic, LoadError, Locator, Severity};
 use crate::eval::{self, EvalError};
 use crate::limit::{Quota, RateLimiter};
+pub use crate::model::SeverityDoc as RuleSeverity;
 use crate::model::{ActionDoc, DefaultActionDoc, MultiDoc, PolicyDoc, RuleDoc};
 use crate::schema::Request;
 use agentmesh_capability::{Capability, covers_all};
@@ -65,6 +66,8 @@ pub struct Rule {
     pub approvers: Vec<String>,
     pub approval_ttl_secs: u64,
     pub message: Option<String>,
+    /// How serious a call this rule stops is.
+    pub severity: Option<RuleSeverity>,
     pub line: usize,
 }
 
@@ -190,6 +193,8 @@ pub struct Decision {
     pub approval: Option<Approval>,
     /// Compliance frameworks of the applicable policies.
     pub frameworks: Vec<String>,
+    /// Severity of the deciding rule, when it declares one.
+    pub severity: Option<RuleSeverity>,
 }
 
 impl Decision {
@@ -665,6 +670,7 @@ impl Builder<'_> {
             approvers: r.approvers.unwrap_or_default(),
             approval_ttl_secs,
             message: r.message,
+            severity: r.severity,
             line,
         })
     }
@@ -775,6 +781,7 @@ impl PolicySet {
             retry_after_secs: None,
             approval: None,
             frameworks: Vec::new(),
+            severity: None,
         }
     }
 
@@ -866,6 +873,7 @@ impl PolicySet {
                 let mut d = self.base(outcome, reason, message);
                 d.policy = Some(w.policy.name.clone());
                 d.rule = Some(w.rule.name.clone());
+                d.severity = w.rule.severity;
                 d
             }
             None => {

@@ -23,7 +23,9 @@ pub fn policy_schema() -> Value {
                 "description": "Rate limit per (agent, policy, rule), e.g. 100/hour."},
             "approvers": {"type": "array", "items": {"type": "string"}},
             "approval_ttl": {"type": "string", "pattern": "^[0-9]+\\s*(s|sec|second|seconds|m|min|minute|minutes|h|hour|hours|d|day|days)$", "default": "15m"},
-            "message": {"type": "string"}
+            "message": {"type": "string"},
+            "severity": {"enum": ["low", "medium", "high", "critical"],
+                "description": "How serious a call this rule stops is; trust weighs the violation by it (deny, warn, require_approval rules)."}
         }
     });
     let policy = json!({

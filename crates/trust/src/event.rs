@@ -14,14 +14,25 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// Evidence weight: each step doubles.
+    /// Evidence weight: each step triples, so one critical violation
+    /// outweighs 27 good calls.
     pub fn weight(self) -> f64 {
         match self {
             Severity::Low => 1.0,
-            Severity::Medium => 2.0,
-            Severity::High => 4.0,
-            Severity::Critical => 8.0,
+            Severity::Medium => 3.0,
+            Severity::High => 9.0,
+            Severity::Critical => 27.0,
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
     }
 }
 

@@ -13,7 +13,12 @@
 //! elapsed time `Δt`: `r ← r·2^(−Δt/h)`, `s ← s·2^(−Δt/h)`, so an idle agent
 //! returns to the prior (`E → a`, `u → 1`), and decay depends only on the
 //! elapsed time (applying it twice at the same instant changes nothing).
-//! The composite score is `Σ w_d·E_d` and its uncertainty `Σ w_d·u_d`.
+//!
+//! The composite score is the weighted mean `Σ w_d·E_d` scaled by a
+//! conduct factor `c = min(1, E_compliance/a, E_security/a)`: good output
+//! or endorsements cannot buy back misconduct, and an agent whose
+//! compliance or security has fallen below the neutral prior loses trust in
+//! proportion. The composite uncertainty is `Σ w_d·u_d`.
 
 use crate::config::TrustConfig;
 use serde::{Deserialize, Serialize};
@@ -132,13 +137,19 @@ impl AgentTrust {
     pub fn composite(&self, now_ms: u64, cfg: &TrustConfig) -> (f64, f64) {
         let f = decay_factor(now_ms.saturating_sub(self.at_ms), cfg.half_life_secs);
         let (mut score, mut unc) = (0.0, 0.0);
+        let mut conduct: f64 = 1.0;
         for d in Dimension::ALL {
             let w = cfg.weights.get(d);
             let (e, u) = self.dim(d, f, cfg);
             score += w * e;
             unc += w * u;
+            if matches!(d, Dimension::PolicyCompliance | Dimension::SecurityPosture)
+                && cfg.base_rate > 0.0
+            {
+                conduct = conduct.min(e / cfg.base_rate);
+            }
         }
-        (score.clamp(0.0, 1.0), unc.clamp(0.0, 1.0))
+        ((score * conduct).clamp(0.0, 1.0), unc.clamp(0.0, 1.0))
     }
 
     /// The full score at `now_ms`.
