@@ -15,6 +15,7 @@ mod mesh;
 mod records;
 mod registry;
 mod sqlite;
+mod trust;
 
 pub use error::StoreError;
 pub use home::{DEFAULT_HOME, Defaults, KeyKind, MeshConfig, MeshHome, read_private_key};
@@ -22,6 +23,7 @@ pub use mesh::{Mesh, MeshError, NewAgent, NewDelegation};
 pub use records::{AgentRecord, KeyCustody, RevokedLink, SponsorRecord};
 pub use registry::{Registry, load_directory, parse_hex32};
 pub use sqlite::SqliteRegistry;
+pub use trust::{RecomputeReport, TRUST_EVENT, TrustOutcome, decision_event};
 
 /// Seconds since the Unix epoch, from the system clock.
 pub fn unix_now() -> u64 {

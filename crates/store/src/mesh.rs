@@ -81,6 +81,8 @@ pub struct Mesh {
     registry: Arc<dyn Registry>,
     /// The audit log, opened (and its writer lock taken) on first use.
     audit: Arc<std::sync::OnceLock<Arc<AuditLog>>>,
+    /// The trust engine, loaded from the registry on first use.
+    trust: Arc<std::sync::OnceLock<std::sync::Mutex<agentmesh_trust::TrustEngine>>>,
 }
 
 impl std::fmt::Debug for Mesh {
@@ -124,7 +126,14 @@ impl Mesh {
             home,
             registry,
             audit: Arc::new(std::sync::OnceLock::new()),
+            trust: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    pub(crate) fn trust_cell(
+        &self,
+    ) -> &std::sync::OnceLock<std::sync::Mutex<agentmesh_trust::TrustEngine>> {
+        &self.trust
     }
 
     /// The mesh's audit log, opened for writing on first use. Another

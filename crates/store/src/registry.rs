@@ -1,6 +1,7 @@
 use crate::{AgentRecord, RevokedLink, SponsorRecord, StoreError};
 use agentmesh_delegation::{AgentEntry, AgentStatus, MemoryDirectory};
 use agentmesh_identity::Did;
+use agentmesh_trust::AgentTrust;
 
 /// The registry's storage. Every implementation must pass the same suite
 /// (`tests/registry.rs`).
@@ -36,6 +37,11 @@ pub trait Registry: Send + Sync {
         reason: Option<&str>,
         now: u64,
     ) -> Result<(), StoreError>;
+
+    /// Persisted trust state of every agent that has had a trust event.
+    async fn trust_states(&self) -> Result<Vec<(String, AgentTrust)>, StoreError>;
+    /// Saves one agent's trust state (insert or replace).
+    async fn save_trust_state(&self, agent: &str, state: &AgentTrust) -> Result<(), StoreError>;
 
     /// Records a revoked delegation link (idempotent).
     async fn revoke_link(&self, link: &RevokedLink) -> Result<(), StoreError>;

@@ -6,6 +6,7 @@ use crate::{AgentRecord, KeyCustody, RevokedLink, SponsorRecord, StoreError};
 use agentmesh_capability::Capability;
 use agentmesh_delegation::AgentStatus;
 use agentmesh_identity::{Did, SpiffeId, Sponsorship};
+use agentmesh_trust::AgentTrust;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -16,7 +17,8 @@ use std::time::Duration;
 
 /// Schema migrations, applied in order; the index + 1 is the version.
 /// Never edit a released entry: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sponsors (
     email        TEXT PRIMARY KEY,
     did          TEXT NOT NULL UNIQUE,
@@ -46,7 +48,15 @@ CREATE TABLE revoked_links (
     reason     TEXT NOT NULL,
     revoked_at INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE trust_state (
+    agent      TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#,
+];
 
 /// The embedded registry.
 #[derive(Debug, Clone)]
@@ -426,6 +436,34 @@ impl Registry for SqliteRegistry {
         .bind(&link.hash)
         .bind(&link.reason)
         .bind(link.revoked_at as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn trust_states(&self) -> Result<Vec<(String, AgentTrust)>, StoreError> {
+        sqlx::query("SELECT agent, state FROM trust_state ORDER BY agent")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let agent: String = r.try_get("agent")?;
+                let state: String = r.try_get("state")?;
+                let state = serde_json::from_str(&state).map_err(|e| corrupt("trust state", e))?;
+                Ok((agent, state))
+            })
+            .collect()
+    }
+
+    async fn save_trust_state(&self, agent: &str, state: &AgentTrust) -> Result<(), StoreError> {
+        let text = serde_json::to_string(state).map_err(|e| corrupt("trust state", e))?;
+        sqlx::query(
+            "INSERT INTO trust_state (agent, state, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (agent) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(agent)
+        .bind(text)
+        .bind(i64::try_from(state.at_ms / 1000).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await?;
         Ok(())

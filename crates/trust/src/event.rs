@@ -40,7 +40,9 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
-    /// A governance decision about one of the agent's calls.
+    /// A governance decision about one of the agent's calls: `allow`,
+    /// `warn`, `deny` (a deny rule matched), `refused` (denied by a gate or
+    /// the default), `rate_limited` or `require_approval`.
     Decision { outcome: String },
     /// A policy violation found outside a decision (e.g. by review).
     Violation { severity: Severity, reason: String },
@@ -79,6 +81,9 @@ pub fn effect(kind: &EventKind) -> Option<(Dimension, bool, f64)> {
             "allow" => (PolicyCompliance, true, 1.0),
             "warn" => (PolicyCompliance, false, 0.5),
             "deny" => (PolicyCompliance, false, 1.0),
+            // Denied by a gate or the default, not by a rule against it:
+            // asking for something not granted is weak evidence.
+            "refused" => (PolicyCompliance, false, 0.25),
             "rate_limited" => (ResourceEfficiency, false, 1.0),
             _ => return None,
         },
