@@ -46,6 +46,12 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Did(DidCmd::Resolve { did }) => did_resolve(&did),
         Command::Policy(cmd) => crate::policy_cmd::run(cmd, now),
         Command::Audit(cmd) => crate::audit_cmd::run(&cli.home, cmd).await,
+        Command::Trust(cmd) => {
+            let mesh = open(&cli.home).await?;
+            let out = crate::trust_cmd::run(&mesh, cmd).await?;
+            checkpoint_if_written(&mesh)?;
+            Ok(out)
+        }
     }
 }
 
@@ -58,7 +64,7 @@ fn checkpoint_if_written(mesh: &Mesh) -> Result<()> {
     Ok(())
 }
 
-async fn open(home: &std::path::Path) -> Result<Mesh> {
+pub(crate) async fn open(home: &std::path::Path) -> Result<Mesh> {
     let home = MeshHome::open(home)?;
     Ok(Mesh::open(home).await?)
 }

@@ -6,6 +6,7 @@ mod audit_cmd;
 mod commands;
 mod output;
 mod policy_cmd;
+mod trust_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -59,6 +60,59 @@ pub enum Command {
     /// The provable audit log: read, prove, verify offline, export.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Trust scores: show, explain, history, list, endorse, record, recompute.
+    #[command(subcommand)]
+    Trust(TrustCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCmd {
+    /// Score, uncertainty, tier and the five dimensions of an agent.
+    Show { agent: String },
+    /// Which events moved an agent's trust, and by how much (from the audit log).
+    Explain {
+        agent: String,
+        /// Show only the last N events.
+        #[arg(short = 'n', long, default_value_t = 30)]
+        last: usize,
+    },
+    /// An agent's score over time, with a small chart.
+    History {
+        agent: String,
+        #[arg(short = 'n', long, default_value_t = 60)]
+        last: usize,
+    },
+    /// Every agent's score, lowest first.
+    List {
+        /// Only agents scoring below this.
+        #[arg(long)]
+        below: Option<f64>,
+    },
+    /// One agent vouches for another (weighted by the endorser's own score).
+    Endorse {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Record an outside observation about an agent.
+    Record {
+        agent: String,
+        #[arg(long, value_parser = ["task-success", "task-failure", "violation", "auth-failed", "handshake-ok", "handshake-failed"])]
+        event: String,
+        /// For violations: low, medium, high or critical.
+        #[arg(long, value_parser = ["low", "medium", "high", "critical"], default_value = "medium")]
+        severity: String,
+        #[arg(long, default_value = "recorded by operator")]
+        reason: String,
+    },
+    /// Recompute every score from the audit log's trust events and compare
+    /// with the live scores (exits 1 if any differs).
+    Recompute {
+        /// Required: the audit log is the only source (a reminder of what this does).
+        #[arg(long, required = true)]
+        from_audit: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -677,3 +677,55 @@ fn audit_records_mutations_proves_and_verifies_offline() {
     let out = h.fails(&["audit", "verify"]);
     assert!(out.contains("FAILED at index"), "{out}");
 }
+
+#[test]
+fn trust_commands_read_real_state_and_recompute_from_the_audit() {
+    let h = Home::new();
+    h.seed();
+    let show = h.json(&["trust", "show", "agent-c"]);
+    assert_eq!(show["events"], 0);
+    assert_eq!(
+        show["trust"]["uncertainty"], 1.0,
+        "a new agent is visibly uncertain"
+    );
+    for _ in 0..4 {
+        h.ok(&["trust", "record", "agent-c", "--event", "task-success"]);
+    }
+    let out = h.ok(&["trust", "endorse", "--from", "agent-b", "--to", "agent-c"]);
+    assert!(out.contains("agent-b endorsed agent-c"), "{out}");
+    let out = h.fails(&["trust", "endorse", "--from", "agent-c", "--to", "agent-c"]);
+    assert!(out.contains("cannot endorse itself"), "{out}");
+    let v = h.json(&[
+        "trust",
+        "record",
+        "agent-c",
+        "--event",
+        "violation",
+        "--severity",
+        "critical",
+        "--reason",
+        "exfiltration",
+    ]);
+    assert_eq!(
+        v["suspended"], true,
+        "one critical violation drops a young agent below the floor"
+    );
+    let explain = h.ok(&["trust", "explain", "agent-c"]);
+    assert!(
+        explain.contains("violation (Critical): exfiltration") && explain.contains("largest drop"),
+        "{explain}"
+    );
+    assert!(explain.contains("Suspended"), "{explain}");
+    let history = h.ok(&["trust", "history", "agent-c"]);
+    assert!(history.contains('▁') || history.contains('▂'), "{history}");
+    let list = h.json(&["trust", "list", "--below", "0.3"]);
+    assert_eq!(list["agents"].as_array().expect("agents").len(), 1);
+    let out = h.ok(&["trust", "recompute", "--from-audit"]);
+    assert!(out.starts_with("OK: 6 trust events"), "{out}");
+    // The suspension is real: C's delegation no longer verifies.
+    let status = h.json(&["agent", "show", "agent-c"]);
+    assert_eq!(status["agent"]["status"], "suspended");
+    // Trust events are audit leaves covered by signed checkpoints.
+    let verify = h.ok(&["audit", "verify"]);
+    assert!(verify.trim_end().ends_with("OK"), "{verify}");
+}

@@ -1,0 +1,306 @@
+//! `agentmesh trust …`.
+
+use crate::TrustCmd;
+use crate::output::{Output, table};
+use agentmesh_audit::AuditLog;
+use agentmesh_store::{Mesh, TRUST_EVENT};
+use agentmesh_trust::{EventKind, Severity};
+use anyhow::{Result, bail};
+use serde_json::json;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One trust event of an agent, as the audit log holds it.
+struct Line {
+    index: u64,
+    time: String,
+    label: String,
+    before: f64,
+    after: f64,
+}
+
+impl Line {
+    fn change(&self) -> f64 {
+        self.after - self.before
+    }
+}
+
+/// Trust events of one agent from the audit log, oldest first.
+fn history(mesh: &Mesh, did: &str) -> Result<Vec<Line>> {
+    let dir = mesh.home().audit_dir();
+    if !dir.join("segments").is_dir() {
+        return Ok(Vec::new());
+    }
+    let log = AuditLog::open_read_only(&dir)?;
+    let mut out = Vec::new();
+    for i in 0..log.size() {
+        let e = log.entry(i)?.entry;
+        if e.draft.event == TRUST_EVENT && e.draft.agent == did {
+            out.push(Line {
+                index: i,
+                time: e.time.clone(),
+                label: e.draft.action.clone(),
+                before: e.draft.trust_before.unwrap_or(0.0),
+                after: e.draft.trust_after.unwrap_or(0.0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .iter()
+        .map(|v| BARS[((v.clamp(0.0, 1.0) * 7.0).round()) as usize])
+        .collect()
+}
+
+pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
+    let now = now_ms();
+    match cmd {
+        TrustCmd::Show { agent } => {
+            let a = mesh.agent(&agent).await?;
+            let s = mesh.trust_score(&a, now).await?;
+            let events = mesh.trust_state(&a).await?.map(|st| st.events).unwrap_or(0);
+            let rows: Vec<Vec<String>> = s
+                .dimensions
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.dimension.name().to_owned(),
+                        format!("{:.3}", d.score),
+                        format!("{:.3}", d.uncertainty),
+                        format!("{:.2}", d.positive),
+                        format!("{:.2}", d.negative),
+                    ]
+                })
+                .collect();
+            let text = format!(
+                "agent        {} ({})\nscore        {:.3}\nuncertainty  {:.3}{}\ntier         {}\nevents       {}\n\n{}",
+                a.name,
+                a.did,
+                s.score,
+                s.uncertainty,
+                if events == 0 {
+                    "  (nothing known yet: the prior)"
+                } else {
+                    ""
+                },
+                s.tier,
+                events,
+                table(
+                    &["DIMENSION", "SCORE", "UNCERTAINTY", "POSITIVE", "NEGATIVE"],
+                    &rows
+                )
+            );
+            Ok(Output::new(
+                json!({"agent": a.name, "did": a.did, "events": events, "trust": s}),
+                text,
+            ))
+        }
+        TrustCmd::Explain { agent, last } => {
+            let a = mesh.agent(&agent).await?;
+            let h = history(mesh, &a.did.to_string())?;
+            let s = mesh.trust_score(&a, now).await?;
+            let start = h.len().saturating_sub(last);
+            let rows: Vec<Vec<String>> = h[start..]
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.index.to_string(),
+                        l.time.clone(),
+                        format!("{:+.3}", l.change()),
+                        format!("{:.3}", l.after),
+                        l.label.clone(),
+                    ]
+                })
+                .collect();
+            let mut text = format!(
+                "{} scores {:.3} (uncertainty {:.3}, tier {}) after {} trust events.\n",
+                a.name,
+                s.score,
+                s.uncertainty,
+                s.tier,
+                h.len()
+            );
+            if h.is_empty() {
+                text.push_str("No events yet: the score is the prior, and nothing is known.\n");
+            } else {
+                text.push('\n');
+                text.push_str(&table(
+                    &["AUDIT#", "TIME", "CHANGE", "SCORE", "EVENT"],
+                    &rows,
+                ));
+                let worst = h.iter().min_by(|x, y| x.change().total_cmp(&y.change()));
+                let best = h.iter().max_by(|x, y| x.change().total_cmp(&y.change()));
+                if let (Some(w), Some(b)) = (worst, best) {
+                    text.push_str(&format!(
+                        "\nlargest drop: {:+.3} at audit #{} ({})\nlargest rise: {:+.3} at audit #{} ({})\n",
+                        w.change(),
+                        w.index,
+                        w.label,
+                        b.change(),
+                        b.index,
+                        b.label
+                    ));
+                }
+                if a.status != agentmesh_delegation::AgentStatus::Active {
+                    text.push_str(&format!(
+                        "\nstatus: {:?}{}\n",
+                        a.status,
+                        a.status_reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+            let events: Vec<_> = h
+                .iter()
+                .map(|l| json!({"audit_index": l.index, "time": l.time, "event": l.label, "before": l.before, "after": l.after, "change": l.change()}))
+                .collect();
+            Ok(Output::new(
+                json!({"agent": a.name, "trust": s, "events": events}),
+                text,
+            ))
+        }
+        TrustCmd::History { agent, last } => {
+            let a = mesh.agent(&agent).await?;
+            let h = history(mesh, &a.did.to_string())?;
+            if h.is_empty() {
+                return Ok(Output::new(
+                    json!({"agent": a.name, "history": []}),
+                    format!("{}: no trust events yet", a.name),
+                ));
+            }
+            let start = h.len().saturating_sub(last);
+            let values: Vec<f64> = h[start..].iter().map(|l| l.after).collect();
+            let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
+            let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let text = format!(
+                "{} — last {} of {} trust events\n1.0 ┤\n    │ {}\n0.0 ┤\n    from {} ({:.3}) to {} ({:.3}); min {:.3}, max {:.3}",
+                a.name,
+                values.len(),
+                h.len(),
+                sparkline(&values),
+                h[start].time,
+                values[0],
+                h[h.len() - 1].time,
+                values[values.len() - 1],
+                min,
+                max
+            );
+            let hist: Vec<_> = h
+                .iter()
+                .map(|l| json!({"audit_index": l.index, "time": l.time, "score": l.after}))
+                .collect();
+            Ok(Output::new(json!({"agent": a.name, "history": hist}), text))
+        }
+        TrustCmd::List { below } => {
+            let mut rows = Vec::new();
+            let mut items = Vec::new();
+            for a in mesh.registry().list_agents().await? {
+                let s = mesh.trust_score(&a, now).await?;
+                if below.is_some_and(|b| s.score >= b) {
+                    continue;
+                }
+                items.push((s.score, a, s));
+            }
+            items.sort_by(|x, y| x.0.total_cmp(&y.0));
+            for (_, a, s) in &items {
+                rows.push(vec![
+                    a.name.clone(),
+                    format!("{:.3}", s.score),
+                    format!("{:.3}", s.uncertainty),
+                    s.tier.clone(),
+                    format!("{:?}", a.status).to_lowercase(),
+                ]);
+            }
+            let text = if rows.is_empty() {
+                "No agents.".to_owned()
+            } else {
+                table(&["AGENT", "SCORE", "UNCERTAINTY", "TIER", "STATUS"], &rows)
+            };
+            let v: Vec<_> = items.iter().map(|(_, a, s)| json!({"agent": a.name, "did": a.did, "trust": s, "status": a.status})).collect();
+            Ok(Output::new(json!({"agents": v}), text))
+        }
+        TrustCmd::Endorse { from, to } => {
+            let f = mesh.agent(&from).await?;
+            let t = mesh.agent(&to).await?;
+            let o = mesh.endorse(&f, &t, now).await?;
+            Ok(Output::new(
+                json!({"audit_index": o.audit_index, "before": o.applied.before, "after": o.applied.after}),
+                format!(
+                    "{} endorsed {}: {:.3} → {:.3} (audit #{})",
+                    f.name, t.name, o.applied.before, o.applied.after, o.audit_index
+                ),
+            ))
+        }
+        TrustCmd::Record {
+            agent,
+            event,
+            severity,
+            reason,
+        } => {
+            let a = mesh.agent(&agent).await?;
+            let kind = match event.as_str() {
+                "task-success" => EventKind::Task { success: true },
+                "task-failure" => EventKind::Task { success: false },
+                "violation" => EventKind::Violation {
+                    severity: Severity::parse(&severity).unwrap_or(Severity::Medium),
+                    reason,
+                },
+                "auth-failed" => EventKind::AuthFailed { reason },
+                "handshake-ok" => EventKind::Handshake { ok: true },
+                "handshake-failed" => EventKind::Handshake { ok: false },
+                other => bail!("unknown event `{other}`"),
+            };
+            let o = mesh.trust_event(&a, kind, now).await?;
+            let mut text = format!(
+                "{}: {} — {:.3} → {:.3} (tier {} → {}), audit #{}",
+                a.name,
+                o.event.kind.label(),
+                o.applied.before,
+                o.applied.after,
+                o.applied.tier_before,
+                o.applied.tier_after,
+                o.audit_index
+            );
+            if o.suspended {
+                text.push_str(&format!(
+                    "\n{} fell below the suspension floor and is now SUSPENDED",
+                    a.name
+                ));
+            }
+            Ok(Output::new(
+                json!({"audit_index": o.audit_index, "before": o.applied.before, "after": o.applied.after,
+                       "tier": o.applied.tier_after, "suspended": o.suspended}),
+                text,
+            ))
+        }
+        TrustCmd::Recompute { .. } => {
+            let r = mesh.recompute_trust().await?;
+            let text = if r.ok() {
+                format!(
+                    "OK: {} trust events in the audit log reproduce the live scores of all {} agents exactly",
+                    r.events, r.agents
+                )
+            } else {
+                format!(
+                    "MISMATCH for {} agent(s): {}",
+                    r.mismatches.len(),
+                    r.mismatches.join(", ")
+                )
+            };
+            let ok = r.ok();
+            let out = Output::new(serde_json::to_value(&r)?, text);
+            Ok(if ok { out } else { out.with_code(1) })
+        }
+    }
+}
