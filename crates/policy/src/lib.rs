@@ -39,7 +39,7 @@ pub use diag::{Diagnostic, LoadError, Severity};
 pub use eval::EvalError;
 pub use limit::{MemoryLimiter, Quota, RateLimiter};
 pub use policy::{
-    AgentMatch, DecideContext, Decision, Explanation, FRAMEWORKS, MAX_POLICY_BYTES, MAX_RULES,
+    AgentMatch, ComplianceSettings, DecideContext, Decision, Explanation, FRAMEWORKS, MAX_POLICY_BYTES, MAX_RULES,
     Outcome, Policy, PolicySet, Reason, Rule, RuleAction, RuleSeverity, RuleTrace,
 };
 pub use reload::{PolicyHandle, ReloadEvent, Watcher};

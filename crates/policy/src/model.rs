@@ -109,6 +109,15 @@ pub enum SeverityDoc {
 pub struct ComplianceDoc {
     #[serde(default)]
     pub frameworks: Vec<String>,
+    /// The area the agents work in (for risk classification), e.g.
+    /// `healthcare`, `employment`, `credit`.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Per action (tool or action type): the argument fields that are the
+    /// minimum necessary. Required where a framework imposes the
+    /// minimum-necessary standard.
+    #[serde(default)]
+    pub minimum_necessary: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

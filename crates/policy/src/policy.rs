@@ -91,6 +91,10 @@ pub struct Policy {
     /// Sorted by priority, highest first (stable: file order within a priority).
     pub rules: Vec<Rule>,
     pub frameworks: Vec<String>,
+    /// Compliance domain (risk classification), if declared.
+    pub domain: Option<String>,
+    /// Minimum necessary argument fields per action.
+    pub minimum_necessary: std::collections::BTreeMap<String, Vec<String>>,
     pub delegation_allowed: bool,
     pub delegation_max_depth: Option<u8>,
 }
@@ -174,6 +178,19 @@ pub enum Reason {
     DelegationTooDeep,
     EvaluationError,
     RateLimited,
+    /// A compliance obligation denied the call (prohibited practice,
+    /// missing consent, arguments beyond the minimum necessary).
+    ComplianceDeny,
+    /// A human-oversight obligation holds the call for approval.
+    ComplianceOversight,
+}
+
+/// Compliance settings in force for one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComplianceSettings {
+    pub frameworks: Vec<String>,
+    pub domain: Option<String>,
+    pub minimum_necessary: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A decision with everything the audit trail and the caller need.
@@ -195,6 +212,14 @@ pub struct Decision {
     pub frameworks: Vec<String>,
     /// Severity of the deciding rule, when it declares one.
     pub severity: Option<RuleSeverity>,
+    /// Compliance controls this call triggered (`framework/control`), set by
+    /// the compliance engine.
+    pub controls: Vec<String>,
+    /// Compliance obligations that acted on this call.
+    pub obligations: Vec<String>,
+    /// When set, only these argument fields may be forwarded (the minimum
+    /// necessary); the gateway drops the others.
+    pub restrict_arguments: Option<Vec<String>>,
 }
 
 impl Decision {
@@ -553,6 +578,8 @@ impl Builder<'_> {
             default_allow: doc.default_action == Some(DefaultActionDoc::Allow),
             rules,
             frameworks,
+            domain: doc.compliance.as_ref().and_then(|c| c.domain.clone()),
+            minimum_necessary: doc.compliance.as_ref().map(|c| c.minimum_necessary.clone()).unwrap_or_default(),
             delegation_allowed,
             delegation_max_depth,
         })
@@ -782,6 +809,9 @@ impl PolicySet {
             approval: None,
             frameworks: Vec::new(),
             severity: None,
+            controls: Vec::new(),
+            obligations: Vec::new(),
+            restrict_arguments: None,
         }
     }
 
@@ -944,6 +974,12 @@ impl PolicySet {
 
     /// The approval binding of a request under `rule`.
     pub fn binding(&self, req: &Request, rule: &Rule) -> Binding {
+        self.binding_for(req, &rule.key)
+    }
+
+    /// The approval binding of a request under any named reason (a rule key
+    /// or a compliance control).
+    pub fn binding_for(&self, req: &Request, rule_key: &str) -> Binding {
         Binding {
             caller: req
                 .agent
@@ -960,8 +996,29 @@ impl PolicySet {
                 .unwrap_or_default(),
             arguments_sha256: arguments_digest(req.request.arguments.as_ref()),
             policy_version: self.version.to_string(),
-            rule: rule.key.to_string(),
+            rule: rule_key.to_owned(),
         }
+    }
+
+    /// Compliance settings of the policies that apply to `req`: their
+    /// frameworks, the first declared domain, and the minimum-necessary
+    /// fields (merged).
+    pub fn compliance_for(&self, req: &Request) -> ComplianceSettings {
+        let mut out = ComplianceSettings::default();
+        for p in self.policies.iter().filter(|p| p.applies_to(req)) {
+            for f in &p.frameworks {
+                if !out.frameworks.contains(f) {
+                    out.frameworks.push(f.clone());
+                }
+            }
+            if out.domain.is_none() {
+                out.domain = p.domain.clone();
+            }
+            for (k, v) in &p.minimum_necessary {
+                out.minimum_necessary.entry(k.clone()).or_default().extend(v.iter().cloned());
+            }
+        }
+        out
     }
 
     fn eval_error(&self, p: &Policy, r: &Rule, e: &EvalError) -> Decision {

@@ -43,7 +43,10 @@ pub fn policy_schema() -> Value {
             "default_action": {"enum": ["allow", "deny"], "default": "deny"},
             "rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}, "maxItems": crate::policy::MAX_RULES},
             "compliance": {"type": "object", "additionalProperties": false, "properties": {
-                "frameworks": {"type": "array", "items": {"type": "string"}}}},
+                "frameworks": {"type": "array", "items": {"enum": ["eu_ai_act", "hipaa", "soc2", "gdpr", "owasp_agentic"]}},
+                "domain": {"type": "string", "description": "Area the agents work in, for risk classification (healthcare, employment, credit, …)."},
+                "minimum_necessary": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    "description": "Per action (tool or action type): the argument fields that are the minimum necessary."}}},
             "delegation": {"type": "object", "additionalProperties": false, "properties": {
                 "allow": {"type": "boolean", "default": true},
                 "max_depth": {"type": "integer", "minimum": 0, "maximum": 255},

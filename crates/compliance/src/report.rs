@@ -1,0 +1,1 @@
+//! Reports built from audit evidence (filled in below).
