@@ -18,11 +18,17 @@ pub const OBLIGATIONS: &[&str] = &[
 
 /// The catalogues built into the binary.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("eu_ai_act.yaml", include_str!("../catalogues/eu_ai_act.yaml")),
+    (
+        "eu_ai_act.yaml",
+        include_str!("../catalogues/eu_ai_act.yaml"),
+    ),
     ("hipaa.yaml", include_str!("../catalogues/hipaa.yaml")),
     ("soc2.yaml", include_str!("../catalogues/soc2.yaml")),
     ("gdpr.yaml", include_str!("../catalogues/gdpr.yaml")),
-    ("owasp_agentic.yaml", include_str!("../catalogues/owasp_agentic.yaml")),
+    (
+        "owasp_agentic.yaml",
+        include_str!("../catalogues/owasp_agentic.yaml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,11 +160,22 @@ impl Catalogue {
             message,
         };
         let doc: CatalogueDoc = yaml_serde::from_str(text).map_err(|e| err(e.to_string()))?;
-        let ident = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let ident = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
         if !ident(&doc.framework) {
-            return Err(err(format!("framework id `{}` must be lowercase letters, digits and `_`", doc.framework)));
+            return Err(err(format!(
+                "framework id `{}` must be lowercase letters, digits and `_`",
+                doc.framework
+            )));
         }
-        for (what, v) in [("title", &doc.title), ("version", &doc.version), ("source", &doc.source)] {
+        for (what, v) in [
+            ("title", &doc.title),
+            ("version", &doc.version),
+            ("source", &doc.source),
+        ] {
             if v.trim().is_empty() {
                 return Err(err(format!("`{what}` is empty")));
             }
@@ -166,7 +183,10 @@ impl Catalogue {
         let mut class_ids: Vec<&str> = Vec::new();
         for c in &doc.classifications {
             if !ident(&c.id) {
-                return Err(err(format!("classification id `{}` must be lowercase letters, digits and `_`", c.id)));
+                return Err(err(format!(
+                    "classification id `{}` must be lowercase letters, digits and `_`",
+                    c.id
+                )));
             }
             if c.citation.trim().is_empty() {
                 return Err(err(format!("classification `{}` has no citation", c.id)));
@@ -175,10 +195,16 @@ impl Catalogue {
                 return Err(err(format!("classification `{}` has no label", c.id)));
             }
             if c.when.is_empty() {
-                return Err(err(format!("classification `{}` says nothing about when it applies", c.id)));
+                return Err(err(format!(
+                    "classification `{}` says nothing about when it applies",
+                    c.id
+                )));
             }
             if !c.when.classifications.is_empty() {
-                return Err(err(format!("classification `{}` cannot depend on classifications", c.id)));
+                return Err(err(format!(
+                    "classification `{}` cannot depend on classifications",
+                    c.id
+                )));
             }
             class_ids.push(&c.id);
         }
@@ -204,11 +230,17 @@ impl Catalogue {
                 return Err(err(format!("control `{}` has no title", c.id)));
             }
             if c.when.is_empty() {
-                return Err(err(format!("control `{}` says nothing about when it applies", c.id)));
+                return Err(err(format!(
+                    "control `{}` says nothing about when it applies",
+                    c.id
+                )));
             }
             for k in &c.when.classifications {
                 if !class_ids.contains(&k.as_str()) {
-                    return Err(err(format!("control `{}` refers to unknown classification `{k}`", c.id)));
+                    return Err(err(format!(
+                        "control `{}` refers to unknown classification `{k}`",
+                        c.id
+                    )));
                 }
             }
             for o in &c.obligations {
@@ -220,11 +252,21 @@ impl Catalogue {
                     )));
                 }
             }
-            if c.duties.iter().chain(&c.evidence).any(|d| d.trim().is_empty()) {
-                return Err(err(format!("control `{}` has an empty duty or evidence name", c.id)));
+            if c.duties
+                .iter()
+                .chain(&c.evidence)
+                .any(|d| d.trim().is_empty())
+            {
+                return Err(err(format!(
+                    "control `{}` has an empty duty or evidence name",
+                    c.id
+                )));
             }
             if c.obligations.is_empty() && c.duties.is_empty() {
-                return Err(err(format!("control `{}` asks for nothing (no obligations, no duties)", c.id)));
+                return Err(err(format!(
+                    "control `{}` asks for nothing (no obligations, no duties)",
+                    c.id
+                )));
             }
         }
         let controls: Vec<Control> = doc
@@ -317,7 +359,11 @@ impl Catalogues {
                 message: e.to_string(),
             })?;
             let cat = Catalogue::from_yaml(&text, &f.display().to_string())?;
-            match c.frameworks.iter_mut().find(|x| x.framework == cat.framework) {
+            match c
+                .frameworks
+                .iter_mut()
+                .find(|x| x.framework == cat.framework)
+            {
                 Some(slot) => *slot = cat,
                 None => c.frameworks.push(cat),
             }
@@ -349,7 +395,14 @@ mod tests {
             }
         }
         let hipaa = c.get("hipaa").expect("hipaa");
-        for id in ["164.312(a)(1)", "164.312(b)", "164.312(c)(1)", "164.312(d)", "164.312(e)(1)", "164.502(b)"] {
+        for id in [
+            "164.312(a)(1)",
+            "164.312(b)",
+            "164.312(c)(1)",
+            "164.312(d)",
+            "164.312(e)(1)",
+            "164.502(b)",
+        ] {
             assert!(hipaa.controls.iter().any(|x| x.id == id), "{id}");
         }
         let soc2 = c.get("soc2").expect("soc2");
@@ -368,7 +421,9 @@ mod tests {
     }
 
     fn bad(yaml: &str) -> String {
-        Catalogue::from_yaml(yaml, "t.yaml").expect_err("must be rejected").to_string()
+        Catalogue::from_yaml(yaml, "t.yaml")
+            .expect_err("must be rejected")
+            .to_string()
     }
 
     const HEAD: &str = "framework: t\ntitle: T\nversion: \"1\"\nsource: S\n";
@@ -381,11 +436,19 @@ mod tests {
             "{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{always: true}}, duties: [x]}}\n  - {{id: a, title: B, citation: C, when: {{always: true}}, duties: [x]}}\n"
         ))
         .contains("duplicate control id"));
-        assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{}}, duties: [x]}}\n")).contains("says nothing"));
+        assert!(
+            bad(&format!(
+                "{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{}}, duties: [x]}}\n"
+            ))
+            .contains("says nothing")
+        );
         assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{always: true}}, obligations: [fly]}}\n")).contains("unknown obligation `fly`"));
         assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{classifications: [nope]}}, duties: [x]}}\n")).contains("unknown classification"));
         assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{always: true}}, duties: [x], colour: red}}\n")).contains("unknown field `colour`"));
-        assert!(bad("framework: T-1\ntitle: T\nversion: \"1\"\nsource: S\ncontrols: []\n").contains("lowercase"));
+        assert!(
+            bad("framework: T-1\ntitle: T\nversion: \"1\"\nsource: S\ncontrols: []\n")
+                .contains("lowercase")
+        );
         assert!(bad(&format!("{HEAD}classifications:\n  - {{id: c, label: L, citation: '', when: {{always: true}}}}\ncontrols: []\n")).contains("no citation"));
     }
 }

@@ -34,7 +34,9 @@ pub struct FrameworkResult<'c> {
 fn ser_class<S: serde::Serializer>(c: &Option<&Classification>, s: S) -> Result<S::Ok, S::Error> {
     match c {
         None => s.serialize_none(),
-        Some(c) => serde_json::json!({"id": c.id, "label": c.label, "citation": c.citation}).serialize(s),
+        Some(c) => {
+            serde_json::json!({"id": c.id, "label": c.label, "citation": c.citation}).serialize(s)
+        }
     }
 }
 
@@ -70,7 +72,11 @@ impl<'c> Evaluation<'c> {
     pub fn control_keys(&self) -> Vec<String> {
         self.frameworks
             .iter()
-            .flat_map(|f| f.controls.iter().map(move |c| format!("{}/{}", f.framework, c.id)))
+            .flat_map(|f| {
+                f.controls
+                    .iter()
+                    .map(move |c| format!("{}/{}", f.framework, c.id))
+            })
             .collect()
     }
 
@@ -106,7 +112,9 @@ fn glob(pattern: &str, s: &str) -> bool {
 }
 
 fn matches(w: &When, ctx: &Context<'_>, class: Option<&str>) -> bool {
-    let any = |list: &[String], v: Option<&str>| list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x == v));
+    let any = |list: &[String], v: Option<&str>| {
+        list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x == v))
+    };
     (w.always
         || !w.data.is_empty()
         || !w.actions.is_empty()
@@ -123,7 +131,10 @@ fn matches(w: &When, ctx: &Context<'_>, class: Option<&str>) -> bool {
 impl Catalogue {
     /// This framework's verdict on `ctx`.
     pub fn evaluate(&self, ctx: &Context<'_>) -> FrameworkResult<'_> {
-        let classification = self.classifications.iter().find(|c| matches(&c.when, ctx, None));
+        let classification = self
+            .classifications
+            .iter()
+            .find(|c| matches(&c.when, ctx, None));
         let class = classification.map(|c| c.id.as_str());
         let mut idx: Vec<usize> = class
             .and_then(|k| self.by_class.get(k))
@@ -162,13 +173,21 @@ pub struct UnknownFramework(pub String, pub String);
 
 impl Catalogues {
     /// The verdict of each named framework on `ctx`.
-    pub fn evaluate<'c>(&'c self, frameworks: &[&str], ctx: &Context<'_>) -> Result<Evaluation<'c>, UnknownFramework> {
+    pub fn evaluate<'c>(
+        &'c self,
+        frameworks: &[&str],
+        ctx: &Context<'_>,
+    ) -> Result<Evaluation<'c>, UnknownFramework> {
         let mut out = Evaluation::default();
         for f in frameworks {
             let cat = self.get(f).ok_or_else(|| {
                 UnknownFramework(
                     (*f).to_owned(),
-                    self.all().iter().map(|c| c.framework.as_str()).collect::<Vec<_>>().join(", "),
+                    self.all()
+                        .iter()
+                        .map(|c| c.framework.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 )
             })?;
             out.frameworks.push(cat.evaluate(ctx));

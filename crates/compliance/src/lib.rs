@@ -18,6 +18,8 @@ mod evaluate;
 mod obligations;
 pub mod report;
 
-pub use catalogue::{BUILTIN, Catalogue, CatalogueError, Catalogues, Classification, Control, OBLIGATIONS, When};
+pub use catalogue::{
+    BUILTIN, Catalogue, CatalogueError, Catalogues, Classification, Control, OBLIGATIONS, When,
+};
 pub use evaluate::{Context, Evaluation, FrameworkResult, UnknownFramework};
 pub use obligations::{Applied, apply, context_for};

@@ -1,7 +1,9 @@
 //! Obligations acting on a decision.
 
 use crate::evaluate::{Context, Evaluation};
-use agentmesh_policy::{ApprovalState, ComplianceSettings, DecideContext, Decision, Outcome, PolicySet, Reason, Request};
+use agentmesh_policy::{
+    ApprovalState, ComplianceSettings, DecideContext, Decision, Outcome, PolicySet, Reason, Request,
+};
 
 /// What the obligations did to a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,24 +80,37 @@ pub fn apply(
         return applied;
     }
     if has("prohibited") {
-        deny(decision, format!("a prohibited practice ({})", ctl("prohibited")));
+        deny(
+            decision,
+            format!("a prohibited practice ({})", ctl("prohibited")),
+        );
         applied.changed_by = Some("prohibited".into());
         return applied;
     }
     if has("consent_required") && req.data.consent != Some(true) {
         deny(
             decision,
-            format!("explicit consent is required ({}) and the request carries no data.consent", ctl("consent_required")),
+            format!(
+                "explicit consent is required ({}) and the request carries no data.consent",
+                ctl("consent_required")
+            ),
         );
         applied.changed_by = Some("consent_required".into());
         return applied;
     }
     if has("minimum_necessary") {
-        let action = req.action.tool.as_deref().or(req.action.kind.as_deref()).unwrap_or("");
-        let declared = settings
-            .minimum_necessary
-            .get(action)
-            .or_else(|| req.action.kind.as_deref().and_then(|k| settings.minimum_necessary.get(k)));
+        let action = req
+            .action
+            .tool
+            .as_deref()
+            .or(req.action.kind.as_deref())
+            .unwrap_or("");
+        let declared = settings.minimum_necessary.get(action).or_else(|| {
+            req.action
+                .kind
+                .as_deref()
+                .and_then(|k| settings.minimum_necessary.get(k))
+        });
         match declared {
             None => {
                 deny(
@@ -110,7 +125,11 @@ pub fn apply(
             }
             Some(fields) => {
                 if let Some(serde_json::Value::Object(args)) = &req.request.arguments {
-                    applied.dropped_fields = args.keys().filter(|k| !fields.contains(k)).cloned().collect();
+                    applied.dropped_fields = args
+                        .keys()
+                        .filter(|k| !fields.contains(k))
+                        .cloned()
+                        .collect();
                 }
                 decision.restrict_arguments = Some(fields.clone());
             }

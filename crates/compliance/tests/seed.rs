@@ -17,8 +17,15 @@ fn the_seed_example_yields_exactly_the_seeds_obligations() {
         data: Some("phi"),
         ..Context::default()
     };
-    let eval = cats.evaluate(&["eu_ai_act", "hipaa", "soc2"], &ctx).expect("evaluate");
-    let by = |f: &str| eval.frameworks.iter().find(|r| r.framework == f).expect("framework");
+    let eval = cats
+        .evaluate(&["eu_ai_act", "hipaa", "soc2"], &ctx)
+        .expect("evaluate");
+    let by = |f: &str| {
+        eval.frameworks
+            .iter()
+            .find(|r| r.framework == f)
+            .expect("framework")
+    };
     // EU AI Act: high-risk → human oversight.
     let eu = by("eu_ai_act");
     assert_eq!(eu.classification.expect("class").id, "high_risk_system");
@@ -26,7 +33,10 @@ fn the_seed_example_yields_exactly_the_seeds_obligations() {
     // HIPAA: PHI access → minimum necessary + audit log.
     let hipaa = by("hipaa");
     assert_eq!(hipaa.classification.expect("class").id, "phi_access");
-    assert_eq!(set(&hipaa.obligations), set(&["minimum_necessary", "audit_log"]));
+    assert_eq!(
+        set(&hipaa.obligations),
+        set(&["minimum_necessary", "audit_log"])
+    );
     // SOC 2: data access → access control + logging.
     let soc2 = by("soc2");
     assert_eq!(soc2.classification.expect("class").id, "data_access");
@@ -39,7 +49,10 @@ fn the_seed_example_yields_exactly_the_seeds_obligations() {
     }
     assert!(eval.control_keys().contains(&"eu_ai_act/art14".to_owned()));
     assert!(eval.control_keys().contains(&"hipaa/164.502(b)".to_owned()));
-    assert!(cats.evaluate(&["pci"], &ctx).is_err(), "unknown frameworks are errors");
+    assert!(
+        cats.evaluate(&["pci"], &ctx).is_err(),
+        "unknown frameworks are errors"
+    );
 }
 
 const POLICY: &str = r#"
@@ -74,12 +87,15 @@ fn the_pipeline_turns_oversight_into_a_pending_approval() {
         approvals: Some(&store),
         now_ns: 1_800_000_000_000_000_000,
     };
-    let req = request(serde_json::json!({"patient_id": "p-17", "fields": ["allergies"], "ssn": "x"}));
+    let req =
+        request(serde_json::json!({"patient_id": "p-17", "fields": ["allergies"], "ssn": "x"}));
     let decide = |req: &Request| {
         let mut d = policy.decide(req, &ctx);
         let settings = policy.compliance_for(req);
         let frameworks: Vec<&str> = settings.frameworks.iter().map(String::as_str).collect();
-        let eval = cats.evaluate(&frameworks, &context_for(req, &settings)).expect("evaluate");
+        let eval = cats
+            .evaluate(&frameworks, &context_for(req, &settings))
+            .expect("evaluate");
         let applied = apply(&policy, &mut d, &eval, req, &settings, &ctx);
         (d, applied)
     };
@@ -88,13 +104,25 @@ fn the_pipeline_turns_oversight_into_a_pending_approval() {
     assert_eq!(held.reason, Reason::ComplianceOversight);
     assert!(held.message.contains("eu_ai_act/art14"), "{}", held.message);
     assert!(held.audit, "HIPAA audit controls mark the decision");
-    assert_eq!(held.restrict_arguments.as_deref(), Some(&["patient_id".to_owned(), "fields".to_owned()][..]));
-    assert_eq!(applied.dropped_fields, ["ssn"], "minimum necessary drops the rest");
+    assert_eq!(
+        held.restrict_arguments.as_deref(),
+        Some(&["patient_id".to_owned(), "fields".to_owned()][..])
+    );
+    assert_eq!(
+        applied.dropped_fields,
+        ["ssn"],
+        "minimum necessary drops the rest"
+    );
     let approval = held.approval.expect("pending approval");
     // Approved by a human: the same call passes once.
-    store.approve(&approval.id, "dr.house@hospital.org", 1_800_000_001).expect("approve");
+    store
+        .approve(&approval.id, "dr.house@hospital.org", 1_800_000_001)
+        .expect("approve");
     let (ok, _) = decide(&req);
-    assert_eq!((ok.outcome, ok.reason), (Outcome::Allow, Reason::ApprovalGranted));
+    assert_eq!(
+        (ok.outcome, ok.reason),
+        (Outcome::Allow, Reason::ApprovalGranted)
+    );
     assert!(ok.message.contains("dr.house@hospital.org"));
     let (again, _) = decide(&req);
     assert_eq!(again.outcome, Outcome::RequireApproval, "single use");
@@ -113,9 +141,14 @@ fn minimum_necessary_without_a_declaration_denies() {
     let ctx = DecideContext::bare(0);
     let mut d = policy.decide(&req, &ctx);
     let settings = policy.compliance_for(&req);
-    let eval = cats.evaluate(&["hipaa"], &context_for(&req, &settings)).expect("evaluate");
+    let eval = cats
+        .evaluate(&["hipaa"], &context_for(&req, &settings))
+        .expect("evaluate");
     apply(&policy, &mut d, &eval, &req, &settings, &ctx);
-    assert_eq!((d.outcome, d.reason), (Outcome::Deny, Reason::ComplianceDeny));
+    assert_eq!(
+        (d.outcome, d.reason),
+        (Outcome::Deny, Reason::ComplianceDeny)
+    );
     assert!(d.message.contains("minimum_necessary"), "{}", d.message);
 }
 
@@ -140,7 +173,9 @@ fn gdpr_special_categories_need_consent() {
     let run = |req: &Request| {
         let mut d = policy.decide(req, &ctx);
         let settings = policy.compliance_for(req);
-        let eval = cats.evaluate(&["gdpr"], &context_for(req, &settings)).expect("evaluate");
+        let eval = cats
+            .evaluate(&["gdpr"], &context_for(req, &settings))
+            .expect("evaluate");
         apply(&policy, &mut d, &eval, req, &settings, &ctx);
         d
     };
@@ -156,15 +191,24 @@ fn gdpr_special_categories_need_consent() {
 #[test]
 fn denials_stay_denials() {
     let cats = Catalogues::builtin().expect("catalogues");
-    let policy = PolicySet::from_yaml("agent: a\ncompliance:\n  frameworks: [eu_ai_act]\n", "p.yaml").expect("policy");
+    let policy = PolicySet::from_yaml(
+        "agent: a\ncompliance:\n  frameworks: [eu_ai_act]\n",
+        "p.yaml",
+    )
+    .expect("policy");
     let mut req = request(serde_json::json!({}));
     req.agent.name = Some("a".into());
     let ctx = DecideContext::bare(0);
     let mut d = policy.decide(&req, &ctx);
     assert_eq!(d.outcome, Outcome::Deny);
     let settings = policy.compliance_for(&req);
-    let eval = cats.evaluate(&["eu_ai_act"], &context_for(&req, &settings)).expect("evaluate");
+    let eval = cats
+        .evaluate(&["eu_ai_act"], &context_for(&req, &settings))
+        .expect("evaluate");
     apply(&policy, &mut d, &eval, &req, &settings, &ctx);
     assert_eq!((d.outcome, d.reason), (Outcome::Deny, Reason::DefaultDeny));
-    assert!(!d.controls.is_empty(), "the controls are still recorded for the audit");
+    assert!(
+        !d.controls.is_empty(),
+        "the controls are still recorded for the audit"
+    );
 }

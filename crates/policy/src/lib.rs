@@ -39,8 +39,9 @@ pub use diag::{Diagnostic, LoadError, Severity};
 pub use eval::EvalError;
 pub use limit::{MemoryLimiter, Quota, RateLimiter};
 pub use policy::{
-    AgentMatch, ComplianceSettings, DecideContext, Decision, Explanation, FRAMEWORKS, MAX_POLICY_BYTES, MAX_RULES,
-    Outcome, Policy, PolicySet, Reason, Rule, RuleAction, RuleSeverity, RuleTrace,
+    AgentMatch, ComplianceSettings, DecideContext, Decision, Explanation, FRAMEWORKS,
+    MAX_POLICY_BYTES, MAX_RULES, Outcome, Policy, PolicySet, Reason, Rule, RuleAction,
+    RuleSeverity, RuleTrace,
 };
 pub use reload::{PolicyHandle, ReloadEvent, Watcher};
 pub use schema::Request;

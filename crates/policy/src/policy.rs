@@ -579,7 +579,11 @@ impl Builder<'_> {
             rules,
             frameworks,
             domain: doc.compliance.as_ref().and_then(|c| c.domain.clone()),
-            minimum_necessary: doc.compliance.as_ref().map(|c| c.minimum_necessary.clone()).unwrap_or_default(),
+            minimum_necessary: doc
+                .compliance
+                .as_ref()
+                .map(|c| c.minimum_necessary.clone())
+                .unwrap_or_default(),
             delegation_allowed,
             delegation_max_depth,
         })
@@ -1015,7 +1019,10 @@ impl PolicySet {
                 out.domain = p.domain.clone();
             }
             for (k, v) in &p.minimum_necessary {
-                out.minimum_necessary.entry(k.clone()).or_default().extend(v.iter().cloned());
+                out.minimum_necessary
+                    .entry(k.clone())
+                    .or_default()
+                    .extend(v.iter().cloned());
             }
         }
         out
