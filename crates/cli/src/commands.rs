@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Did(DidCmd::Resolve { did }) => did_resolve(&did),
         Command::Policy(cmd) => crate::policy_cmd::run(cmd, now),
         Command::Audit(cmd) => crate::audit_cmd::run(&cli.home, cmd).await,
+        Command::Compliance(cmd) => crate::compliance_cmd::run(&cli.home, cmd).await,
         Command::Trust(cmd) => {
             let mesh = open(&cli.home).await?;
             let out = crate::trust_cmd::run(&mesh, cmd).await?;

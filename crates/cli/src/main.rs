@@ -4,6 +4,7 @@
 
 mod audit_cmd;
 mod commands;
+mod compliance_cmd;
 mod output;
 mod policy_cmd;
 mod trust_cmd;
@@ -63,6 +64,59 @@ pub enum Command {
     /// Trust scores: show, explain, history, list, endorse, record, recompute.
     #[command(subcommand)]
     Trust(TrustCmd),
+    /// Compliance: evaluate an action, report from audit evidence, list catalogues.
+    #[command(subcommand)]
+    Compliance(ComplianceCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCmd {
+    /// What each framework says about an action: classification, controls,
+    /// obligations (with citations).
+    Evaluate {
+        /// Agent name or DID (its registry record is shown with the result).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Action or tool name, e.g. access_patient_record.
+        #[arg(long)]
+        action: String,
+        /// Data classification, e.g. phi, pii.
+        #[arg(long)]
+        data: Option<String>,
+        /// Action type, e.g. read, export, tool_call.
+        #[arg(long)]
+        action_type: Option<String>,
+        /// Domain, e.g. healthcare, employment.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Frameworks, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        frameworks: Option<Vec<String>>,
+        /// Directory of catalogue overrides (*.yaml).
+        #[arg(long)]
+        catalogues: Option<PathBuf>,
+    },
+    /// A report for one framework built from the audit log: per control
+    /// evidence, violations, approvals and gaps, linked to audit indices.
+    Report {
+        #[arg(long)]
+        framework: String,
+        /// Window length back from now, e.g. 30d, 12h.
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[arg(long, value_parser = ["html", "json", "md"], default_value = "md")]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        catalogues: Option<PathBuf>,
+    },
+    /// List the catalogues and their controls.
+    Catalogues {
+        #[arg(long)]
+        catalogues: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

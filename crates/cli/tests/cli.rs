@@ -729,3 +729,117 @@ fn trust_commands_read_real_state_and_recompute_from_the_audit() {
     let verify = h.ok(&["audit", "verify"]);
     assert!(verify.trim_end().ends_with("OK"), "{verify}");
 }
+
+#[test]
+fn compliance_evaluate_prints_the_seed_example_and_reports_render() {
+    let h = Home::new();
+    let out = h.ok(&[
+        "compliance",
+        "evaluate",
+        "--action",
+        "access_patient_record",
+        "--data",
+        "phi",
+        "--frameworks",
+        "eu_ai_act,hipaa,soc2",
+    ]);
+    let lines: Vec<String> = out
+        .lines()
+        .skip(1)
+        .take(3)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "eu_ai_act high_risk_system → human oversight",
+            "hipaa phi_access → minimum necessary + audit log",
+            "soc2 data_access → access control + logging",
+        ],
+        "{out}"
+    );
+    let v = h.json(&[
+        "compliance",
+        "evaluate",
+        "--action",
+        "access_patient_record",
+        "--data",
+        "phi",
+        "--frameworks",
+        "eu_ai_act,hipaa,soc2",
+    ]);
+    assert_eq!(
+        v["frameworks"][0]["classification"]["citation"],
+        "Art. 6(2) and Annex III point 5(a)"
+    );
+    let out = h.fails(&[
+        "compliance",
+        "evaluate",
+        "--action",
+        "x",
+        "--frameworks",
+        "pci",
+    ]);
+    assert!(out.contains("unknown compliance framework `pci`"), "{out}");
+    let cats = h.ok(&["compliance", "catalogues"]);
+    for needle in [
+        "eu_ai_act",
+        "45 CFR §164.502(b)",
+        "TSC CC8.1",
+        "Art. 22(3)",
+        "ASI10",
+    ] {
+        assert!(cats.contains(needle), "{needle}");
+    }
+    // An override directory with a broken catalogue is rejected with the reason.
+    let bad = h._dir.path().join("cats");
+    std::fs::create_dir_all(&bad).expect("mkdir");
+    std::fs::write(bad.join("hipaa.yaml"), "framework: hipaa\ntitle: t\nversion: \"1\"\nsource: s\ncontrols:\n  - {id: x, title: X, citation: '', when: {always: true}, duties: [d]}\n").expect("write");
+    let out = h.fails(&[
+        "compliance",
+        "catalogues",
+        "--catalogues",
+        bad.to_str().expect("path"),
+    ]);
+    assert!(out.contains("no citation"), "{out}");
+
+    // A report from this mesh's real audit log.
+    h.seed();
+    let (_, bc) = h.chain();
+    h.ok(&["delegation", "revoke", &bc]);
+    let file = h._dir.path().join("soc2.html");
+    let out = h.ok(&[
+        "compliance",
+        "report",
+        "--framework",
+        "soc2",
+        "--format",
+        "html",
+        "-o",
+        file.to_str().expect("path"),
+    ]);
+    assert!(out.starts_with("Wrote"), "{out}");
+    let html = std::fs::read_to_string(&file).expect("report");
+    assert!(
+        html.contains("<svg") && html.contains("CC6.2") && html.contains("inclusion proof"),
+        "report lacks content"
+    );
+    let json = h.json(&[
+        "compliance",
+        "report",
+        "--framework",
+        "soc2",
+        "--format",
+        "json",
+    ]);
+    let cc62 = json["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == "CC6.2")
+        .expect("CC6.2");
+    assert_eq!(
+        cc62["evidence"]["count"], 4,
+        "one sponsor and three agents were registered"
+    );
+}
