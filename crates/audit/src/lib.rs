@@ -24,7 +24,7 @@ mod verify;
 
 pub use entry::{Draft, ENTRY_VERSION, Entry, EntryError, MAX_ENTRY_BYTES, rfc3339_millis};
 pub use export::{cloud_event, jsonl_line};
-pub use store::{Appended, AuditError, AuditLog, Options, StoredEntry, Ticket};
+pub use store::{Appended, AuditError, AuditLog, Options, Queued, StoredEntry, Ticket};
 pub use tree::{Hash, hex, leaf_hash, node_hash, parse_hex, verify_consistency, verify_inclusion};
 pub use verify::{CheckpointResult, Problem, Report, verify_log};
 

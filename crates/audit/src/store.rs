@@ -179,9 +179,86 @@ impl std::future::Future for Ticket {
 
 struct Pending {
     seq: u64,
-    bytes: Vec<u8>,
-    leaf: Hash,
+    work: Work,
     done: Arc<Completion>,
+}
+
+/// A builder of an entry's draft, run on the writer thread.
+type BuildDraft = Box<dyn FnOnce() -> Draft + Send>;
+
+/// An entry ready to write, or one the writer thread still has to build,
+/// encode and hash (so the appender does not pay for hashing).
+enum Work {
+    Ready { bytes: Vec<u8>, leaf: Hash },
+    Deferred { time: String, build: BuildDraft },
+}
+
+impl Work {
+    /// Encodes and hashes a deferred entry. An entry over the size limit is
+    /// still recorded, with its detail replaced by a note saying so, so the
+    /// event is never lost; a builder that panics is recorded the same way.
+    fn materialize(self, seq: u64) -> (Vec<u8>, Hash) {
+        match self {
+            Work::Ready { bytes, leaf } => (bytes, leaf),
+            Work::Deferred { time, build } => {
+                let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(build));
+                let mut entry = Entry {
+                    seq,
+                    time,
+                    draft: built.unwrap_or_else(|_| Draft {
+                        event: "audit.error".into(),
+                        detail: serde_json::json!({"error": "the entry builder panicked"}),
+                        ..Draft::default()
+                    }),
+                };
+                let mut bytes = entry.to_bytes();
+                if bytes.len() > MAX_ENTRY_BYTES {
+                    entry.draft.detail = serde_json::json!({
+                        "error": "entry too large; detail dropped",
+                        "encoded_bytes": bytes.len(),
+                    });
+                    bytes = entry.to_bytes();
+                }
+                let leaf = leaf_hash(&bytes);
+                (bytes, leaf)
+            }
+        }
+    }
+}
+
+/// A deferred append: its index is known at once; `wait()` (or `.await`)
+/// returns when the entry is durable.
+#[derive(Debug)]
+pub struct Queued {
+    pub index: u64,
+    done: Arc<Completion>,
+}
+
+impl Queued {
+    /// Blocks until the entry is on disk (or the writer failed).
+    pub fn wait(self) -> Result<u64, AuditError> {
+        let mut s = self.done.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = s.result.take() {
+                return r.map(|()| self.index).map_err(AuditError::WriterFailed);
+            }
+            s = self.done.cv.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl std::future::Future for Queued {
+    type Output = Result<u64, AuditError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.done.state.lock().unwrap_or_else(|p| p.into_inner());
+        match s.result.take() {
+            Some(r) => Poll::Ready(r.map(|()| self.index).map_err(AuditError::WriterFailed)),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }
 
 /// State shared by appenders, the writer and readers.
@@ -362,19 +439,10 @@ impl AuditLog {
         let done = Arc::new(Completion::default());
         tx.send(Pending {
             seq: *next,
-            bytes,
-            leaf,
+            work: Work::Ready { bytes, leaf },
             done: done.clone(),
         })
-        .map_err(|_| {
-            let f = self
-                .shared
-                .fatal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            AuditError::WriterFailed(f.unwrap_or_else(|| "writer exited".into()))
-        })?;
+        .map_err(|_| self.writer_gone())?;
         let index = *next;
         *next += 1;
         Ok(Ticket {
@@ -382,6 +450,52 @@ impl AuditLog {
             leaf_hash: leaf,
             done,
         })
+    }
+
+    /// Queues an entry whose draft is built, encoded and hashed on the
+    /// writer thread: the caller pays for a channel send only. The entry's
+    /// time is taken now; its index is known at once. For hot paths (the
+    /// gateway's decision leaves), where hashing ~1 KB of arguments on the
+    /// caller's thread would dominate.
+    pub fn append_deferred(
+        &self,
+        build: impl FnOnce() -> Draft + Send + 'static,
+    ) -> Result<Queued, AuditError> {
+        if let Some(f) = self
+            .shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(AuditError::WriterFailed(f));
+        }
+        let time = rfc3339_millis(now_ns());
+        let mut guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let (next, tx) = guard.as_mut().ok_or(AuditError::Closed)?;
+        let done = Arc::new(Completion::default());
+        tx.send(Pending {
+            seq: *next,
+            work: Work::Deferred {
+                time,
+                build: Box::new(build),
+            },
+            done: done.clone(),
+        })
+        .map_err(|_| self.writer_gone())?;
+        let index = *next;
+        *next += 1;
+        Ok(Queued { index, done })
+    }
+
+    fn writer_gone(&self) -> AuditError {
+        let f = self
+            .shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        AuditError::WriterFailed(f.unwrap_or_else(|| "writer exited".into()))
     }
 
     /// Appends and waits until durable.
@@ -1204,10 +1318,10 @@ impl Writer {
         })
     }
 
-    fn fail(&self, msg: String, batch: Vec<Pending>, rx: &Receiver<Pending>) {
+    fn fail(&self, msg: String, batch: Vec<Arc<Completion>>, rx: &Receiver<Pending>) {
         *self.shared.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.clone());
-        for p in batch {
-            p.done.finish(Err(msg.clone()));
+        for done in batch {
+            done.finish(Err(msg.clone()));
         }
         while let Ok(p) = rx.recv() {
             p.done.finish(Err(msg.clone()));
@@ -1225,16 +1339,24 @@ impl Writer {
                 }
             }
             if let Err(e) = self.maybe_rotate() {
-                self.fail(e.to_string(), batch, &rx);
+                self.fail(
+                    e.to_string(),
+                    batch.into_iter().map(|p| p.done).collect(),
+                    &rx,
+                );
                 return;
             }
             seg_buf.clear();
-            for p in &batch {
+            let mut dones = Vec::with_capacity(batch.len());
+            for p in batch {
                 debug_assert_eq!(p.seq, self.size + (self.derived.index_buf.len() / 8) as u64);
                 let offset = self.segment_len + seg_buf.len() as u64;
-                encode_record(p.seq, &p.bytes, &p.leaf, &mut seg_buf);
-                self.derived.add(&mut self.frontier, offset, p.leaf);
+                let (bytes, leaf) = p.work.materialize(p.seq);
+                encode_record(p.seq, &bytes, &leaf, &mut seg_buf);
+                self.derived.add(&mut self.frontier, offset, leaf);
+                dones.push(p.done);
             }
+            let batch = dones;
             let seg_path = self
                 .shared
                 .dir
@@ -1260,8 +1382,8 @@ impl Writer {
             self.since_state += batch.len() as u64;
             self.shared.nodes.size.store(self.size, Ordering::Release);
             self.shared.durable.store(self.size, Ordering::Release);
-            for p in batch {
-                p.done.finish(Ok(()));
+            for done in batch {
+                done.finish(Ok(()));
             }
             if (self.since_state >= self.opts.state_every_entries
                 || self.last_state.elapsed() >= self.opts.state_every)

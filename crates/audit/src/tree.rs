@@ -5,30 +5,36 @@
 //! Notation: node `(level, index)` is the root of the complete subtree over
 //! leaves `[index·2^level, (index+1)·2^level)`.
 
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256};
 
 pub type Hash = [u8; 32];
 
+fn finish(ctx: Context) -> Hash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// `SHA-256(0x00 ‖ entry)`.
 pub fn leaf_hash(entry: &[u8]) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0u8]);
+    let mut h = Context::new(&SHA256);
+    h.update(&[0u8]);
     h.update(entry);
-    h.finalize().into()
+    finish(h)
 }
 
 /// `SHA-256(0x01 ‖ left ‖ right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([1u8]);
+    let mut h = Context::new(&SHA256);
+    h.update(&[1u8]);
     h.update(left);
     h.update(right);
-    h.finalize().into()
+    finish(h)
 }
 
 /// The hash of the empty tree: `SHA-256()`.
 pub fn empty_root() -> Hash {
-    Sha256::digest([]).into()
+    finish(Context::new(&SHA256))
 }
 
 /// Largest power of two strictly less than `n` (n ≥ 2).

@@ -434,3 +434,68 @@ fn sequential_scan_reads_ranges_across_segments() {
     .expect("scan stops early");
     assert_eq!(n, 10);
 }
+
+#[test]
+fn deferred_appends_interleave_with_ready_ones_and_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(dir.path(), Options::default()).expect("open");
+    let mut waits = Vec::new();
+    for i in 0..200u64 {
+        if i % 2 == 0 {
+            let q = log.append_deferred(move || draft(i)).expect("deferred");
+            assert_eq!(q.index, i, "the index is known at once");
+            waits.push(q);
+        } else {
+            log.append(draft(i))
+                .expect("append")
+                .wait()
+                .expect("durable");
+        }
+    }
+    for q in waits {
+        q.wait().expect("durable");
+    }
+    assert_eq!(log.size(), 200);
+    for i in [0u64, 1, 2, 99, 198, 199] {
+        let e = log.entry(i).expect("entry");
+        assert_eq!(e.entry.draft, draft(i), "entry {i} is what was appended");
+        assert_eq!(e.leaf_hash, tree::leaf_hash(&e.bytes));
+    }
+    let report = verify_log(dir.path(), &[], None, &mut |_, _| {}).expect("verify");
+    assert!(report.problem.is_none(), "{:?}", report.problem);
+    assert_eq!(report.entries, 200);
+}
+
+#[test]
+fn an_oversized_or_panicking_deferred_entry_is_recorded_not_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(dir.path(), Options::default()).expect("open");
+    let big = log
+        .append_deferred(|| Draft {
+            event: "decision".into(),
+            detail: serde_json::json!({"blob": "x".repeat(100_000)}),
+            ..Draft::default()
+        })
+        .expect("queued");
+    #[allow(clippy::panic)]
+    let boom = log
+        .append_deferred(|| panic!("builder bug"))
+        .expect("queued");
+    big.wait().expect("durable");
+    boom.wait().expect("durable");
+    let e = log.entry(0).expect("entry 0");
+    assert_eq!(e.entry.draft.event, "decision");
+    assert_eq!(
+        e.entry.draft.detail["error"], "entry too large; detail dropped",
+        "{:?}",
+        e.entry.draft.detail
+    );
+    let e = log.entry(1).expect("entry 1");
+    assert_eq!(e.entry.draft.event, "audit.error");
+    // The log stays writable.
+    log.append(draft(2))
+        .expect("append")
+        .wait()
+        .expect("durable");
+    assert_eq!(log.size(), 3);
+}

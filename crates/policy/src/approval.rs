@@ -231,7 +231,7 @@ pub(crate) fn hex(b: &[u8]) -> String {
 pub fn arguments_digest(arguments: Option<&serde_json::Value>) -> String {
     let mut s = String::new();
     canonical_json(arguments.unwrap_or(&serde_json::Value::Null), &mut s);
-    hex(&Sha256::digest(s.as_bytes()))
+    hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
 }
 
 #[cfg(test)]

@@ -86,6 +86,18 @@ fn kind(v: &Val<'_>) -> &'static str {
     }
 }
 
+/// True when the condition's equality guard rules it out for `req` (the
+/// condition would evaluate to false).
+pub(crate) fn guard_excludes(c: &crate::compile::Compiled, req: &Request) -> bool {
+    match &c.guard {
+        Some((a, lit)) => match attr(req, *a) {
+            Some(Val::Str(v)) => v.as_ref() != lit.as_ref(),
+            _ => false,
+        },
+        None => false,
+    }
+}
+
 pub(crate) fn attr<'a>(req: &'a Request, a: Attr) -> Option<Val<'a>> {
     let s = |v: &'a Option<String>| v.as_deref().map(|x| Val::Str(Cow::Borrowed(x)));
     match a {

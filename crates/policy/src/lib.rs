@@ -47,6 +47,12 @@ pub use reload::{PolicyHandle, ReloadEvent, Watcher};
 pub use schema::Request;
 pub use schema_json::policy_schema;
 
+/// True when a condition's equality guard rules it out for `req` without
+/// evaluating it (see [`compile::Compiled::guard`]).
+pub fn guard_excludes(c: &compile::Compiled, req: &Request) -> bool {
+    eval::guard_excludes(c, req)
+}
+
 /// Evaluates one compiled condition against a request (for benchmarks and
 /// tools): `Ok(true/false)` or the evaluation error.
 pub fn eval_condition(c: &compile::Compiled, req: &Request) -> Result<bool, EvalError> {

@@ -104,6 +104,17 @@ pub enum SeverityDoc {
     Critical,
 }
 
+impl SeverityDoc {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeverityDoc::Low => "low",
+            SeverityDoc::Medium => "medium",
+            SeverityDoc::High => "high",
+            SeverityDoc::Critical => "critical",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComplianceDoc {

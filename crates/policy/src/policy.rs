@@ -183,6 +183,48 @@ pub enum Reason {
     ComplianceDeny,
     /// A human-oversight obligation holds the call for approval.
     ComplianceOversight,
+    /// The caller is suspended, revoked, expired or no longer registered
+    /// (checked on every call, not only at authentication).
+    AgentInactive,
+    /// The caller's trust score is below the gateway's floor.
+    TrustBelowFloor,
+    /// The tool's definition changed since it was pinned.
+    ToolChanged,
+    /// A held call was denied by an approver.
+    ApprovalDenied,
+    /// Nobody approved a held call before its approval expired.
+    ApprovalExpired,
+}
+
+impl Reason {
+    /// The stable snake_case code (as serialized, in audit and metrics).
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::RuleAllow => "rule_allow",
+            Reason::RuleWarn => "rule_warn",
+            Reason::RuleDeny => "rule_deny",
+            Reason::ApprovalRequired => "approval_required",
+            Reason::ApprovalGranted => "approval_granted",
+            Reason::DefaultAllow => "default_allow",
+            Reason::DefaultDeny => "default_deny",
+            Reason::NoPolicy => "no_policy",
+            Reason::SponsorMismatch => "sponsor_mismatch",
+            Reason::CapabilityNotHeld => "capability_not_held",
+            Reason::CapabilityOutsidePolicy => "capability_outside_policy",
+            Reason::InvalidCapability => "invalid_capability",
+            Reason::DelegationNotAllowed => "delegation_not_allowed",
+            Reason::DelegationTooDeep => "delegation_too_deep",
+            Reason::EvaluationError => "evaluation_error",
+            Reason::RateLimited => "rate_limited",
+            Reason::ComplianceDeny => "compliance_deny",
+            Reason::ComplianceOversight => "compliance_oversight",
+            Reason::AgentInactive => "agent_inactive",
+            Reason::TrustBelowFloor => "trust_below_floor",
+            Reason::ToolChanged => "tool_changed",
+            Reason::ApprovalDenied => "approval_denied",
+            Reason::ApprovalExpired => "approval_expired",
+        }
+    }
 }
 
 /// Compliance settings in force for one request.
@@ -223,6 +265,28 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A denial decided before or after the policy (identity, trust floor,
+    /// tool pinning, approvals), under policy version `version`.
+    pub fn denied(reason: Reason, message: String, version: Arc<str>) -> Self {
+        Decision {
+            outcome: Outcome::Deny,
+            reason,
+            message,
+            policy: None,
+            rule: None,
+            policy_version: version,
+            audit: true,
+            logged: Vec::new(),
+            retry_after_secs: None,
+            approval: None,
+            frameworks: Vec::new(),
+            severity: None,
+            controls: Vec::new(),
+            obligations: Vec::new(),
+            restrict_arguments: None,
+        }
+    }
+
     /// True when the call may proceed (allow or warn).
     pub fn allowed(&self) -> bool {
         matches!(self.outcome, Outcome::Allow | Outcome::Warn)
@@ -854,6 +918,7 @@ impl PolicySet {
             for r in &p.rules {
                 let matched = match &r.condition {
                     None => true,
+                    Some(c) if eval::guard_excludes(c, req) => false,
                     Some(c) => match eval::eval_bool(&c.node, req) {
                         Ok(b) => b,
                         Err(e) => return self.eval_error(p, r, &e),

@@ -173,3 +173,30 @@ fn the_differential_test_is_not_vacuous() {
         "only {decided} conditions evaluated to a boolean on both sides"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The equality guard that lets `decide` skip a rule is exact: when it
+    /// rules a condition out, evaluating the condition gives `false` (never
+    /// `true`, never an error).
+    #[test]
+    fn a_guard_only_skips_conditions_that_are_false(
+        lit in proptest::sample::select(vec!["read", "export", "a"]),
+        rest in bool_expr(2),
+        guard_first in any::<bool>(),
+        req in request(),
+    ) {
+        let src = if guard_first {
+            format!("action.type == '{lit}' && ({rest})")
+        } else {
+            format!("({rest}) && '{lit}' == action.type")
+        };
+        let Ok(compiled) = compile_condition(&src) else { return Ok(()); };
+        prop_assert!(compiled.guard.is_some(), "{src}");
+        let skipped = agentmesh_policy::guard_excludes(&compiled, &req);
+        if skipped {
+            prop_assert_eq!(eval_condition(&compiled, &req), Ok(false), "{}", src);
+        }
+    }
+}

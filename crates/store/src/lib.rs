@@ -20,10 +20,12 @@ mod trust;
 pub use error::StoreError;
 pub use home::{DEFAULT_HOME, Defaults, KeyKind, MeshConfig, MeshHome, read_private_key};
 pub use mesh::{Mesh, MeshError, NewAgent, NewDelegation};
-pub use records::{AgentRecord, KeyCustody, RevokedLink, SponsorRecord};
+pub use records::{
+    AgentRecord, ApprovalRecord, ApprovalStatus, KeyCustody, RevokedLink, SponsorRecord, ToolPin,
+};
 pub use registry::{Registry, load_directory, parse_hex32};
 pub use sqlite::SqliteRegistry;
-pub use trust::{RecomputeReport, TRUST_EVENT, TrustOutcome, decision_event};
+pub use trust::{RecomputeReport, TRUST_DETAIL_KEY, TRUST_EVENT, TrustOutcome, decision_event};
 
 /// Seconds since the Unix epoch, from the system clock.
 pub fn unix_now() -> u64 {

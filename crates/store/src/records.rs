@@ -54,3 +54,80 @@ pub struct RevokedLink {
     pub reason: String,
     pub revoked_at: u64,
 }
+
+/// A call held for human approval, as the registry keeps it so that a
+/// gateway and `agentmesh approvals` (another process) share it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub id: String,
+    /// DID of the calling agent.
+    pub caller: String,
+    /// Tool or action.
+    pub action: String,
+    pub arguments_sha256: String,
+    pub policy_version: String,
+    /// Rule key (`policy/rule`) or compliance control that asked for it.
+    pub rule: String,
+    /// Who may decide; empty means any operator.
+    pub approvers: Vec<String>,
+    pub state: ApprovalStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<u64>,
+    pub reason: Option<String>,
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// What a human needs to decide: agent name, tool, arguments, message.
+    pub summary: serde_json::Value,
+}
+
+/// Where an approval stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    /// Approved and consumed by the call it was for.
+    Used,
+    /// Nobody decided before it expired.
+    Expired,
+}
+
+impl ApprovalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Used => "used",
+            ApprovalStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => ApprovalStatus::Pending,
+            "approved" => ApprovalStatus::Approved,
+            "denied" => ApprovalStatus::Denied,
+            "used" => ApprovalStatus::Used,
+            "expired" => ApprovalStatus::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// The pinned definition of an upstream tool (name, description, input
+/// schema), and a changed definition waiting for re-approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolPin {
+    pub upstream: String,
+    pub tool: String,
+    /// Lowercase hex SHA-256 of the canonical JSON of the pinned definition.
+    pub sha256: String,
+    pub definition: serde_json::Value,
+    pub pinned_at: u64,
+    /// A definition seen later that differs from the pin.
+    pub changed_sha256: Option<String>,
+    pub changed_definition: Option<serde_json::Value>,
+    pub changed_at: Option<u64>,
+}

@@ -1,4 +1,6 @@
-use crate::{AgentRecord, RevokedLink, SponsorRecord, StoreError};
+use crate::{
+    AgentRecord, ApprovalRecord, ApprovalStatus, RevokedLink, SponsorRecord, StoreError, ToolPin,
+};
 use agentmesh_delegation::{AgentEntry, AgentStatus, MemoryDirectory};
 use agentmesh_identity::Did;
 use agentmesh_trust::AgentTrust;
@@ -46,6 +48,28 @@ pub trait Registry: Send + Sync {
     /// Records a revoked delegation link (idempotent).
     async fn revoke_link(&self, link: &RevokedLink) -> Result<(), StoreError>;
     async fn revoked_links(&self) -> Result<Vec<RevokedLink>, StoreError>;
+
+    /// Stores a new approval request (an existing id is left as it is).
+    async fn insert_approval(&self, approval: &ApprovalRecord) -> Result<(), StoreError>;
+    async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Approvals, oldest first; only pending ones unless `all`.
+    async fn list_approvals(&self, all: bool) -> Result<Vec<ApprovalRecord>, StoreError>;
+    /// Moves an approval out of `from` (atomically: fails with `Conflict`
+    /// when it is no longer in that state, so two deciders cannot both win).
+    async fn set_approval_state(
+        &self,
+        id: &str,
+        from: ApprovalStatus,
+        to: ApprovalStatus,
+        by: Option<&str>,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<ApprovalRecord, StoreError>;
+
+    /// Every pinned tool definition.
+    async fn tool_pins(&self) -> Result<Vec<ToolPin>, StoreError>;
+    /// Inserts or replaces the pin of (`upstream`, `tool`).
+    async fn save_tool_pin(&self, pin: &ToolPin) -> Result<(), StoreError>;
 }
 
 /// Loads the registry into the in-memory directory the delegation verifier

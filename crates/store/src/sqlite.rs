@@ -2,7 +2,10 @@
 //! so a write that returned is on disk.
 
 use crate::registry::Registry;
-use crate::{AgentRecord, KeyCustody, RevokedLink, SponsorRecord, StoreError};
+use crate::{
+    AgentRecord, ApprovalRecord, ApprovalStatus, KeyCustody, RevokedLink, SponsorRecord,
+    StoreError, ToolPin,
+};
 use agentmesh_capability::Capability;
 use agentmesh_delegation::AgentStatus;
 use agentmesh_identity::{Did, SpiffeId, Sponsorship};
@@ -56,6 +59,37 @@ CREATE TABLE trust_state (
     updated_at INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE approvals (
+    id               TEXT PRIMARY KEY,
+    caller           TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    arguments_sha256 TEXT NOT NULL,
+    policy_version   TEXT NOT NULL,
+    rule             TEXT NOT NULL,
+    approvers        TEXT NOT NULL,
+    state            TEXT NOT NULL
+        CHECK (state IN ('pending', 'approved', 'denied', 'used', 'expired')),
+    decided_by       TEXT,
+    decided_at       INTEGER,
+    reason           TEXT,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    summary          TEXT NOT NULL
+);
+CREATE INDEX approvals_by_state ON approvals(state, created_at);
+CREATE TABLE tool_pins (
+    upstream           TEXT NOT NULL,
+    tool               TEXT NOT NULL,
+    sha256             TEXT NOT NULL,
+    definition         TEXT NOT NULL,
+    pinned_at          INTEGER NOT NULL,
+    changed_sha256     TEXT,
+    changed_definition TEXT,
+    changed_at         INTEGER,
+    PRIMARY KEY (upstream, tool)
+);
+"#,
 ];
 
 /// The embedded registry.
@@ -98,7 +132,7 @@ impl SqliteRegistry {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             .execute(&mut *tx)
             .await?;
@@ -355,7 +389,7 @@ impl Registry for SqliteRegistry {
         reason: &str,
         now: u64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         agent_in_tx(&mut tx, did).await?;
         // The agent and all its descendants, the agent first, then by depth.
         let rows = sqlx::query(
@@ -400,7 +434,7 @@ impl Registry for SqliteRegistry {
                 "use revoke_agent to revoke (it also revokes descendants)".into(),
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let agent = agent_in_tx(&mut tx, did).await?;
         if agent.status == AgentStatus::Revoked {
             return Err(StoreError::Conflict(format!(
@@ -483,4 +517,169 @@ impl Registry for SqliteRegistry {
             })
             .collect()
     }
+
+    async fn insert_approval(&self, a: &ApprovalRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO approvals (id, caller, action, arguments_sha256, policy_version, rule, \
+             approvers, state, decided_by, decided_at, reason, created_at, expires_at, summary) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&a.id)
+        .bind(&a.caller)
+        .bind(&a.action)
+        .bind(&a.arguments_sha256)
+        .bind(&a.policy_version)
+        .bind(&a.rule)
+        .bind(serde_json::to_string(&a.approvers).map_err(|e| corrupt("approvers", e))?)
+        .bind(a.state.as_str())
+        .bind(&a.decided_by)
+        .bind(a.decided_at.map(db_ts))
+        .bind(&a.reason)
+        .bind(db_ts(a.created_at))
+        .bind(db_ts(a.expires_at))
+        .bind(a.summary.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
+        sqlx::query("SELECT * FROM approvals WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(approval_from_row)
+            .transpose()
+    }
+
+    async fn list_approvals(&self, all: bool) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let sql = if all {
+            "SELECT * FROM approvals ORDER BY created_at, id"
+        } else {
+            "SELECT * FROM approvals WHERE state = 'pending' ORDER BY created_at, id"
+        };
+        sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(approval_from_row)
+            .collect()
+    }
+
+    async fn set_approval_state(
+        &self,
+        id: &str,
+        from: ApprovalStatus,
+        to: ApprovalStatus,
+        by: Option<&str>,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<ApprovalRecord, StoreError> {
+        let done = sqlx::query(
+            "UPDATE approvals SET state = $1, decided_by = COALESCE($2, decided_by), \
+             decided_at = $3, reason = COALESCE($4, reason) WHERE id = $5 AND state = $6",
+        )
+        .bind(to.as_str())
+        .bind(by)
+        .bind(db_ts(now))
+        .bind(reason)
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        let current = self
+            .approval(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "approval",
+                key: id.to_owned(),
+            })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "approval `{id}` is {}, not {}",
+                current.state.as_str(),
+                from.as_str()
+            )));
+        }
+        Ok(current)
+    }
+
+    async fn tool_pins(&self) -> Result<Vec<ToolPin>, StoreError> {
+        sqlx::query("SELECT * FROM tool_pins ORDER BY upstream, tool")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(pin_from_row)
+            .collect()
+    }
+
+    async fn save_tool_pin(&self, p: &ToolPin) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tool_pins (upstream, tool, sha256, definition, pinned_at, \
+             changed_sha256, changed_definition, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (upstream, tool) DO UPDATE SET sha256 = excluded.sha256, \
+             definition = excluded.definition, pinned_at = excluded.pinned_at, \
+             changed_sha256 = excluded.changed_sha256, \
+             changed_definition = excluded.changed_definition, changed_at = excluded.changed_at",
+        )
+        .bind(&p.upstream)
+        .bind(&p.tool)
+        .bind(&p.sha256)
+        .bind(p.definition.to_string())
+        .bind(db_ts(p.pinned_at))
+        .bind(&p.changed_sha256)
+        .bind(p.changed_definition.as_ref().map(|d| d.to_string()))
+        .bind(p.changed_at.map(db_ts))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn db_ts(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn json_column(row: &SqliteRow, column: &str) -> Result<serde_json::Value, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+}
+
+fn approval_from_row(row: &SqliteRow) -> Result<ApprovalRecord, StoreError> {
+    let approvers: String = row.try_get("approvers")?;
+    let state: String = row.try_get("state")?;
+    Ok(ApprovalRecord {
+        id: row.try_get("id")?,
+        caller: row.try_get("caller")?,
+        action: row.try_get("action")?,
+        arguments_sha256: row.try_get("arguments_sha256")?,
+        policy_version: row.try_get("policy_version")?,
+        rule: row.try_get("rule")?,
+        approvers: serde_json::from_str(&approvers).map_err(|e| corrupt("approvers", e))?,
+        state: ApprovalStatus::parse(&state).ok_or_else(|| corrupt("approval state", &state))?,
+        decided_by: row.try_get("decided_by")?,
+        decided_at: row.try_get::<Option<i64>, _>("decided_at")?.map(ts),
+        reason: row.try_get("reason")?,
+        created_at: ts(row.try_get("created_at")?),
+        expires_at: ts(row.try_get("expires_at")?),
+        summary: json_column(row, "summary")?,
+    })
+}
+
+fn pin_from_row(row: &SqliteRow) -> Result<ToolPin, StoreError> {
+    let changed: Option<String> = row.try_get("changed_definition")?;
+    Ok(ToolPin {
+        upstream: row.try_get("upstream")?,
+        tool: row.try_get("tool")?,
+        sha256: row.try_get("sha256")?,
+        definition: json_column(row, "definition")?,
+        pinned_at: ts(row.try_get("pinned_at")?),
+        changed_sha256: row.try_get("changed_sha256")?,
+        changed_definition: changed
+            .map(|t| serde_json::from_str(&t).map_err(|e| corrupt("changed_definition", e)))
+            .transpose()?,
+        changed_at: row.try_get::<Option<i64>, _>("changed_at")?.map(ts),
+    })
 }

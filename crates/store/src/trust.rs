@@ -13,6 +13,9 @@ use std::sync::Mutex;
 
 /// Audit event name of trust events.
 pub const TRUST_EVENT: &str = "trust.event";
+/// Key under `detail` where other entries (a gateway's decisions and call
+/// results) carry the trust event they caused.
+pub const TRUST_DETAIL_KEY: &str = "trust";
 const TRUST_FILE: &str = "trust.toml";
 
 /// The trust event a governance decision produces: a violation of the
@@ -239,13 +242,19 @@ impl Mesh {
         let mut events = 0u64;
         for i in 0..log.size() {
             let e = log.entry(i)?;
-            if e.entry.draft.event != TRUST_EVENT {
+            // A trust event is either an entry of its own, or carried by a
+            // gateway's decision or call-result entry under `detail.trust`.
+            let carried = if e.entry.draft.event == TRUST_EVENT {
+                Some(&e.entry.draft.detail)
+            } else {
+                e.entry.draft.detail.get(TRUST_DETAIL_KEY)
+            };
+            let Some(carried) = carried else {
                 continue;
-            }
-            let ev: TrustEvent =
-                serde_json::from_value(e.entry.draft.detail.clone()).map_err(|err| {
-                    MeshError::Invalid(format!("audit entry {i}: trust event unreadable: {err}"))
-                })?;
+            };
+            let ev: TrustEvent = serde_json::from_value(carried.clone()).map_err(|err| {
+                MeshError::Invalid(format!("audit entry {i}: trust event unreadable: {err}"))
+            })?;
             fresh
                 .apply(&ev)
                 .map_err(|err| MeshError::Invalid(format!("audit entry {i}: {err}")))?;

@@ -6,8 +6,8 @@ use agentmesh_capability::parse_list;
 use agentmesh_delegation::AgentStatus;
 use agentmesh_identity::{Jwk, KeyPair};
 use agentmesh_store::{
-    KeyKind, Mesh, MeshError, MeshHome, NewAgent, NewDelegation, SqliteRegistry, StoreError,
-    load_directory,
+    ApprovalRecord, ApprovalStatus, KeyKind, Mesh, MeshError, MeshHome, NewAgent, NewDelegation,
+    SqliteRegistry, StoreError, ToolPin, load_directory,
 };
 use std::sync::Arc;
 
@@ -185,6 +185,89 @@ async fn registry_suite(mesh: &Mesh) {
     assert!(dir.is_link_revoked(&[0xab; 32]));
     assert_eq!(dir.agent(&c.did).expect("c").status, AgentStatus::Revoked);
     assert!(dir.sponsor(&alice.did).is_some());
+
+    // Approvals: stored once, decided once (the second decider loses).
+    let approval = ApprovalRecord {
+        id: "apr_1".into(),
+        caller: c.did.to_string(),
+        action: "fs.delete_file".into(),
+        arguments_sha256: "00".repeat(32),
+        policy_version: "v1".into(),
+        rule: "p/r".into(),
+        approvers: vec!["sec@company.com".into()],
+        state: ApprovalStatus::Pending,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        created_at: NOW,
+        expires_at: NOW + 60,
+        summary: serde_json::json!({"tool": "fs.delete_file"}),
+    };
+    reg.insert_approval(&approval).await.expect("insert");
+    reg.insert_approval(&approval).await.expect("idempotent");
+    assert_eq!(
+        reg.approval("apr_1").await.expect("q"),
+        Some(approval.clone())
+    );
+    assert_eq!(reg.list_approvals(false).await.expect("pending").len(), 1);
+    let decided = reg
+        .set_approval_state(
+            "apr_1",
+            ApprovalStatus::Pending,
+            ApprovalStatus::Approved,
+            Some("sec@company.com"),
+            None,
+            NOW + 1,
+        )
+        .await
+        .expect("approve");
+    assert_eq!(decided.state, ApprovalStatus::Approved);
+    assert_eq!(decided.decided_by.as_deref(), Some("sec@company.com"));
+    assert!(matches!(
+        reg.set_approval_state(
+            "apr_1",
+            ApprovalStatus::Pending,
+            ApprovalStatus::Denied,
+            Some("mallory@company.com"),
+            Some("no"),
+            NOW + 2,
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(reg.list_approvals(false).await.expect("pending").is_empty());
+    assert_eq!(reg.list_approvals(true).await.expect("all").len(), 1);
+    assert!(matches!(
+        reg.set_approval_state(
+            "nope",
+            ApprovalStatus::Pending,
+            ApprovalStatus::Denied,
+            None,
+            None,
+            NOW
+        )
+        .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Tool pins: insert, then record a changed definition.
+    let mut pin = ToolPin {
+        upstream: "fs".into(),
+        tool: "read_file".into(),
+        sha256: "11".repeat(32),
+        definition: serde_json::json!({"name": "read_file", "description": "Reads"}),
+        pinned_at: NOW,
+        changed_sha256: None,
+        changed_definition: None,
+        changed_at: None,
+    };
+    reg.save_tool_pin(&pin).await.expect("pin");
+    pin.changed_sha256 = Some("22".repeat(32));
+    pin.changed_definition =
+        Some(serde_json::json!({"name": "read_file", "description": "Exfiltrates"}));
+    pin.changed_at = Some(NOW + 5);
+    reg.save_tool_pin(&pin).await.expect("update");
+    assert_eq!(reg.tool_pins().await.expect("pins"), vec![pin]);
 }
 
 #[tokio::test]

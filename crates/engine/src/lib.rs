@@ -1,0 +1,26 @@
+//! The governance pipeline every protocol adapter calls.
+//!
+//! * [`Engine::authenticate`]: a mesh-issued bearer [`credential`] or a
+//!   delegation token with a holder proof → a [`Principal`]; signatures are
+//!   verified once and cached, liveness is checked on every call.
+//! * [`Engine::decide`]: live identity → capability → trust gate → policy
+//!   (with arguments) → rate limit → compliance obligations → decision →
+//!   audit leaf → trust event. Protocol-agnostic; adapters only translate.
+//! * [`Engine::visible`]: whether a tool should appear in a caller's list.
+//! * [`Engine::await_approval`]: holds a `require_approval` call until a
+//!   human decides (in the shared registry) or the approval expires.
+//! * [`arguments`]: path arguments normalised before policy sees them.
+
+#![forbid(unsafe_code)]
+
+pub mod arguments;
+pub mod credential;
+mod pipeline;
+mod snapshot;
+mod trust;
+
+pub use pipeline::{
+    APPROVAL_EVENT, AUTH_FAILED_EVENT, AuthError, AuthMethod, Call, DECISION_EVENT, Engine,
+    EngineConfig, EngineError, Presented, Principal, RESULT_EVENT, Verdict,
+};
+pub use snapshot::{AgentView, Snapshot};

@@ -1,0 +1,1146 @@
+//! The pipeline: one protocol-agnostic `decide` that every adapter (MCP
+//! stdio, MCP over HTTP, later A2A) calls.
+//!
+//! ```text
+//! credential ─▶ delegation ─▶ live identity ─▶ capability ─▶ trust gate
+//!   ─▶ policy (with arguments) ─▶ rate limit ─▶ compliance obligations
+//!   ─▶ decision ─▶ audit leaf ─▶ trust event
+//! ```
+//!
+//! Everything the hot path reads is in memory: a registry snapshot swapped
+//! as a whole, the compiled policy behind an `ArcSwap`, credential and chain
+//! caches, trust shards. The audit leaf is queued (its index is known at
+//! once; hashing and fsync happen on the audit writer thread), so a call
+//! waits for the disk only under back-pressure — or always, when
+//! `wait_durable` is set.
+
+use crate::credential::{CredentialCache, CredentialError};
+use crate::snapshot::{AgentView, Snapshot};
+use crate::trust::TrustShards;
+use agentmesh_audit::{AuditLog, Draft};
+use agentmesh_capability::{Capability, covers};
+use agentmesh_compliance::{Catalogues, apply as apply_obligations, context_for};
+use agentmesh_delegation::{
+    HolderError, HolderProof, ReplayGuard, VerifiedCache, VerifiedChain, VerifyError, VerifyOptions,
+};
+use agentmesh_identity::PublicKey;
+use agentmesh_policy::schema::{
+    ActionAttrs, AgentAttrs, DataAttrs, RequestAttrs, TimeAttrs, UserAttrs,
+};
+use agentmesh_policy::{
+    ApprovalStore, DecideContext, Decision, MemoryLimiter, Outcome, PolicyHandle, PolicySet,
+    Reason, Request, arguments_digest,
+};
+use agentmesh_store::{
+    ApprovalRecord, ApprovalStatus, Mesh, MeshError, StoreError, TRUST_DETAIL_KEY, TRUST_EVENT,
+    decision_event,
+};
+use agentmesh_trust::{Activity, Applied, EventKind, TrustConfig, TrustEvent, tier_of};
+use arc_swap::ArcSwap;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Audit event name of a governance decision.
+pub const DECISION_EVENT: &str = "decision";
+/// Audit event name of the outcome of an allowed call.
+pub const RESULT_EVENT: &str = "call.result";
+/// Audit event name of a failed authentication.
+pub const AUTH_FAILED_EVENT: &str = "auth.failed";
+/// Audit event name of an approval decided by a human.
+pub const APPROVAL_EVENT: &str = "approval.decided";
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The audience this gateway accepts credentials for (besides `*`).
+    pub audience: String,
+    /// Calls by agents whose trust score is below this are denied. `None`:
+    /// the trust configuration's suspension floor.
+    pub trust_floor: Option<f64>,
+    /// How often the registry snapshot is reloaded (revocations, status
+    /// changes and new agents made by other processes take effect).
+    pub refresh_every: Duration,
+    /// How often changed trust state is written to the registry.
+    pub flush_every: Duration,
+    /// How often a held call looks for a human decision.
+    pub approval_poll: Duration,
+    /// Wait until each decision's audit leaf is durable before answering
+    /// (strict audit-before-act; costs one group-commit fsync per call).
+    pub wait_durable: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            audience: "agentmesh".into(),
+            trust_floor: None,
+            refresh_every: Duration::from_secs(1),
+            flush_every: Duration::from_secs(1),
+            approval_poll: Duration::from_millis(100),
+            wait_durable: false,
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("compliance catalogues: {0}")]
+    Catalogues(String),
+}
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// Named in local configuration (the stdio wrapper), its key in the home.
+    Local,
+    /// A mesh-issued bearer credential.
+    Credential,
+    /// A delegation token with a holder proof.
+    Delegation,
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub agent: Arc<AgentView>,
+    /// What the caller may do: the agent's capabilities, or a delegation
+    /// chain's (narrower) ones.
+    pub capabilities: Arc<[Capability]>,
+    pub capability_names: Arc<[String]>,
+    pub delegation_depth: i64,
+    pub method: AuthMethod,
+    pub chain: Option<Arc<VerifiedChain>>,
+    /// The delegation token's text, to re-check the chain later.
+    pub token: Option<Arc<str>>,
+    /// Id of the credential used, for audit.
+    pub credential_id: Option<String>,
+}
+
+/// What a caller presented.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// `amcr1.…`
+    Credential(&'a str),
+    /// `amdt1.…` plus `amhp1.…` over `request_digest`.
+    Delegation {
+        token: &'a str,
+        proof: &'a str,
+        request_digest: [u8; 32],
+    },
+}
+
+/// Why authentication failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("no credential was presented")]
+    Missing,
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    #[error("delegation token rejected: {0}")]
+    Delegation(#[from] VerifyError),
+    #[error("holder proof rejected: {0}")]
+    Proof(#[from] HolderError),
+    #[error("agent `{0}` is not registered in this mesh")]
+    UnknownAgent(String),
+    #[error("{0}")]
+    Inactive(String),
+}
+
+impl AuthError {
+    /// A stable code for the `WWW-Authenticate` error description, audit
+    /// and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "credential_missing",
+            AuthError::Credential(e) => e.code(),
+            AuthError::Delegation(e) => e.code(),
+            AuthError::Proof(_) => "holder_proof_rejected",
+            AuthError::UnknownAgent(_) => "unknown_agent",
+            AuthError::Inactive(_) => "agent_inactive",
+        }
+    }
+}
+
+/// One governed operation, as an adapter describes it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `mcp`, `a2a`, …
+    pub protocol: &'static str,
+    /// The protocol method (`tools/call`).
+    pub method: String,
+    /// `action.type`: `tool_call`, `resource_read`, `prompt_get`, …
+    pub kind: &'static str,
+    /// `action.tool`: the (namespaced) tool, prompt or resource.
+    pub target: String,
+    /// The capability the operation needs.
+    pub capability: Capability,
+    /// The arguments as policy sees them (normalised).
+    pub arguments: Option<Value>,
+    pub data: DataAttrs,
+    /// The upstream that would serve it.
+    pub upstream: Option<Arc<str>>,
+    /// W3C trace id, when the request carries one.
+    pub trace_id: Option<String>,
+    /// Extra facts for the audit entry (normalised paths, pin state, …).
+    pub note: Option<Value>,
+}
+
+/// The decision on one call, and where it was recorded.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub decision: Decision,
+    /// Index of the decision's audit leaf.
+    pub audit_index: u64,
+    /// Arguments to forward when they differ from what the caller sent
+    /// (restricted to the minimum necessary); `None`: forward as sent.
+    pub restricted_arguments: Option<Value>,
+    /// The trust score after this decision.
+    pub trust_after: f64,
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        self.decision.allowed()
+    }
+    /// A call held for a human (approval pending).
+    pub fn held(&self) -> Option<&str> {
+        match (&self.decision.outcome, &self.decision.approval) {
+            (Outcome::RequireApproval, Some(a)) => Some(a.id.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// The pipeline. Cheap to clone; safe to share across tasks.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("audience", &self.inner.cfg.audience)
+            .finish()
+    }
+}
+
+struct Inner {
+    mesh: Mesh,
+    cfg: EngineConfig,
+    policy: PolicyHandle,
+    catalogues: Catalogues,
+    limiter: MemoryLimiter,
+    approvals: ApprovalStore,
+    audit: Arc<AuditLog>,
+    snapshot: ArcSwap<Snapshot>,
+    generation: AtomicU64,
+    credentials: CredentialCache,
+    chains: VerifiedCache,
+    replay: ReplayGuard,
+    mesh_public: PublicKey,
+    trust_cfg: TrustConfig,
+    trust: TrustShards,
+    floor: Option<f64>,
+    suspend: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Loads the registry, trust state and catalogues from `mesh`, opens its
+    /// audit log for writing, and starts the background tasks (registry
+    /// refresh, trust flush, suspensions). Needs a Tokio runtime.
+    pub async fn start(
+        mesh: Mesh,
+        policy: PolicyHandle,
+        cfg: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let snapshot = Snapshot::load(mesh.registry(), 1).await?;
+        let trust_cfg = mesh.trust_config()?;
+        let states = mesh.registry().trust_states().await?;
+        let catalogues =
+            Catalogues::builtin().map_err(|e| EngineError::Catalogues(e.to_string()))?;
+        let audit = mesh.audit()?;
+        let mesh_public = *mesh.home().mesh_key()?.public();
+        let floor = cfg.trust_floor.or(trust_cfg.suspend_below);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                trust: TrustShards::new(&trust_cfg, states),
+                trust_cfg,
+                mesh,
+                cfg,
+                policy,
+                catalogues,
+                limiter: MemoryLimiter::new(),
+                approvals: ApprovalStore::new(),
+                audit,
+                snapshot: ArcSwap::from_pointee(snapshot),
+                generation: AtomicU64::new(1),
+                credentials: CredentialCache::new(65_536),
+                chains: VerifiedCache::new(65_536),
+                replay: ReplayGuard::new(120, 1 << 20),
+                mesh_public,
+                floor,
+                suspend: tx,
+                tasks: std::sync::Mutex::new(Vec::new()),
+            }),
+        };
+        engine.spawn_tasks(rx);
+        Ok(engine)
+    }
+
+    fn spawn_tasks(&self, mut suspend_rx: tokio::sync::mpsc::UnboundedReceiver<(String, String)>) {
+        // Tasks hold a weak reference, so dropping the last engine handle
+        // ends them.
+        let weak = Arc::downgrade(&self.inner);
+        let refresh_every = self.inner.cfg.refresh_every;
+        let refresh = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(refresh_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let _ = Engine { inner }.refresh().await;
+            }
+        });
+        let weak = Arc::downgrade(&self.inner);
+        let flush_every = self.inner.cfg.flush_every;
+        let flush = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(flush_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let _ = Engine { inner }.flush_trust().await;
+            }
+        });
+        let weak = Arc::downgrade(&self.inner);
+        let suspender = tokio::spawn(async move {
+            while let Some((did, reason)) = suspend_rx.recv().await {
+                let Some(inner) = weak.upgrade() else { return };
+                let engine = Engine { inner };
+                let _ = engine
+                    .inner
+                    .mesh
+                    .set_status(
+                        &did,
+                        agentmesh_delegation::AgentStatus::Suspended,
+                        Some(&reason),
+                        now_ns() / 1_000_000_000,
+                    )
+                    .await;
+                let _ = engine.refresh().await;
+            }
+        });
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.extend([refresh, flush, suspender]);
+    }
+
+    /// Reloads the registry snapshot now.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let snap = Snapshot::load(self.inner.mesh.registry(), generation).await?;
+        self.inner.snapshot.store(Arc::new(snap));
+        Ok(())
+    }
+
+    /// Writes changed trust state to the registry.
+    pub async fn flush_trust(&self) -> Result<usize, StoreError> {
+        let dirty = self.inner.trust.take_dirty();
+        let n = dirty.len();
+        for (agent, state) in dirty {
+            self.inner
+                .mesh
+                .registry()
+                .save_trust_state(&agent, &state)
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// Flushes trust state, waits for every queued audit leaf to be durable
+    /// and signs a checkpoint; stops the background tasks.
+    pub async fn shutdown(&self) -> Result<Option<String>, EngineError> {
+        for t in self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+        self.flush_trust().await?;
+        // A trailing no-op write is not needed: the checkpoint waits for
+        // nothing, so wait for the writer by appending through it.
+        let note = self.inner.mesh.checkpoint().ok();
+        Ok(note)
+    }
+
+    pub fn mesh(&self) -> &Mesh {
+        &self.inner.mesh
+    }
+
+    pub fn policy(&self) -> &PolicyHandle {
+        &self.inner.policy
+    }
+
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.inner.audit
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    /// The current registry snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    fn principal_for(
+        &self,
+        agent: Arc<AgentView>,
+        method: AuthMethod,
+        chain: Option<Arc<VerifiedChain>>,
+        credential_id: Option<String>,
+    ) -> Principal {
+        let (capabilities, names): (Arc<[Capability]>, Arc<[String]>) = match &chain {
+            Some(c) => (
+                c.capabilities.clone().into(),
+                c.capabilities.iter().map(|c| c.to_string()).collect(),
+            ),
+            None => (agent.capabilities.clone(), agent.capability_names.clone()),
+        };
+        Principal {
+            delegation_depth: chain.as_ref().map(|c| c.depth() as i64).unwrap_or(0),
+            agent,
+            capabilities,
+            capability_names: names,
+            method,
+            chain,
+            token: None,
+            credential_id,
+        }
+    }
+
+    /// The caller named in local configuration (the stdio wrapper): the
+    /// agent must be registered and active.
+    pub fn local_principal(&self, name_or_did: &str) -> Result<Principal, AuthError> {
+        let snap = self.inner.snapshot.load();
+        let agent = snap
+            .find(name_or_did)
+            .cloned()
+            .ok_or_else(|| AuthError::UnknownAgent(name_or_did.to_owned()))?;
+        if let Some(why) = agent.inactive_reason(now_ns() / 1_000_000_000) {
+            return Err(AuthError::Inactive(why));
+        }
+        Ok(self.principal_for(agent, AuthMethod::Local, None, None))
+    }
+
+    /// Authenticates a presented credential. Signatures are checked once
+    /// per credential or chain and cached; liveness every time.
+    pub fn authenticate(&self, presented: Presented<'_>) -> Result<Principal, AuthError> {
+        let now = now_ns() / 1_000_000_000;
+        let snap = self.inner.snapshot.load();
+        let result = match presented {
+            Presented::Credential(text) => self
+                .inner
+                .credentials
+                .verify(text, &self.inner.mesh_public, &self.inner.cfg.audience, now)
+                .map_err(AuthError::from)
+                .and_then(|checked| {
+                    let agent = snap
+                        .agent(&checked.subject)
+                        .cloned()
+                        .ok_or_else(|| AuthError::UnknownAgent(checked.claims.sub.clone()))?;
+                    if let Some(why) = agent.inactive_reason(now) {
+                        return Err(AuthError::Inactive(why));
+                    }
+                    Ok(self.principal_for(
+                        agent,
+                        AuthMethod::Credential,
+                        None,
+                        Some(checked.claims.id.clone()),
+                    ))
+                }),
+            Presented::Delegation {
+                token,
+                proof,
+                request_digest,
+            } => self
+                .inner
+                .chains
+                .verify(token, &**snap, VerifyOptions::at(now))
+                .map_err(AuthError::from)
+                .and_then(|chain| {
+                    let agent = snap
+                        .agent(&chain.holder)
+                        .cloned()
+                        .ok_or_else(|| AuthError::UnknownAgent(chain.holder.to_string()))?;
+                    let proof = HolderProof::parse(proof)?;
+                    if let Err(e) = self
+                        .inner
+                        .replay
+                        .verify(&chain, &proof, &request_digest, now)
+                    {
+                        // The holder is known: a bad proof counts against it.
+                        self.trust_only(
+                            &agent,
+                            EventKind::AuthFailed {
+                                reason: e.to_string(),
+                            },
+                        );
+                        return Err(e.into());
+                    }
+                    if let Some(why) = agent.inactive_reason(now) {
+                        return Err(AuthError::Inactive(why));
+                    }
+                    let mut p =
+                        self.principal_for(agent, AuthMethod::Delegation, Some(chain), None);
+                    p.token = Some(token.into());
+                    Ok(p)
+                }),
+        };
+        if let Err(e) = &result {
+            self.audit_auth_failure(e);
+        }
+        result
+    }
+
+    /// Re-checks a principal authenticated earlier (a long-lived session):
+    /// its chain against the current registry (a cache hit unless the
+    /// registry changed) and the agent's liveness. No signature is checked
+    /// again unless the chain fell out of the cache.
+    pub fn revalidate(&self, p: &Principal) -> Result<(), AuthError> {
+        let now = now_ns() / 1_000_000_000;
+        let snap = self.inner.snapshot.load();
+        if let Some(token) = &p.token {
+            self.inner
+                .chains
+                .verify(token, &**snap, VerifyOptions::at(now))?;
+        }
+        let agent = snap
+            .agent(&p.agent.did)
+            .ok_or_else(|| AuthError::UnknownAgent(p.agent.did_text.to_string()))?;
+        if let Some(why) = agent.inactive_reason(now) {
+            return Err(AuthError::Inactive(why));
+        }
+        Ok(())
+    }
+
+    fn audit_auth_failure(&self, e: &AuthError) {
+        let code = e.code();
+        let message = e.to_string();
+        let _ = self.inner.audit.append_deferred(move || Draft {
+            event: AUTH_FAILED_EVENT.into(),
+            decision: "deny".into(),
+            detail: json!({"reason": code, "message": message}),
+            ..Draft::default()
+        });
+    }
+
+    /// Applies a trust event outside a decision and records it.
+    fn trust_only(&self, agent: &AgentView, kind: EventKind) {
+        let did = agent.did_text.to_string();
+        let mut shard = self.inner.trust.lock(&did);
+        let at_ms = now_ns() / 1_000_000;
+        let event = TrustEvent {
+            agent: did.clone(),
+            at_ms,
+            kind,
+        };
+        let Ok(applied) = shard.engine.apply(&event) else {
+            return;
+        };
+        shard.dirty.insert(did.clone());
+        let sponsor = agent.sponsor.to_string();
+        let recorded = applied.clone();
+        let _ = self
+            .inner
+            .audit
+            .append_deferred(move || trust_draft(&event, &recorded, sponsor));
+        drop(shard);
+        self.maybe_suspend(agent, &applied);
+    }
+
+    fn maybe_suspend(&self, agent: &AgentView, applied: &Applied) {
+        if applied.suspend {
+            let reason = format!(
+                "trust score {:.3} fell below the floor {:.2}",
+                applied.after,
+                self.inner.trust_cfg.suspend_below.unwrap_or(0.0)
+            );
+            let _ = self
+                .inner
+                .suspend
+                .send((agent.did_text.to_string(), reason));
+        }
+    }
+
+    fn request(&self, p: &Principal, call: &Call, score: f64, tier: &str, now: u64) -> Request {
+        Request {
+            agent: AgentAttrs {
+                did: Some(p.agent.did_text.to_string()),
+                name: Some(p.agent.name.to_string()),
+                sponsor: Some(p.agent.sponsor.to_string()),
+                trust_score: Some(score),
+                trust_tier: Some(tier.to_owned()),
+                capabilities: Some(p.capability_names.to_vec()),
+                delegation_depth: Some(p.delegation_depth),
+            },
+            action: ActionAttrs {
+                kind: Some(call.kind.to_owned()),
+                capability: Some(call.capability.to_string()),
+                tool: Some(call.target.clone()),
+            },
+            data: call.data.clone(),
+            request: RequestAttrs {
+                protocol: Some(call.protocol.to_owned()),
+                method: Some(call.method.clone()),
+                arguments: call.arguments.clone(),
+            },
+            user: UserAttrs::default(),
+            time: TimeAttrs::at(i64::try_from(now).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// Policy plus compliance obligations, with or without the stateful
+    /// parts (rate limits, approvals).
+    fn judge(&self, set: &PolicySet, req: &Request, ctx: &DecideContext<'_>) -> Decision {
+        let mut d = set.decide(req, ctx);
+        let settings = set.compliance_for(req);
+        if !settings.frameworks.is_empty() {
+            let fws: Vec<&str> = settings.frameworks.iter().map(String::as_str).collect();
+            match self
+                .inner
+                .catalogues
+                .evaluate(&fws, &context_for(req, &settings))
+            {
+                Ok(eval) => {
+                    apply_obligations(set, &mut d, &eval, req, &settings, ctx);
+                }
+                Err(e) => {
+                    d = Decision::denied(
+                        Reason::EvaluationError,
+                        format!("compliance: {e}"),
+                        set.version.clone(),
+                    );
+                }
+            }
+        }
+        d
+    }
+
+    /// Would `call` be allowed for `p` with some arguments? Used to filter
+    /// lists: a tool is hidden only when the caller lacks the capability, or
+    /// the policy denies it whatever the arguments. (A rule that reads the
+    /// arguments cannot be evaluated without them; such tools stay visible
+    /// and each call is judged in full.) No audit, no rate-limit tokens.
+    pub fn visible(&self, p: &Principal, call: &Call) -> bool {
+        if !p.capabilities.iter().any(|g| covers(g, &call.capability)) {
+            return false;
+        }
+        let now_ns = now_ns();
+        let now = now_ns / 1_000_000_000;
+        let did = p.agent.did_text.as_ref();
+        let (score, unc) = self
+            .inner
+            .trust
+            .lock(did)
+            .engine
+            .quick_score(did, now_ns / 1_000_000);
+        if self.inner.floor.is_some_and(|f| score < f) {
+            return false;
+        }
+        let tier = tier_of(score, unc, &self.inner.trust_cfg);
+        let req = self.request(p, call, score, tier, now);
+        let set = self.inner.policy.current();
+        let d = self.judge(&set, &req, &DecideContext::bare(now));
+        d.outcome != Outcome::Deny || d.reason == Reason::EvaluationError
+    }
+
+    /// Decides one call and records it: the audit leaf is queued and the
+    /// trust event applied before this returns.
+    pub fn decide(&self, p: &Principal, call: &Call) -> Verdict {
+        let now_ns = now_ns();
+        let now = now_ns / 1_000_000_000;
+        let now_ms = now_ns / 1_000_000;
+        let did = p.agent.did_text.clone();
+        let set = self.inner.policy.current();
+
+        // Liveness: the snapshot may have changed since authentication.
+        let snap = self.inner.snapshot.load();
+        let live = snap.agent(&p.agent.did).cloned();
+        let inactive = match &live {
+            None => Some(format!("agent `{}` is no longer registered", p.agent.name)),
+            Some(a) => a.inactive_reason(now),
+        };
+        let (score, unc) = self.inner.trust.lock(&did).engine.quick_score(&did, now_ms);
+        let tier = tier_of(score, unc, &self.inner.trust_cfg);
+
+        let mut req = self.request(p, call, score, tier, now);
+        let decision = if let Some(why) = inactive {
+            Decision::denied(Reason::AgentInactive, why, set.version.clone())
+        } else if !p.capabilities.iter().any(|g| covers(g, &call.capability)) {
+            Decision::denied(
+                Reason::CapabilityNotHeld,
+                format!(
+                    "`{}` needs {}, which {} does not hold",
+                    call.target, call.capability, p.agent.name
+                ),
+                set.version.clone(),
+            )
+        } else if let Some(f) = self.inner.floor.filter(|f| score < *f) {
+            Decision::denied(
+                Reason::TrustBelowFloor,
+                format!("trust score {score:.3} is below the floor {f:.2}"),
+                set.version.clone(),
+            )
+        } else {
+            let ctx = DecideContext {
+                limiter: Some(&self.inner.limiter),
+                approvals: Some(&self.inner.approvals),
+                now_ns,
+            };
+            self.judge(&set, &req, &ctx)
+        };
+        self.record(p, call, decision, &mut req, now_ms)
+    }
+
+    /// Records a decision made outside the policy (e.g. a changed tool):
+    /// the same audit leaf and trust event as [`Engine::decide`].
+    pub fn deny(&self, p: &Principal, call: &Call, reason: Reason, message: String) -> Verdict {
+        let now_ns = now_ns();
+        let set = self.inner.policy.current();
+        let did = p.agent.did_text.clone();
+        let (score, unc) = self
+            .inner
+            .trust
+            .lock(&did)
+            .engine
+            .quick_score(&did, now_ns / 1_000_000);
+        let tier = tier_of(score, unc, &self.inner.trust_cfg);
+        let mut req = self.request(p, call, score, tier, now_ns / 1_000_000_000);
+        let d = Decision::denied(reason, message, set.version.clone());
+        self.record(p, call, d, &mut req, now_ns / 1_000_000)
+    }
+
+    fn record(
+        &self,
+        p: &Principal,
+        call: &Call,
+        mut decision: Decision,
+        req: &mut Request,
+        now_ms: u64,
+    ) -> Verdict {
+        let restricted_arguments = match (&decision.restrict_arguments, &call.arguments) {
+            (Some(fields), Some(Value::Object(args))) if decision.allowed() => {
+                let kept: serde_json::Map<String, Value> = args
+                    .iter()
+                    .filter(|(k, _)| fields.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (kept.len() != args.len()).then_some(Value::Object(kept))
+            }
+            _ => None,
+        };
+        let did = p.agent.did_text.to_string();
+        let outcome = decision.outcome.as_str();
+        let kind = decision_event(
+            outcome,
+            decision.severity.map(|s| s.as_str()),
+            decision.rule.as_deref(),
+        );
+        let approval_pending = decision.outcome == Outcome::RequireApproval;
+        let mut shard = self.inner.trust.lock(&did);
+        let event = TrustEvent {
+            agent: did.clone(),
+            at_ms: now_ms,
+            kind,
+        };
+        let applied = shard.engine.apply(&event).ok();
+        let anomalies = shard.engine.observe(
+            &did,
+            &Activity {
+                at_ms: now_ms,
+                tool: Some(&call.target),
+                denied: !decision.allowed() && !approval_pending,
+            },
+        );
+        let mut anomaly_events = Vec::new();
+        for a in anomalies {
+            let ev = TrustEvent {
+                agent: did.clone(),
+                at_ms: now_ms,
+                kind: EventKind::Anomaly {
+                    detector: a.detector,
+                    severity: a.severity,
+                    explanation: a.explanation,
+                },
+            };
+            if let Ok(ap) = shard.engine.apply(&ev) {
+                anomaly_events.push((ev, ap));
+            }
+        }
+        shard.dirty.insert(did.clone());
+        // Queue under the shard lock, so this agent's trust events reach
+        // the log in the order they were applied (recompute depends on it).
+        let leaf = DecisionLeaf {
+            did,
+            sponsor: p.agent.sponsor.to_string(),
+            agent_name: p.agent.name.to_string(),
+            method: p.method,
+            credential_id: p.credential_id.clone(),
+            delegation_depth: p.delegation_depth,
+            call_method: call.method.clone(),
+            protocol: call.protocol,
+            target: call.target.clone(),
+            capability: call.capability.to_string(),
+            upstream: call.upstream.clone(),
+            trace_id: call.trace_id.clone(),
+            note: call.note.clone(),
+            arguments: req.request.arguments.take(),
+            decision: decision.clone(),
+            trust: applied.clone().map(|a| (event, a)),
+        };
+        let queued = self.inner.audit.append_deferred(move || leaf.into_draft());
+        let mut last = applied.clone();
+        for (ev, ap) in anomaly_events {
+            let sponsor = p.agent.sponsor.to_string();
+            last = Some(ap.clone());
+            let _ = self
+                .inner
+                .audit
+                .append_deferred(move || trust_draft(&ev, &ap, sponsor));
+        }
+        drop(shard);
+        let audit_index = match queued {
+            Ok(q) => {
+                let index = q.index;
+                if self.inner.cfg.wait_durable && q.wait().is_err() {
+                    // The record could not be made durable: fail closed.
+                    decision = Decision::denied(
+                        Reason::EvaluationError,
+                        "the audit log could not record this call".into(),
+                        decision.policy_version.clone(),
+                    );
+                }
+                index
+            }
+            Err(e) => {
+                // No audit, no action.
+                decision = Decision::denied(
+                    Reason::EvaluationError,
+                    format!("the audit log is unavailable: {e}"),
+                    decision.policy_version.clone(),
+                );
+                u64::MAX
+            }
+        };
+        if let Some(a) = &last {
+            self.maybe_suspend(&p.agent, a);
+        }
+        Verdict {
+            decision,
+            audit_index,
+            restricted_arguments,
+            trust_after: last.map(|a| a.after).unwrap_or(0.0),
+        }
+    }
+
+    /// Records the outcome of an allowed call (the upstream's answer): a
+    /// task trust event, success or failure, in its own audit leaf.
+    pub fn record_result(&self, p: &Principal, verdict: &Verdict, success: bool, detail: Value) {
+        let did = p.agent.did_text.to_string();
+        let mut shard = self.inner.trust.lock(&did);
+        let event = TrustEvent {
+            agent: did.clone(),
+            at_ms: now_ns() / 1_000_000,
+            kind: EventKind::Task { success },
+        };
+        let Ok(applied) = shard.engine.apply(&event) else {
+            return;
+        };
+        shard.dirty.insert(did.clone());
+        let sponsor = p.agent.sponsor.to_string();
+        let decision_index = verdict.audit_index;
+        let _ = self.inner.audit.append_deferred(move || {
+            let mut detail = detail;
+            if let Value::Object(m) = &mut detail {
+                m.insert("decision_index".into(), json!(decision_index));
+                m.insert(
+                    TRUST_DETAIL_KEY.into(),
+                    serde_json::to_value(&event).unwrap_or(Value::Null),
+                );
+            }
+            Draft {
+                event: RESULT_EVENT.into(),
+                agent: did,
+                sponsor,
+                action: if success { "succeeded" } else { "failed" }.into(),
+                decision: String::new(),
+                trust_before: Some(applied.before),
+                trust_after: Some(applied.after),
+                detail,
+                ..Draft::default()
+            }
+        });
+        drop(shard);
+        let _ = &self.inner.trust_cfg;
+    }
+
+    /// Holds a call that needs approval until a human decides (through the
+    /// registry, e.g. `agentmesh approvals approve`) or the approval
+    /// expires, then returns the final verdict (recorded like any other).
+    pub async fn await_approval(&self, p: &Principal, call: &Call, held: Verdict) -> Verdict {
+        let Some(approval) = held.decision.approval.clone() else {
+            return held;
+        };
+        let registry = self.inner.mesh.registry();
+        let record = ApprovalRecord {
+            id: approval.id.clone(),
+            caller: approval.binding.caller.clone(),
+            action: approval.binding.action.clone(),
+            arguments_sha256: approval.binding.arguments_sha256.clone(),
+            policy_version: approval.binding.policy_version.clone(),
+            rule: approval.binding.rule.clone(),
+            approvers: approval.approvers.clone(),
+            state: ApprovalStatus::Pending,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+            created_at: approval.created_at,
+            expires_at: approval.expires_at,
+            summary: json!({
+                "agent": p.agent.name.as_ref(),
+                "sponsor": p.agent.sponsor.as_ref(),
+                "tool": call.target,
+                "method": call.method,
+                "arguments": call.arguments,
+                "message": held.decision.message,
+                "audit_index": held.audit_index,
+            }),
+        };
+        if registry.insert_approval(&record).await.is_err() {
+            return self.deny(
+                p,
+                call,
+                Reason::EvaluationError,
+                format!("approval {} could not be stored; denied", approval.id),
+            );
+        }
+        loop {
+            let now = now_ns() / 1_000_000_000;
+            if now >= approval.expires_at {
+                let _ = registry
+                    .set_approval_state(
+                        &approval.id,
+                        ApprovalStatus::Pending,
+                        ApprovalStatus::Expired,
+                        None,
+                        None,
+                        now,
+                    )
+                    .await;
+                return self.deny(
+                    p,
+                    call,
+                    Reason::ApprovalExpired,
+                    format!("approval {} expired before anyone decided", approval.id),
+                );
+            }
+            match registry.approval(&approval.id).await {
+                Ok(Some(r)) if r.state == ApprovalStatus::Approved => {
+                    let by = r.decided_by.clone().unwrap_or_default();
+                    self.audit_approval(&r);
+                    if let Err(e) = self.inner.approvals.approve(&approval.id, &by, now) {
+                        return self.deny(p, call, Reason::ApprovalDenied, e.to_string());
+                    }
+                    let verdict = self.decide(p, call);
+                    let _ = registry
+                        .set_approval_state(
+                            &approval.id,
+                            ApprovalStatus::Approved,
+                            ApprovalStatus::Used,
+                            None,
+                            None,
+                            now,
+                        )
+                        .await;
+                    return verdict;
+                }
+                Ok(Some(r)) if r.state == ApprovalStatus::Denied => {
+                    self.audit_approval(&r);
+                    let by = r.decided_by.unwrap_or_default();
+                    let why = r.reason.map(|x| format!(": {x}")).unwrap_or_default();
+                    let _ = self.inner.approvals.deny(&approval.id, &by, "", now);
+                    return self.deny(
+                        p,
+                        call,
+                        Reason::ApprovalDenied,
+                        format!("approval {} denied by {by}{why}", approval.id),
+                    );
+                }
+                Ok(Some(r)) if r.state != ApprovalStatus::Pending => {
+                    return self.deny(
+                        p,
+                        call,
+                        Reason::ApprovalExpired,
+                        format!("approval {} is {}", approval.id, r.state.as_str()),
+                    );
+                }
+                Ok(_) => {}
+                Err(_) => {}
+            }
+            tokio::time::sleep(self.inner.cfg.approval_poll).await;
+        }
+    }
+
+    fn audit_approval(&self, r: &ApprovalRecord) {
+        let r = r.clone();
+        let _ = self.inner.audit.append_deferred(move || Draft {
+            event: APPROVAL_EVENT.into(),
+            agent: r.caller.clone(),
+            action: r.action.clone(),
+            arguments_sha256: r.arguments_sha256.clone(),
+            decision: r.state.as_str().into(),
+            rule: r.rule.clone(),
+            policy_version: r.policy_version.clone(),
+            detail: json!({
+                "approval": r.id,
+                "by": r.decided_by,
+                "reason": r.reason,
+            }),
+            ..Draft::default()
+        });
+    }
+}
+
+fn trust_draft(event: &TrustEvent, applied: &Applied, sponsor: String) -> Draft {
+    Draft {
+        event: TRUST_EVENT.into(),
+        agent: event.agent.clone(),
+        sponsor,
+        action: event.kind.label(),
+        trust_before: Some(applied.before),
+        trust_after: Some(applied.after),
+        detail: serde_json::to_value(event).unwrap_or(Value::Null),
+        ..Draft::default()
+    }
+}
+
+/// Everything a decision leaf holds, moved to the audit writer thread,
+/// which canonicalises and hashes the arguments there.
+struct DecisionLeaf {
+    did: String,
+    sponsor: String,
+    agent_name: String,
+    method: AuthMethod,
+    credential_id: Option<String>,
+    delegation_depth: i64,
+    call_method: String,
+    protocol: &'static str,
+    target: String,
+    capability: String,
+    upstream: Option<Arc<str>>,
+    trace_id: Option<String>,
+    note: Option<Value>,
+    arguments: Option<Value>,
+    decision: Decision,
+    trust: Option<(TrustEvent, Applied)>,
+}
+
+impl DecisionLeaf {
+    fn into_draft(self) -> Draft {
+        let d = self.decision;
+        let mut detail = serde_json::Map::new();
+        detail.insert("protocol".into(), json!(self.protocol));
+        detail.insert("method".into(), json!(self.call_method));
+        detail.insert("agent_name".into(), json!(self.agent_name));
+        detail.insert("auth".into(), json!(self.method));
+        if let Some(id) = self.credential_id {
+            detail.insert("credential".into(), json!(id));
+        }
+        if self.delegation_depth > 0 {
+            detail.insert("delegation_depth".into(), json!(self.delegation_depth));
+        }
+        detail.insert("capability".into(), json!(self.capability));
+        if let Some(u) = self.upstream {
+            detail.insert("upstream".into(), json!(u.as_ref()));
+        }
+        detail.insert("reason".into(), json!(d.reason.code()));
+        detail.insert("message".into(), json!(d.message));
+        if !d.frameworks.is_empty() {
+            detail.insert("frameworks".into(), json!(d.frameworks));
+        }
+        if !d.controls.is_empty() {
+            detail.insert("controls".into(), json!(d.controls));
+        }
+        if !d.obligations.is_empty() {
+            detail.insert("obligations".into(), json!(d.obligations));
+        }
+        if !d.logged.is_empty() {
+            let logged: Vec<&str> = d.logged.iter().map(|s| s.as_ref()).collect();
+            detail.insert("logged".into(), json!(logged));
+        }
+        if let Some(r) = &d.restrict_arguments {
+            detail.insert("restricted_to".into(), json!(r));
+        }
+        if let Some(s) = d.retry_after_secs {
+            detail.insert("retry_after_secs".into(), json!(s));
+        }
+        if let Some(a) = &d.approval {
+            detail.insert("approval".into(), json!(a.id));
+            if let agentmesh_policy::ApprovalState::Used { by, .. } = &a.state {
+                detail.insert("approved_by".into(), json!(by));
+            }
+        }
+        if let Some(n) = self.note {
+            detail.insert("note".into(), n);
+        }
+        let (before, after) = match &self.trust {
+            Some((ev, ap)) => {
+                detail.insert(
+                    TRUST_DETAIL_KEY.into(),
+                    serde_json::to_value(ev).unwrap_or(Value::Null),
+                );
+                (Some(ap.before), Some(ap.after))
+            }
+            None => (None, None),
+        };
+        Draft {
+            event: DECISION_EVENT.into(),
+            agent: self.did,
+            sponsor: self.sponsor,
+            action: self.target,
+            arguments_sha256: arguments_digest(self.arguments.as_ref()),
+            decision: d.outcome.as_str().into(),
+            rule: match (&d.policy, &d.rule) {
+                (Some(p), Some(r)) => format!("{p}/{r}"),
+                _ => String::new(),
+            },
+            policy_version: d.policy_version.to_string(),
+            trust_before: before,
+            trust_after: after,
+            trace_id: self.trace_id.unwrap_or_default(),
+            detail: Value::Object(detail),
+        }
+    }
+}
