@@ -72,6 +72,16 @@ pub struct Capability {
 const SEGMENT_NAMES: [&str; 3] = ["verb", "resource", "qualifier"];
 
 impl Capability {
+    /// `*`: every action. As a *requirement* it is the strictest there is
+    /// (only a `*` grant covers it), which makes it the fail-closed
+    /// fallback when a required capability cannot be expressed.
+    pub fn any() -> Self {
+        Capability {
+            text: "*".into(),
+            segs: [None, None, None],
+        }
+    }
+
     /// Parses and validates a capability string.
     pub fn parse(s: &str) -> Result<Self, CapabilityError> {
         if s.is_empty() {
@@ -313,6 +323,13 @@ mod tests {
 
     fn cap(s: &str) -> Capability {
         Capability::parse(s).expect("valid capability in test")
+    }
+
+    #[test]
+    fn any_is_the_parsed_star() {
+        assert_eq!(Capability::any(), cap("*"));
+        assert!(covers(&cap("*"), &Capability::any()));
+        assert!(!covers(&cap("call:*"), &Capability::any()));
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Policy(cmd) => crate::policy_cmd::run(cmd, now),
         Command::Audit(cmd) => crate::audit_cmd::run(&cli.home, cmd).await,
         Command::Compliance(cmd) => crate::compliance_cmd::run(&cli.home, cmd).await,
+        Command::Mcp(cmd) => crate::mcp_cmd::run(open(&cli.home).await?, cmd).await,
+        Command::Approvals(cmd) => crate::mcp_cmd::approvals(&open(&cli.home).await?, cmd).await,
+        Command::Credential(cmd) => crate::mcp_cmd::credential(&open(&cli.home).await?, cmd).await,
         Command::Trust(cmd) => {
             let mesh = open(&cli.home).await?;
             let out = crate::trust_cmd::run(&mesh, cmd).await?;

@@ -5,11 +5,17 @@
 mod audit_cmd;
 mod commands;
 mod compliance_cmd;
+mod mcp_cmd;
 mod output;
 mod policy_cmd;
 mod trust_cmd;
 
 use clap::{Args, Parser, Subcommand};
+
+// Request threads allocate and the audit writer frees; mimalloc keeps that
+// from serialising on glibc's arena lock.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 /// AgentMesh: key-bound agent identities with human sponsors, delegation
@@ -67,6 +73,93 @@ pub enum Command {
     /// Compliance: evaluate an action, report from audit evidence, list catalogues.
     #[command(subcommand)]
     Compliance(ComplianceCmd),
+    /// MCP: govern servers (stdio wrapper), pinned tool definitions.
+    #[command(subcommand)]
+    Mcp(McpCmd),
+    /// Calls held for human approval: list, approve, deny.
+    #[command(subcommand)]
+    Approvals(ApprovalsCmd),
+    /// Bearer credentials for agents, signed by the mesh authority key.
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCmd {
+    /// Run an MCP server over stdio under governance. Point a desktop
+    /// client's config at this instead of the server:
+    /// `agentmesh mcp wrap --agent fs-agent --policy policy.yaml -- npx -y @modelcontextprotocol/server-filesystem /data`
+    Wrap {
+        /// The agent the client acts as (registered, its key in this home).
+        #[arg(long)]
+        agent: String,
+        /// Policy file (YAML); reloaded when it changes.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Name of the server in capabilities and audit (default: from the command).
+        #[arg(long)]
+        name: Option<String>,
+        /// Per-tool settings (YAML): capabilities, data classes, path arguments, pinning.
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// Do not restart the server when it exits.
+        #[arg(long)]
+        no_restart: bool,
+        /// The server command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Pinned tool definitions: list, show what changed, approve a change.
+    #[command(subcommand)]
+    Pins(PinsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PinsCmd {
+    /// Every pinned tool and whether its definition changed.
+    List,
+    /// What changed in a tool's definition (`<upstream>/<tool>`).
+    Diff { tool: String },
+    /// Accept a changed definition as the new pin.
+    Approve { tool: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCmd {
+    /// Pending approvals (all with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Let a held call through, once.
+    Approve {
+        id: String,
+        /// Who approves (must be among the rule's approvers, if it names any).
+        #[arg(long)]
+        by: String,
+    },
+    /// Refuse a held call.
+    Deny {
+        id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCmd {
+    /// Issue a bearer credential for an agent (for the HTTP gateway).
+    Issue {
+        agent: String,
+        /// The gateway audience it is valid for (`*`: any gateway of this mesh).
+        #[arg(long, default_value = "*")]
+        audience: String,
+        /// Lifetime, e.g. 1h, 30m (at most 30 days).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -412,10 +505,19 @@ pub enum DidCmd {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // Long-running servers get both cores; everything else one thread.
+    let serving = matches!(&cli.command, Command::Mcp(McpCmd::Wrap { .. }));
+    let built = if serving {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match built {
         Ok(r) => r,
         Err(e) => return output::fail(json, &anyhow::anyhow!("cannot start runtime: {e}")),
     };

@@ -236,7 +236,7 @@ impl std::fmt::Debug for Engine {
 struct Inner {
     mesh: Mesh,
     cfg: EngineConfig,
-    policy: PolicyHandle,
+    policy: Arc<PolicyHandle>,
     catalogues: Catalogues,
     limiter: MemoryLimiter,
     approvals: ApprovalStore,
@@ -267,9 +267,10 @@ impl Engine {
     /// refresh, trust flush, suspensions). Needs a Tokio runtime.
     pub async fn start(
         mesh: Mesh,
-        policy: PolicyHandle,
+        policy: impl Into<Arc<PolicyHandle>>,
         cfg: EngineConfig,
     ) -> Result<Self, EngineError> {
+        let policy = policy.into();
         let snapshot = Snapshot::load(mesh.registry(), 1).await?;
         let trust_cfg = mesh.trust_config()?;
         let states = mesh.registry().trust_states().await?;
@@ -397,7 +398,7 @@ impl Engine {
         &self.inner.mesh
     }
 
-    pub fn policy(&self) -> &PolicyHandle {
+    pub fn policy(&self) -> &Arc<PolicyHandle> {
         &self.inner.policy
     }
 

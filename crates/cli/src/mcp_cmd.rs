@@ -1,0 +1,353 @@
+//! `agentmesh mcp …`, `agentmesh approvals …`, `agentmesh credential …`.
+
+use crate::output::{Output, table, time};
+use crate::{ApprovalsCmd, CredentialCmd, McpCmd, PinsCmd};
+use agentmesh_engine::{Engine, EngineConfig, credential};
+use agentmesh_mcp::govern::{Governor, Route, UpstreamSettings};
+use agentmesh_mcp::pins::{Pins, diff};
+use agentmesh_mcp::stdio::ServerCommand;
+use agentmesh_mcp::wrap::{WrapOptions, run as run_wrap};
+use agentmesh_policy::{PolicyHandle, PolicySet, ReloadEvent, Watcher};
+use agentmesh_store::{ApprovalStatus, Mesh, unix_now};
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Loads a policy file and starts watching it; reload results go to stderr
+/// (stdout may be a protocol stream).
+pub fn policy_with_reload(path: &Path) -> Result<(Arc<PolicyHandle>, Watcher)> {
+    let set = PolicySet::from_file(path).map_err(|e| anyhow!("{e}"))?;
+    let handle = Arc::new(PolicyHandle::new(set));
+    let (watcher, rx) = Watcher::spawn(path.to_path_buf(), handle.clone(), Duration::from_secs(1));
+    let shown = path.display().to_string();
+    std::thread::spawn(move || {
+        for ev in rx {
+            match ev {
+                ReloadEvent::Reloaded { version } => {
+                    eprintln!("agentmesh: policy {shown} reloaded (version {version})")
+                }
+                ReloadEvent::Rejected { error } => eprintln!(
+                    "agentmesh: policy {shown} changed but is invalid; the previous version stays in force:\n{error}"
+                ),
+            }
+        }
+    });
+    Ok((handle, watcher))
+}
+
+fn upstream_name(argv: &[String]) -> String {
+    let base = argv
+        .first()
+        .map(|p| {
+            Path::new(p)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "server".into()
+    } else {
+        cleaned
+    }
+}
+
+pub async fn run(mesh: Mesh, cmd: McpCmd) -> Result<Output> {
+    match cmd {
+        McpCmd::Wrap {
+            agent,
+            policy,
+            name,
+            settings,
+            no_restart,
+            command,
+        } => {
+            let (handle, _watcher) = policy_with_reload(&policy)?;
+            let settings: UpstreamSettings = match settings {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    yaml_serde::from_str(&text).map_err(|e| anyhow!("{}: {e}", p.display()))?
+                }
+                None => UpstreamSettings::default(),
+            };
+            let cmd = ServerCommand::from_argv(&command)
+                .ok_or_else(|| anyhow!("give the server command after `--`"))?;
+            let engine = Engine::start(
+                mesh.clone(),
+                handle,
+                EngineConfig {
+                    audience: "stdio".into(),
+                    ..EngineConfig::default()
+                },
+            )
+            .await?;
+            let principal = engine
+                .local_principal(&agent)
+                .map_err(|e| anyhow!("cannot act as `{agent}`: {e}"))?;
+            let pins = Pins::load(Arc::new(mesh.home().registry().await?)).await?;
+            let governor = Governor::new(engine.clone(), pins);
+            let route = Route {
+                upstream: name.unwrap_or_else(|| upstream_name(&command)).into(),
+                namespaced: false,
+                settings: Arc::new(settings),
+            };
+            eprintln!(
+                "agentmesh: governing `{}` as agent `{agent}` ({})",
+                cmd.display(),
+                principal.agent.did_text
+            );
+            let code = run_wrap(
+                governor,
+                principal,
+                route,
+                WrapOptions {
+                    command: cmd,
+                    restart: !no_restart,
+                    max_restarts: 5,
+                    grace: Duration::from_secs(3),
+                },
+                tokio::io::stdin(),
+                tokio::io::stdout(),
+            )
+            .await;
+            if let Ok(Some(note)) = engine.shutdown().await {
+                let first = note.lines().nth(1).unwrap_or("");
+                eprintln!("agentmesh: audit checkpoint signed (size {first})");
+            }
+            Ok(Output::new(serde_json::Value::Null, "").with_code(code.clamp(0, 255) as u8))
+        }
+        McpCmd::Pins(cmd) => pins(&mesh, cmd).await,
+    }
+}
+
+async fn pins(mesh: &Mesh, cmd: PinsCmd) -> Result<Output> {
+    let all = mesh.registry().tool_pins().await?;
+    let find = |spec: &str| -> Result<agentmesh_store::ToolPin> {
+        let (u, t) = spec
+            .split_once('/')
+            .ok_or_else(|| anyhow!("name a pin as <upstream>/<tool>"))?;
+        all.iter()
+            .find(|p| p.upstream == u && p.tool == t)
+            .cloned()
+            .ok_or_else(|| anyhow!("no pin for `{spec}` (`agentmesh mcp pins list` shows them)"))
+    };
+    match cmd {
+        PinsCmd::List => {
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|p| {
+                    vec![
+                        format!("{}/{}", p.upstream, p.tool),
+                        if p.changed_sha256.is_some() {
+                            "CHANGED".into()
+                        } else {
+                            "pinned".into()
+                        },
+                        p.sha256[..16].to_owned(),
+                        time(p.pinned_at),
+                    ]
+                })
+                .collect();
+            Ok(Output::new(
+                json!(all),
+                if rows.is_empty() {
+                    "no tools pinned yet (a gateway pins each tool the first time it lists it)"
+                        .into()
+                } else {
+                    table(&["TOOL", "STATE", "SHA-256", "PINNED"], &rows)
+                },
+            ))
+        }
+        PinsCmd::Diff { tool } => {
+            let p = find(&tool)?;
+            let lines = diff(&p);
+            let text = if lines.is_empty() {
+                format!("{tool}: matches its pin ({})", p.sha256)
+            } else {
+                format!(
+                    "{tool} changed since it was pinned on {}:\n{}\n\nApprove with `agentmesh mcp pins approve {tool}` if the change is expected.",
+                    time(p.pinned_at),
+                    lines.join("\n")
+                )
+            };
+            Ok(Output::new(json!({"pin": p, "diff": lines}), text))
+        }
+        PinsCmd::Approve { tool } => {
+            let mut p = find(&tool)?;
+            let (Some(sha), Some(def)) = (p.changed_sha256.take(), p.changed_definition.take())
+            else {
+                bail!("`{tool}` has no changed definition to approve");
+            };
+            p.sha256 = sha;
+            p.definition = def;
+            p.pinned_at = unix_now();
+            p.changed_at = None;
+            mesh.registry().save_tool_pin(&p).await?;
+            Ok(Output::new(
+                json!({"approved": tool, "sha256": p.sha256}),
+                format!(
+                    "{tool}: the new definition is now pinned ({}); gateways pick it up within seconds",
+                    p.sha256
+                ),
+            ))
+        }
+    }
+}
+
+pub async fn approvals(mesh: &Mesh, cmd: ApprovalsCmd) -> Result<Output> {
+    let reg = mesh.registry();
+    match cmd {
+        ApprovalsCmd::List { all } => {
+            let now = unix_now();
+            let list = reg.list_approvals(all).await?;
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|a| {
+                    let state = if a.state == ApprovalStatus::Pending && a.expires_at <= now {
+                        "expired".to_owned()
+                    } else {
+                        a.state.as_str().to_owned()
+                    };
+                    vec![
+                        a.id.clone(),
+                        state,
+                        a.summary["agent"].as_str().unwrap_or(&a.caller).to_owned(),
+                        a.action.clone(),
+                        a.summary["arguments"]
+                            .to_string()
+                            .chars()
+                            .take(60)
+                            .collect(),
+                        if a.approvers.is_empty() {
+                            "any".into()
+                        } else {
+                            a.approvers.join(",")
+                        },
+                        time(a.expires_at),
+                    ]
+                })
+                .collect();
+            Ok(Output::new(
+                json!(list),
+                if rows.is_empty() {
+                    "no pending approvals".into()
+                } else {
+                    table(
+                        &[
+                            "ID",
+                            "STATE",
+                            "AGENT",
+                            "ACTION",
+                            "ARGUMENTS",
+                            "APPROVERS",
+                            "EXPIRES",
+                        ],
+                        &rows,
+                    )
+                },
+            ))
+        }
+        ApprovalsCmd::Approve { id, by } | ApprovalsCmd::Deny { id, by, .. }
+            if by.trim().is_empty() =>
+        {
+            bail!("say who decides approval `{id}` with --by <email>")
+        }
+        ApprovalsCmd::Approve { id, by } => decide(mesh, &id, &by, None, true).await,
+        ApprovalsCmd::Deny { id, by, reason } => {
+            decide(mesh, &id, &by, reason.as_deref(), false).await
+        }
+    }
+}
+
+async fn decide(
+    mesh: &Mesh,
+    id: &str,
+    by: &str,
+    reason: Option<&str>,
+    approve: bool,
+) -> Result<Output> {
+    let reg = mesh.registry();
+    let now = unix_now();
+    let a = reg.approval(id).await?.ok_or_else(|| {
+        anyhow!("no approval `{id}` (`agentmesh approvals list` shows the pending ones)")
+    })?;
+    if a.state != ApprovalStatus::Pending {
+        bail!("approval `{id}` is already {}", a.state.as_str());
+    }
+    if a.expires_at <= now {
+        bail!(
+            "approval `{id}` expired at {}; the held call was denied",
+            time(a.expires_at)
+        );
+    }
+    let by = by.trim().to_lowercase();
+    if !a.approvers.is_empty() && !a.approvers.iter().any(|x| x.eq_ignore_ascii_case(&by)) {
+        bail!(
+            "`{by}` may not decide `{id}`; its approvers are: {}",
+            a.approvers.join(", ")
+        );
+    }
+    let to = if approve {
+        ApprovalStatus::Approved
+    } else {
+        ApprovalStatus::Denied
+    };
+    let r = reg
+        .set_approval_state(id, ApprovalStatus::Pending, to, Some(&by), reason, now)
+        .await?;
+    Ok(Output::new(
+        json!(r),
+        format!(
+            "approval {id} {} by {by}; the held call {} now (the gateway records the decision in the audit log)",
+            to.as_str(),
+            if approve { "proceeds" } else { "is denied" }
+        ),
+    ))
+}
+
+pub async fn credential(mesh: &Mesh, cmd: CredentialCmd) -> Result<Output> {
+    match cmd {
+        CredentialCmd::Issue {
+            agent,
+            audience,
+            ttl,
+        } => {
+            let ttl = humantime::parse_duration(&ttl)
+                .map_err(|e| anyhow!("--ttl `{ttl}`: {e}"))?
+                .as_secs();
+            if ttl == 0 || ttl > 30 * 86_400 {
+                bail!("--ttl must be between 1 s and 30 days");
+            }
+            let a = mesh.agent(&agent).await?;
+            if a.status != agentmesh_delegation::AgentStatus::Active {
+                bail!(
+                    "agent `{agent}` is {:?}; only active agents get credentials",
+                    a.status
+                );
+            }
+            let key = mesh.home().mesh_key()?;
+            let (text, claims) = credential::issue(&key, &a.did, &audience, ttl, unix_now());
+            Ok(Output::new(
+                json!({"credential": text, "claims": claims}),
+                format!(
+                    "{text}\n\n# bearer credential for `{}` (audience `{audience}`), expires {}; send it as `Authorization: Bearer …`",
+                    a.name,
+                    time(claims.exp)
+                ),
+            ))
+        }
+    }
+}

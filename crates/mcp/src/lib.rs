@@ -1,0 +1,19 @@
+//! MCP governance.
+//!
+//! * [`message`]: lossless JSON-RPC handling (ids, `_meta`, unknown fields
+//!   and methods pass through as the original bytes).
+//! * [`govern`]: which MCP methods are judged, per-caller list filtering,
+//!   denials as protocol-correct errors.
+//! * [`pins`]: tool-definition pinning.
+//! * [`sse`]: server-sent events, parsed and forwarded event by event.
+//! * [`stdio`]: supervised stdio servers; [`wrap`]: the stdio wrapper that
+//!   a desktop client's config points at.
+
+#![forbid(unsafe_code)]
+
+pub mod govern;
+pub mod message;
+pub mod pins;
+pub mod sse;
+pub mod stdio;
+pub mod wrap;

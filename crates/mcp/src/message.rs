@@ -1,0 +1,338 @@
+//! JSON-RPC messages as MCP carries them, handled losslessly: a message is
+//! classified from its envelope, and everything the gateway does not need to
+//! change (ids of either type, `_meta`, unknown fields, future methods) is
+//! forwarded as the original bytes. Only what governance must rewrite is
+//! re-encoded, and then only the fields touched.
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// Largest message accepted on any transport (the body limit of the HTTP
+/// gateway, the line limit of stdio).
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+// JSON-RPC and MCP error codes.
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// 2026-07-28: an HTTP header disagrees with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28: the requested protocol version is not supported.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+/// AgentMesh: the call was denied by governance. Outside the JSON-RPC and
+/// MCP reserved ranges (−32768…−32000), as the spec asks of new codes.
+pub const POLICY_DENIED: i64 = -31001;
+/// AgentMesh: the call is held for human approval and was not approved.
+pub const APPROVAL_REFUSED: i64 = -31002;
+/// AgentMesh: the upstream server is unreachable or failed.
+pub const UPSTREAM_UNAVAILABLE: i64 = -31003;
+/// AgentMesh: the call was rate limited.
+pub const RATE_LIMITED: i64 = -31004;
+
+/// What kind of message this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+}
+
+/// A classified message. The original bytes stay with the caller.
+#[derive(Debug)]
+pub struct Message {
+    pub kind: Kind,
+    /// The id exactly as sent (`1`, `"abc"`, `0`).
+    pub id: Option<Box<RawValue>>,
+    pub method: Option<String>,
+    pub params: Option<Box<RawValue>>,
+    /// For responses: `true` when it is an error response.
+    pub is_error: bool,
+}
+
+/// Why bytes are not a JSON-RPC message, as the error to answer with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Malformed {
+    pub code: i64,
+    pub message: String,
+    /// The id, when one could be read (so the error can be correlated).
+    pub id: Option<String>,
+}
+
+fn malformed(code: i64, message: impl Into<String>, id: Option<&RawValue>) -> Malformed {
+    Malformed {
+        code,
+        message: message.into(),
+        id: id.map(|i| i.get().to_owned()),
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default)]
+    id: Option<Box<RawValue>>,
+    #[serde(default)]
+    method: Option<Value>,
+    #[serde(default)]
+    params: Option<Box<RawValue>>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+/// An id must be a string or an integer (never null, never fractional).
+fn valid_id(raw: &RawValue) -> bool {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::String(_)) => true,
+        Ok(Value::Number(n)) => n.is_i64() || n.is_u64(),
+        _ => false,
+    }
+}
+
+/// Classifies one message.
+pub fn parse(bytes: &[u8]) -> Result<Message, Malformed> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(malformed(
+            INVALID_REQUEST,
+            format!(
+                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                bytes.len()
+            ),
+            None,
+        ));
+    }
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(malformed(
+            INVALID_REQUEST,
+            "JSON-RPC batches are not part of MCP (removed in 2025-06-18)",
+            None,
+        ));
+    }
+    let env: Envelope<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            malformed(
+                INVALID_REQUEST,
+                format!("not a JSON-RPC message: {e}"),
+                None,
+            )
+        } else {
+            malformed(PARSE_ERROR, format!("not valid JSON: {e}"), None)
+        }
+    })?;
+    let id = env.id;
+    if env.jsonrpc.map(|v| v.get()) != Some("\"2.0\"") {
+        return Err(malformed(
+            INVALID_REQUEST,
+            "`jsonrpc` must be \"2.0\"",
+            id.as_deref(),
+        ));
+    }
+    if let Some(i) = &id
+        && !valid_id(i)
+    {
+        return Err(malformed(
+            INVALID_REQUEST,
+            "`id` must be a string or an integer (not null)",
+            None,
+        ));
+    }
+    let method = match env.method {
+        None => None,
+        Some(Value::String(m)) if !m.is_empty() => Some(m),
+        Some(_) => {
+            return Err(malformed(
+                INVALID_REQUEST,
+                "`method` must be a non-empty string",
+                id.as_deref(),
+            ));
+        }
+    };
+    if let Some(p) = &env.params {
+        let t = p.get().trim_start();
+        if !(t.starts_with('{') || t.starts_with('[')) {
+            return Err(malformed(
+                INVALID_REQUEST,
+                "`params` must be an object or an array",
+                id.as_deref(),
+            ));
+        }
+    }
+    match (&method, &id, env.result.is_some(), env.error.is_some()) {
+        (Some(_), _, false, false) => Ok(Message {
+            kind: if id.is_some() {
+                Kind::Request
+            } else {
+                Kind::Notification
+            },
+            id,
+            method,
+            params: env.params,
+            is_error: false,
+        }),
+        (None, Some(_), true, false) | (None, Some(_), false, true) => Ok(Message {
+            kind: Kind::Response,
+            is_error: env.error.is_some(),
+            id,
+            method: None,
+            params: None,
+        }),
+        _ => Err(malformed(
+            INVALID_REQUEST,
+            "a message needs `method` (request/notification) or exactly one of `result` and `error` with an `id` (response)",
+            id.as_deref(),
+        )),
+    }
+}
+
+/// An error response to `id` (raw JSON; `null` when unknown).
+pub fn error_response(id: Option<&str>, code: i64, message: &str, data: Option<Value>) -> String {
+    let mut error = serde_json::Map::new();
+    error.insert("code".into(), Value::from(code));
+    error.insert("message".into(), Value::from(message));
+    if let Some(d) = data {
+        error.insert("data".into(), d);
+    }
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":{},\"error\":{}}}",
+        id.unwrap_or("null"),
+        Value::Object(error)
+    )
+}
+
+/// A success response to `id` with `result`.
+pub fn result_response(id: &str, result: &Value) -> String {
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}")
+}
+
+/// A message's top-level fields with their values kept as raw bytes.
+pub type RawObject = BTreeMap<String, Box<RawValue>>;
+
+/// Parses an object keeping every value's bytes.
+pub fn raw_object(text: &str) -> Option<RawObject> {
+    serde_json::from_str(text).ok()
+}
+
+/// Encodes a raw object back to JSON.
+pub fn encode_raw(obj: &RawObject) -> String {
+    serde_json::to_string(obj).unwrap_or_else(|_| "{}".into())
+}
+
+/// Replaces one top-level field of the JSON object `text` (e.g. `params`),
+/// keeping every other field's bytes.
+pub fn replace_field(text: &str, field: &str, value: &RawValue) -> Option<String> {
+    let mut obj = raw_object(text)?;
+    obj.insert(field.to_owned(), value.to_owned());
+    Some(encode_raw(&obj))
+}
+
+/// Boxes a `Value` as raw JSON.
+pub fn to_raw(v: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_classified_and_ids_kept_exactly() {
+        let m = parse(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#)
+            .expect("request");
+        assert_eq!(m.kind, Kind::Request);
+        assert_eq!(m.id.as_deref().map(RawValue::get), Some("0"));
+        let m = parse(br#"{"jsonrpc":"2.0","id":"0","method":"ping"}"#).expect("string id");
+        assert_eq!(m.id.as_deref().map(RawValue::get), Some("\"0\""));
+        let m = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .expect("notification");
+        assert_eq!(m.kind, Kind::Notification);
+        let m = parse(br#"{"jsonrpc":"2.0","id":7,"result":{"x":1}}"#).expect("response");
+        assert_eq!((m.kind, m.is_error), (Kind::Response, false));
+        let m = parse(br#"{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"m"}}"#)
+            .expect("error response");
+        assert!(m.is_error);
+    }
+
+    #[test]
+    fn malformed_input_gets_the_right_code() {
+        for (input, code) in [
+            (&b"{"[..], PARSE_ERROR),
+            (b"not json", PARSE_ERROR),
+            (b"[]", INVALID_REQUEST),
+            (
+                br#"[{"jsonrpc":"2.0","id":1,"method":"a"}]"#,
+                INVALID_REQUEST,
+            ),
+            (b"42", INVALID_REQUEST),
+            (br#"{"id":1,"method":"a"}"#, INVALID_REQUEST),
+            (br#"{"jsonrpc":"1.0","id":1,"method":"a"}"#, INVALID_REQUEST),
+            (
+                br#"{"jsonrpc":"2.0","id":null,"method":"a"}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1.5,"method":"a"}"#,
+                INVALID_REQUEST,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":{},"method":"a"}"#,
+                INVALID_REQUEST,
+            ),
+            (br#"{"jsonrpc":"2.0","id":1,"method":5}"#, INVALID_REQUEST),
+            (br#"{"jsonrpc":"2.0","id":1,"method":""}"#, INVALID_REQUEST),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"a","params":3}"#,
+                INVALID_REQUEST,
+            ),
+            (br#"{"jsonrpc":"2.0","id":1}"#, INVALID_REQUEST),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"result":1,"error":{}}"#,
+                INVALID_REQUEST,
+            ),
+            (br#"{"jsonrpc":"2.0","result":1}"#, INVALID_REQUEST),
+        ] {
+            let e = parse(input).expect_err(&String::from_utf8_lossy(input));
+            assert_eq!(e.code, code, "{}", String::from_utf8_lossy(input));
+        }
+        let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert_eq!(parse(&big).expect_err("big").code, INVALID_REQUEST);
+        // The id is kept for correlation when the rest is wrong.
+        let e = parse(br#"{"jsonrpc":"2.0","id":"x","method":7}"#).expect_err("bad");
+        assert_eq!(e.id.as_deref(), Some("\"x\""));
+    }
+
+    #[test]
+    fn replacing_a_field_keeps_the_other_bytes() {
+        let text = r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"tools/call","params":{"name":"a"},"x-extra":{"keep":1.000}}"#;
+        let p = to_raw(&serde_json::json!({"name": "b"}));
+        let out = replace_field(text, "params", &p).expect("object");
+        assert!(
+            out.contains(r#""id":123456789012345678901234567890"#),
+            "{out}"
+        );
+        assert!(out.contains(r#""x-extra":{"keep":1.000}"#), "{out}");
+        assert!(out.contains(r#""params":{"name":"b"}"#), "{out}");
+    }
+
+    #[test]
+    fn error_responses_are_valid_json_rpc() {
+        let e = error_response(
+            Some("\"a\""),
+            POLICY_DENIED,
+            "no",
+            Some(serde_json::json!({"k": 1})),
+        );
+        let m = parse(e.as_bytes()).expect("valid");
+        assert!(m.is_error);
+        let v: Value = serde_json::from_str(&e).expect("json");
+        assert_eq!(v["error"]["code"], POLICY_DENIED);
+        assert_eq!(v["id"], "a");
+    }
+}

@@ -1,0 +1,207 @@
+//! Tool pinning: the first definition seen of each upstream tool (name,
+//! description, input schema) is hashed and pinned in the registry. A later
+//! definition that differs is recorded next to the pin and — in `block`
+//! mode — hidden from lists and refused on calls until an operator
+//! re-approves it (`agentmesh mcp pins approve`). This catches a server
+//! that changes what a tool says it does after it was trusted ("rug pull").
+
+use agentmesh_identity::to_canonical_json;
+use agentmesh_store::{Registry, ToolPin};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// What to do with a tool whose definition changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    /// Hide it from lists and deny calls until re-approved.
+    #[default]
+    Block,
+    /// Allow it, marking every call in the audit log.
+    Warn,
+    /// No pinning.
+    Off,
+}
+
+/// A tool's standing against its pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinState {
+    /// Matches the pin (or was just pinned).
+    Pinned,
+    /// Differs from the pin: the pinned and the current definitions.
+    Changed {
+        pinned_sha256: String,
+        current_sha256: String,
+    },
+    /// Never seen in a list.
+    Unknown,
+}
+
+/// The part of a tool definition that is pinned.
+pub fn pinned_part(tool: &Value) -> Value {
+    json!({
+        "name": tool.get("name").cloned().unwrap_or(Value::Null),
+        "description": tool.get("description").cloned().unwrap_or(Value::Null),
+        "inputSchema": tool.get("inputSchema").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// SHA-256 (hex) of the canonical JSON of the pinned part.
+pub fn definition_hash(tool: &Value) -> String {
+    let text = to_canonical_json(&pinned_part(tool));
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A line-by-line view of what changed, for operators.
+pub fn diff(pin: &ToolPin) -> Vec<String> {
+    let Some(changed) = &pin.changed_definition else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for key in ["name", "description", "inputSchema"] {
+        let a = pin.definition.get(key).cloned().unwrap_or(Value::Null);
+        let b = changed.get(key).cloned().unwrap_or(Value::Null);
+        if a != b {
+            out.push(format!("{key}:"));
+            out.push(format!("- {}", to_canonical_json(&a)));
+            out.push(format!("+ {}", to_canonical_json(&b)));
+        }
+    }
+    out
+}
+
+type Key = (String, String);
+
+/// Pins in memory, written through to the registry.
+#[derive(Clone)]
+pub struct Pins {
+    registry: Arc<dyn Registry>,
+    map: Arc<RwLock<HashMap<Key, ToolPin>>>,
+}
+
+impl std::fmt::Debug for Pins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pins").finish_non_exhaustive()
+    }
+}
+
+impl Pins {
+    pub async fn load(registry: Arc<dyn Registry>) -> Result<Self, agentmesh_store::StoreError> {
+        let pins = Self {
+            registry,
+            map: Arc::new(RwLock::new(HashMap::new())),
+        };
+        pins.reload().await?;
+        Ok(pins)
+    }
+
+    /// Re-reads the registry (picks up `pins approve` from another process).
+    pub async fn reload(&self) -> Result<(), agentmesh_store::StoreError> {
+        let all = self.registry.tool_pins().await?;
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        map.clear();
+        for p in all {
+            map.insert((p.upstream.clone(), p.tool.clone()), p);
+        }
+        Ok(())
+    }
+
+    /// The state of a tool as last seen.
+    pub fn state(&self, upstream: &str, tool: &str) -> PinState {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        match map.get(&(upstream.to_owned(), tool.to_owned())) {
+            None => PinState::Unknown,
+            Some(p) => match &p.changed_sha256 {
+                Some(c) if c != &p.sha256 => PinState::Changed {
+                    pinned_sha256: p.sha256.clone(),
+                    current_sha256: c.clone(),
+                },
+                _ => PinState::Pinned,
+            },
+        }
+    }
+
+    /// Checks a definition from a `tools/list` answer against its pin,
+    /// pinning it when new and recording it when changed.
+    pub async fn observe(&self, upstream: &str, tool: &Value, now: u64) -> PinState {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            return PinState::Unknown;
+        };
+        let hash = definition_hash(tool);
+        let key = (upstream.to_owned(), name.to_owned());
+        let update = {
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            match map.get_mut(&key) {
+                None => {
+                    let pin = ToolPin {
+                        upstream: upstream.to_owned(),
+                        tool: name.to_owned(),
+                        sha256: hash.clone(),
+                        definition: pinned_part(tool),
+                        pinned_at: now,
+                        changed_sha256: None,
+                        changed_definition: None,
+                        changed_at: None,
+                    };
+                    map.insert(key, pin.clone());
+                    Some((pin, PinState::Pinned))
+                }
+                Some(pin) if pin.sha256 == hash => {
+                    if pin.changed_sha256.is_some() {
+                        // The server went back to the pinned definition.
+                        pin.changed_sha256 = None;
+                        pin.changed_definition = None;
+                        pin.changed_at = None;
+                        Some((pin.clone(), PinState::Pinned))
+                    } else {
+                        None
+                    }
+                }
+                Some(pin) => {
+                    let state = PinState::Changed {
+                        pinned_sha256: pin.sha256.clone(),
+                        current_sha256: hash.clone(),
+                    };
+                    if pin.changed_sha256.as_deref() == Some(hash.as_str()) {
+                        return state;
+                    }
+                    pin.changed_sha256 = Some(hash.clone());
+                    pin.changed_definition = Some(pinned_part(tool));
+                    pin.changed_at = Some(now);
+                    Some((pin.clone(), state))
+                }
+            }
+        };
+        match update {
+            None => PinState::Pinned,
+            Some((pin, state)) => {
+                // Best effort: the in-memory state already governs; a
+                // storage failure is retried at the next observation.
+                let _ = self.registry.save_tool_pin(&pin).await;
+                state
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_name_description_and_schema_only() {
+        let a = json!({"name": "t", "description": "d", "inputSchema": {"type": "object"}, "title": "x"});
+        let b = json!({"name": "t", "description": "d", "inputSchema": {"type": "object"}, "title": "y"});
+        assert_eq!(
+            definition_hash(&a),
+            definition_hash(&b),
+            "title is not pinned"
+        );
+        let c = json!({"name": "t", "description": "d2", "inputSchema": {"type": "object"}});
+        assert_ne!(definition_hash(&a), definition_hash(&c));
+        let d = json!({"name": "t", "description": "d", "inputSchema": {"type": "object", "properties": {"x": {}}}});
+        assert_ne!(definition_hash(&a), definition_hash(&d));
+    }
+}
