@@ -71,20 +71,26 @@ fn malformed(code: i64, message: impl Into<String>, id: Option<&RawValue>) -> Ma
     }
 }
 
+/// A field that is present, even when its value is `null` (`Option`
+/// alone would read `"id": null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
     jsonrpc: Option<&'a RawValue>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     id: Option<Box<RawValue>>,
     #[serde(default)]
     method: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     params: Option<Box<RawValue>>,
-    #[serde(borrow, default)]
-    result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    error: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Box<RawValue>>,
 }
 
 /// An id must be a string or an integer (never null, never fractional).
