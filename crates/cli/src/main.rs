@@ -5,6 +5,7 @@
 mod audit_cmd;
 mod commands;
 mod compliance_cmd;
+mod gateway_cmd;
 mod mcp_cmd;
 mod output;
 mod policy_cmd;
@@ -108,6 +109,13 @@ pub enum McpCmd {
         /// The server command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Run the Streamable HTTP gateway: several upstream servers (HTTP and
+    /// stdio) behind one authenticated, governed endpoint, both MCP eras.
+    Gateway {
+        /// Gateway configuration (YAML); see docs/mcp-gateway.md.
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Pinned tool definitions: list, show what changed, approve a change.
     #[command(subcommand)]
@@ -506,7 +514,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     // Long-running servers get both cores; everything else one thread.
-    let serving = matches!(&cli.command, Command::Mcp(McpCmd::Wrap { .. }));
+    let serving = matches!(
+        &cli.command,
+        Command::Mcp(McpCmd::Wrap { .. } | McpCmd::Gateway { .. })
+    );
     let built = if serving {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

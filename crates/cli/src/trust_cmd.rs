@@ -237,8 +237,12 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
             Ok(Output::new(
                 json!({"audit_index": o.audit_index, "before": o.applied.before, "after": o.applied.after}),
                 format!(
-                    "{} endorsed {}: {:.3} → {:.3} (audit #{})",
-                    f.name, t.name, o.applied.before, o.applied.after, o.audit_index
+                    "{} endorsed {}: {:.3} → {:.3} ({})",
+                    f.name,
+                    t.name,
+                    o.applied.before,
+                    o.applied.after,
+                    audit_ref(o.audit_index)
                 ),
             ))
         }
@@ -263,14 +267,14 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
             };
             let o = mesh.trust_event(&a, kind, now).await?;
             let mut text = format!(
-                "{}: {} — {:.3} → {:.3} (tier {} → {}), audit #{}",
+                "{}: {} — {:.3} → {:.3} (tier {} → {}), {}",
                 a.name,
                 o.event.kind.label(),
                 o.applied.before,
                 o.applied.after,
                 o.applied.tier_before,
                 o.applied.tier_after,
-                o.audit_index
+                audit_ref(o.audit_index)
             );
             if o.suspended {
                 text.push_str(&format!(
@@ -302,5 +306,14 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
             let out = Output::new(serde_json::to_value(&r)?, text);
             Ok(if ok { out } else { out.with_code(1) })
         }
+    }
+}
+
+/// `audit #N`, or a note that the entry was queued for the gateway that
+/// holds the log.
+fn audit_ref(index: Option<u64>) -> String {
+    match index {
+        Some(i) => format!("audit #{i}"),
+        None => "audit entry queued for the running gateway".into(),
     }
 }

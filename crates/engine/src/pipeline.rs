@@ -317,18 +317,36 @@ impl Engine {
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                let _ = Engine { inner }.refresh().await;
+                let engine = Engine { inner };
+                // Entries other processes (the CLI) queued while this one
+                // holds the audit log.
+                let _ = engine.inner.mesh.drain_audit_outbox().await;
+                let _ = engine.refresh().await;
             }
         });
         let weak = Arc::downgrade(&self.inner);
         let flush_every = self.inner.cfg.flush_every;
         let flush = tokio::spawn(async move {
+            let mut checkpointed = 0u64;
+            let mut last_checkpoint = std::time::Instant::now();
             let mut tick = tokio::time::interval(flush_every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                let _ = Engine { inner }.flush_trust().await;
+                let engine = Engine { inner };
+                let _ = engine.flush_trust().await;
+                // A signed checkpoint at most once a minute while the log
+                // grows, so offline verification covers a running gateway.
+                let size = engine.inner.audit.size();
+                if size > checkpointed
+                    && last_checkpoint.elapsed() >= std::time::Duration::from_secs(60)
+                {
+                    if engine.inner.mesh.checkpoint().is_ok() {
+                        checkpointed = size;
+                    }
+                    last_checkpoint = std::time::Instant::now();
+                }
             }
         });
         let weak = Arc::downgrade(&self.inner);

@@ -10,10 +10,16 @@
 //!   a desktop client's config points at.
 
 #![forbid(unsafe_code)]
+// Handlers return early with an HTTP response as the error value; boxing
+// them would only add an allocation on the error path.
+#![allow(clippy::result_large_err)]
 
+pub mod config;
+pub mod gateway;
 pub mod govern;
 pub mod message;
 pub mod pins;
 pub mod sse;
 pub mod stdio;
+pub mod upstream;
 pub mod wrap;

@@ -19,7 +19,7 @@ mod trust;
 
 pub use error::StoreError;
 pub use home::{DEFAULT_HOME, Defaults, KeyKind, MeshConfig, MeshHome, read_private_key};
-pub use mesh::{Mesh, MeshError, NewAgent, NewDelegation};
+pub use mesh::{Mesh, MeshError, NewAgent, NewDelegation, Recorded};
 pub use records::{
     AgentRecord, ApprovalRecord, ApprovalStatus, KeyCustody, RevokedLink, SponsorRecord, ToolPin,
 };

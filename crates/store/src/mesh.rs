@@ -93,6 +93,25 @@ impl std::fmt::Debug for Mesh {
     }
 }
 
+/// Where an audit entry went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// In the log, durable.
+    Appended(Appended),
+    /// Queued for the process holding the log.
+    Queued { outbox_id: i64 },
+}
+
+impl Recorded {
+    /// The log index, when it is known.
+    pub fn index(&self) -> Option<u64> {
+        match self {
+            Recorded::Appended(a) => Some(a.index),
+            Recorded::Queued { .. } => None,
+        }
+    }
+}
+
 /// What `agent create` / `agent import` ask for.
 #[derive(Debug, Clone)]
 pub struct NewAgent {
@@ -158,14 +177,91 @@ impl Mesh {
         Ok(self.audit.get_or_init(|| log).clone())
     }
 
+    /// The audit log for reading: this handle's writer if it has one,
+    /// otherwise a read-only view (another process may be writing).
+    pub fn audit_reader(&self) -> Result<Arc<AuditLog>, MeshError> {
+        if let Some(a) = self.audit.get() {
+            return Ok(a.clone());
+        }
+        match AuditLog::open(&self.home.audit_dir(), AuditOptions::default()) {
+            Ok(l) => Ok(self.audit.get_or_init(|| Arc::new(l)).clone()),
+            Err(AuditError::Locked(_)) => {
+                Ok(Arc::new(AuditLog::open_read_only(&self.home.audit_dir())?))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// True once this handle has opened the audit log (something was recorded).
     pub fn audit_opened(&self) -> bool {
         self.audit.get().is_some()
     }
 
-    /// Records an audit entry and waits until it is durable.
-    pub fn record(&self, draft: Draft) -> Result<Appended, MeshError> {
-        Ok(self.audit()?.append_wait(draft)?)
+    /// Records an audit entry. When this process can write the log, the
+    /// entry is durable when this returns; when another process holds the
+    /// log (a running gateway), the entry is queued in the registry and the
+    /// holder appends it within seconds.
+    pub async fn record(&self, draft: Draft) -> Result<Recorded, MeshError> {
+        if let Some(a) = self.audit.get() {
+            return Ok(Recorded::Appended(a.append_wait(draft)?));
+        }
+        match AuditLog::open(&self.home.audit_dir(), AuditOptions::default()) {
+            Ok(l) => {
+                let log = self.audit.get_or_init(|| Arc::new(l)).clone();
+                Ok(Recorded::Appended(log.append_wait(draft)?))
+            }
+            Err(AuditError::Locked(_)) => {
+                let entry = agentmesh_audit::Entry {
+                    seq: 0,
+                    time: agentmesh_audit::rfc3339_millis(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_nanos())
+                            .unwrap_or(0),
+                    ),
+                    draft,
+                };
+                let id = self
+                    .registry
+                    .enqueue_audit(&entry.to_bytes(), crate::unix_now())
+                    .await?;
+                Ok(Recorded::Queued { outbox_id: id })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends the entries other processes queued (see [`Mesh::record`]).
+    /// The time they were recorded is kept in `detail.queued_at`. Returns
+    /// how many were appended.
+    pub async fn drain_audit_outbox(&self) -> Result<usize, MeshError> {
+        let log = self.audit()?;
+        let queued = self.registry.queued_audit(256).await?;
+        let mut ids = Vec::with_capacity(queued.len());
+        for (id, bytes) in queued {
+            ids.push(id);
+            let Ok(entry) = agentmesh_audit::Entry::from_bytes(&bytes) else {
+                // Unreadable: record that something was lost rather than
+                // dropping it silently.
+                log.append_wait(Draft {
+                    event: "audit.outbox_unreadable".into(),
+                    detail: serde_json::json!({"outbox_id": id, "bytes": bytes.len()}),
+                    ..Draft::default()
+                })?;
+                continue;
+            };
+            let mut draft = entry.draft;
+            if let serde_json::Value::Object(m) = &mut draft.detail {
+                m.insert("queued_at".into(), serde_json::Value::from(entry.time));
+            } else {
+                draft.detail = serde_json::json!({"value": draft.detail, "queued_at": entry.time});
+            }
+            log.append_wait(draft)?;
+        }
+        if !ids.is_empty() {
+            self.registry.dequeue_audit(&ids).await?;
+        }
+        Ok(ids.len())
     }
 
     /// Signs a checkpoint of the audit log with the mesh key (if anything
@@ -234,7 +330,8 @@ impl Mesh {
             None,
             &record.email,
             serde_json::json!({"sponsor_did": record.did, "capabilities": record.capabilities}),
-        ))?;
+        ))
+        .await?;
         Ok(record)
     }
 
@@ -380,7 +477,8 @@ impl Mesh {
                 "expires_at": record.expires_at,
                 "sponsorship_signature": record.sponsorship.signature,
             }),
-        ))?;
+        ))
+        .await?;
         Ok(record)
     }
 
@@ -410,7 +508,8 @@ impl Mesh {
             Some(&agent.did),
             &agent.sponsor,
             serde_json::json!({"name": agent.name, "reason": reason, "revoked": names}),
-        ))?;
+        ))
+        .await?;
         Ok(names)
     }
 
@@ -439,7 +538,8 @@ impl Mesh {
             Some(&agent.did),
             &agent.sponsor,
             serde_json::json!({"name": agent.name, "reason": reason}),
-        ))?;
+        ))
+        .await?;
         self.agent(name_or_did).await
     }
 
@@ -551,7 +651,8 @@ impl Mesh {
                 "links": chain.links.iter().map(|l| &l.hash).collect::<Vec<_>>(),
                 "expires_at": chain.expires_at,
             }),
-        ))?;
+        ))
+        .await?;
         Ok(token)
     }
 
@@ -597,7 +698,8 @@ impl Mesh {
             None,
             "",
             serde_json::json!({"link": record.hash, "reason": reason}),
-        ))?;
+        ))
+        .await?;
         Ok(record)
     }
 }

@@ -66,6 +66,14 @@ pub trait Registry: Send + Sync {
         now: u64,
     ) -> Result<ApprovalRecord, StoreError>;
 
+    /// Queues an audit entry (its encoded bytes) for the process that holds
+    /// the audit log, when another process (a running gateway) holds it.
+    async fn enqueue_audit(&self, entry: &[u8], now: u64) -> Result<i64, StoreError>;
+    /// The oldest queued entries, at most `limit`.
+    async fn queued_audit(&self, limit: u32) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
+    /// Removes queued entries once they are in the log.
+    async fn dequeue_audit(&self, ids: &[i64]) -> Result<(), StoreError>;
+
     /// Every pinned tool definition.
     async fn tool_pins(&self) -> Result<Vec<ToolPin>, StoreError>;
     /// Inserts or replaces the pin of (`upstream`, `tool`).

@@ -90,6 +90,13 @@ CREATE TABLE tool_pins (
     PRIMARY KEY (upstream, tool)
 );
 "#,
+    r#"
+CREATE TABLE audit_outbox (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry      BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The embedded registry.
@@ -604,6 +611,37 @@ impl Registry for SqliteRegistry {
             )));
         }
         Ok(current)
+    }
+
+    async fn enqueue_audit(&self, entry: &[u8], now: u64) -> Result<i64, StoreError> {
+        let r = sqlx::query("INSERT INTO audit_outbox (entry, created_at) VALUES ($1, $2)")
+            .bind(entry)
+            .bind(db_ts(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    async fn queued_audit(&self, limit: u32) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        sqlx::query("SELECT id, entry FROM audit_outbox ORDER BY id LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("entry")?)))
+            .collect()
+    }
+
+    async fn dequeue_audit(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for id in ids {
+            sqlx::query("DELETE FROM audit_outbox WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn tool_pins(&self) -> Result<Vec<ToolPin>, StoreError> {

@@ -42,7 +42,9 @@ pub fn decision_event(outcome: &str, severity: Option<&str>, rule: Option<&str>)
 pub struct TrustOutcome {
     pub event: TrustEvent,
     pub applied: Applied,
-    pub audit_index: u64,
+    /// Index of the audit entry, when this process wrote it (`None`: queued
+    /// for a gateway that holds the log).
+    pub audit_index: Option<u64>,
     /// Set when this event pushed the agent below the suspension floor.
     pub suspended: bool,
 }
@@ -131,16 +133,18 @@ impl Mesh {
         };
         self.registry().save_trust_state(&key, &state).await?;
         let detail = serde_json::to_value(&event).map_err(|e| MeshError::Invalid(e.to_string()))?;
-        let appended = self.record(Draft {
-            event: TRUST_EVENT.into(),
-            agent: key,
-            sponsor: agent.sponsor.clone(),
-            action: event.kind.label(),
-            trust_before: Some(applied.before),
-            trust_after: Some(applied.after),
-            detail,
-            ..Draft::default()
-        })?;
+        let recorded = self
+            .record(Draft {
+                event: TRUST_EVENT.into(),
+                agent: key,
+                sponsor: agent.sponsor.clone(),
+                action: event.kind.label(),
+                trust_before: Some(applied.before),
+                trust_after: Some(applied.after),
+                detail,
+                ..Draft::default()
+            })
+            .await?;
         let mut suspended = false;
         if applied.suspend && agent.status == AgentStatus::Active {
             let floor = self.trust_config()?.suspend_below.unwrap_or(0.0);
@@ -160,7 +164,7 @@ impl Mesh {
         Ok(TrustOutcome {
             event,
             applied,
-            audit_index: appended.index,
+            audit_index: recorded.index(),
             suspended,
         })
     }
@@ -237,7 +241,7 @@ impl Mesh {
     /// Folds every trust event in the audit log into a fresh engine and
     /// compares the result with the live, persisted state — exactly.
     pub async fn recompute_trust(&self) -> Result<RecomputeReport, MeshError> {
-        let log = self.audit()?;
+        let log = self.audit_reader()?;
         let mut fresh = TrustEngine::new(self.trust_config()?);
         let mut events = 0u64;
         for i in 0..log.size() {

@@ -629,3 +629,40 @@ async fn every_mutation_is_an_audit_leaf_and_checkpoints_verify() {
     let cp = agentmesh_audit::note::verify_checkpoint(&note, &v).expect("signed by the mesh key");
     assert_eq!(cp.size, 7);
 }
+
+#[tokio::test]
+async fn entries_recorded_while_another_process_holds_the_log_are_queued_then_appended() {
+    let (_dir, holder) = mesh().await;
+    holder
+        .create_sponsor("alice@company.com", None, NOW)
+        .await
+        .expect("sponsor");
+    let log = holder.audit().expect("the holder has the log");
+    let before = log.size();
+    // A second handle on the same home (as the CLI next to a running
+    // gateway): the log is locked, so its entries go to the outbox.
+    let other = Mesh::open(MeshHome::open(holder.home().root()).expect("home"))
+        .await
+        .expect("open");
+    other
+        .create_sponsor("bob@company.com", None, NOW)
+        .await
+        .expect("still works while the log is held");
+    assert!(!other.audit_opened());
+    assert_eq!(log.size(), before, "not appended by the other process");
+    assert_eq!(holder.drain_audit_outbox().await.expect("drain"), 1);
+    assert_eq!(log.size(), before + 1);
+    let e = log.entry(before).expect("entry");
+    assert_eq!(e.entry.draft.event, "sponsor.created");
+    assert_eq!(e.entry.draft.sponsor, "bob@company.com");
+    assert!(
+        e.entry.draft.detail["queued_at"].is_string(),
+        "{:?}",
+        e.entry.draft.detail
+    );
+    assert_eq!(
+        holder.drain_audit_outbox().await.expect("drain"),
+        0,
+        "dequeued"
+    );
+}
