@@ -1330,7 +1330,22 @@ impl Writer {
 
     fn run(mut self, rx: Receiver<Pending>) {
         let mut seg_buf = Vec::with_capacity(1 << 20);
-        while let Ok(first) = rx.recv() {
+        loop {
+            // Idle: make the state file current within `state_every`, so
+            // readers in other processes see the last entries too.
+            let first = match rx.recv_timeout(self.opts.state_every) {
+                Ok(p) => p,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.since_state > 0
+                        && let Err(e) = self.save()
+                    {
+                        self.fail(e.to_string(), Vec::new(), &rx);
+                        return;
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut batch = vec![first];
             while batch.len() < self.opts.max_batch {
                 match rx.try_recv() {

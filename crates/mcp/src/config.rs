@@ -29,6 +29,11 @@ pub struct GatewayConfig {
     pub audience: String,
     /// The policy file (relative paths are relative to this config file).
     pub policy: PathBuf,
+    /// Requests without credentials act as this registered agent. Only for
+    /// local development and conformance runs: it needs a loopback
+    /// `listen` address, and every decision is still audited (auth
+    /// `local`). Absent (the default): such requests get 401.
+    pub anonymous_agent: Option<String>,
     /// Browser origins allowed to call the gateway. Requests without an
     /// `Origin` header (non-browser clients) are always allowed; loopback
     /// origins are allowed when the gateway listens on loopback.
@@ -151,6 +156,11 @@ impl GatewayConfig {
                 "listen: {} is not a loopback address; set `allow_remote: true` to expose the gateway (and put TLS in front of it)",
                 cfg.listen
             )));
+        }
+        if cfg.anonymous_agent.is_some() && !cfg.listen.ip().is_loopback() {
+            return Err(err(
+                "anonymous_agent: only allowed when listening on a loopback address".into(),
+            ));
         }
         if !cfg.path.starts_with('/') {
             return Err(err(format!("path: `{}` must start with `/`", cfg.path)));

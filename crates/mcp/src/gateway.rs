@@ -17,7 +17,8 @@ use crate::config::GatewayConfig;
 use crate::govern::{Governor, Judgement, Route, Ticket};
 use crate::message::{
     self, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_REQUEST, Kind, METHOD_NOT_FOUND,
-    UPSTREAM_UNAVAILABLE, error_response, raw_object, replace_field, result_response, to_raw,
+    UNAUTHENTICATED, UPSTREAM_UNAVAILABLE, error_response, raw_object, replace_field,
+    result_response, to_raw,
 };
 use crate::sse;
 use crate::upstream::{
@@ -243,7 +244,12 @@ impl Gateway {
     }
 
     fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<Principal, AuthError> {
-        let auth = header(headers, "authorization").ok_or(AuthError::Missing)?;
+        let Some(auth) = header(headers, "authorization") else {
+            return match &self.inner.cfg.anonymous_agent {
+                Some(agent) => self.inner.governor.engine().local_principal(agent),
+                None => Err(AuthError::Missing),
+            };
+        };
         let token = auth
             .strip_prefix("Bearer ")
             .or_else(|| auth.strip_prefix("bearer "))
@@ -308,13 +314,22 @@ fn unauthorized(e: &AuthError) -> Response {
             other.code()
         ),
     };
+    // A valid credential for an agent that may not act now is forbidden,
+    // not unauthenticated.
+    let status = match e {
+        AuthError::Inactive(_) => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNAUTHORIZED,
+    };
     Response::builder()
-        .status(StatusCode::UNAUTHORIZED)
+        .status(status)
         .header("www-authenticate", challenge)
         .header("content-type", "application/json")
-        .body(Body::from(
-            json!({"error": e.code(), "message": e.to_string()}).to_string(),
-        ))
+        .body(Body::from(error_response(
+            None,
+            UNAUTHENTICATED,
+            &e.to_string(),
+            Some(json!({"reason": e.code()})),
+        )))
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 

@@ -23,6 +23,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const HEADER_MISMATCH: i64 = -32020;
 /// 2026-07-28: the requested protocol version is not supported.
 pub const UNSUPPORTED_VERSION: i64 = -32022;
+/// AgentMesh: the request carries no valid credential (HTTP 401/403).
+pub const UNAUTHENTICATED: i64 = -31000;
 /// AgentMesh: the call was denied by governance. Outside the JSON-RPC and
 /// MCP reserved ranges (−32768…−32000), as the spec asks of new codes.
 pub const POLICY_DENIED: i64 = -31001;
