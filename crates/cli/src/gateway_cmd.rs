@@ -21,6 +21,7 @@ pub async fn run(mesh: Mesh, config: &Path) -> Result<Output> {
         EngineConfig {
             audience: cfg.audience.clone(),
             wait_durable: cfg.wait_durable_audit,
+            refresh_every: std::time::Duration::from_millis(cfg.registry_refresh_ms.max(50)),
             ..EngineConfig::default()
         },
     )

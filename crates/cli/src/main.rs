@@ -519,8 +519,15 @@ fn main() -> std::process::ExitCode {
         Command::Mcp(McpCmd::Wrap { .. } | McpCmd::Gateway { .. })
     );
     let built = if serving {
+        // AGENTMESH_WORKER_THREADS overrides the default of 2 (this
+        // machine class has 2 cores).
+        let workers = std::env::var("AGENTMESH_WORKER_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| (1..=64).contains(n))
+            .unwrap_or(2);
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(workers)
             .enable_all()
             .build()
     } else {

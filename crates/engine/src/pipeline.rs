@@ -276,7 +276,18 @@ impl Engine {
         let states = mesh.registry().trust_states().await?;
         let catalogues =
             Catalogues::builtin().map_err(|e| EngineError::Catalogues(e.to_string()))?;
-        let audit = mesh.audit()?;
+        // Decisions arrive in a steady trickle; a 2 ms commit linger turns
+        // one fsync per entry into one per batch (nobody waits for it,
+        // unless `wait_durable`).
+        let audit = mesh.audit_with(agentmesh_audit::Options {
+            linger: if cfg.wait_durable {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_millis(2)
+            },
+            cache_tiles: 256,
+            ..agentmesh_audit::Options::default()
+        })?;
         let mesh_public = *mesh.home().mesh_key()?.public();
         let floor = cfg.trust_floor.or(trust_cfg.suspend_below);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

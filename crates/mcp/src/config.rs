@@ -50,6 +50,10 @@ pub struct GatewayConfig {
     /// Upstream request timeout (default 300 s).
     #[serde(default = "default_timeout")]
     pub upstream_timeout_secs: u64,
+    /// How often registry changes made elsewhere (revocations, new agents,
+    /// approvals, CLI audit entries) are picked up (default 1 s).
+    #[serde(default = "default_refresh_ms")]
+    pub registry_refresh_ms: u64,
     /// Wait for each decision's audit leaf to be durable before forwarding.
     #[serde(default)]
     pub wait_durable_audit: bool,
@@ -99,6 +103,9 @@ fn default_idle() -> u64 {
 }
 fn default_max_sessions() -> usize {
     10_000
+}
+fn default_refresh_ms() -> u64 {
+    1000
 }
 fn default_timeout() -> u64 {
     300

@@ -208,6 +208,11 @@ impl Gateway {
             .route(&path, axum::routing::any(handle))
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             .with_state(self);
+        use axum::serve::ListenerExt;
+        // Small JSON-RPC answers should leave at once (no Nagle delay).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;

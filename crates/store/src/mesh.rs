@@ -158,13 +158,19 @@ impl Mesh {
     /// The mesh's audit log, opened for writing on first use. Another
     /// process holding it is waited for, briefly.
     pub fn audit(&self) -> Result<Arc<AuditLog>, MeshError> {
+        self.audit_with(AuditOptions::default())
+    }
+
+    /// As [`Mesh::audit`], opening the log with `opts` if this handle has
+    /// not opened it yet (a gateway opens it with a commit linger).
+    pub fn audit_with(&self, opts: AuditOptions) -> Result<Arc<AuditLog>, MeshError> {
         if let Some(a) = self.audit.get() {
             return Ok(a.clone());
         }
         let dir = self.home.audit_dir();
         let mut waited = std::time::Duration::ZERO;
         let log = loop {
-            match AuditLog::open(&dir, AuditOptions::default()) {
+            match AuditLog::open(&dir, opts.clone()) {
                 Ok(l) => break l,
                 Err(AuditError::Locked(_)) if waited < std::time::Duration::from_secs(10) => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
