@@ -6,6 +6,7 @@ mod audit_cmd;
 mod commands;
 mod compliance_cmd;
 mod gateway_cmd;
+mod install;
 mod mcp_cmd;
 mod output;
 mod policy_cmd;
@@ -117,9 +118,43 @@ pub enum McpCmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Point a desktop MCP client (Claude Desktop, Cursor, Windsurf, VS
+    /// Code) at the stdio wrapper: edits its config file, after a backup.
+    Install(InstallArgs),
     /// Pinned tool definitions: list, show what changed, approve a change.
     #[command(subcommand)]
     Pins(PinsCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// claude-desktop, cursor, windsurf or vscode.
+    #[arg(long)]
+    pub client: String,
+    /// Name of the server in the client's config (also its upstream name).
+    #[arg(long)]
+    pub name: String,
+    /// The agent the client acts as.
+    #[arg(long)]
+    pub agent: String,
+    /// Policy file.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// Use this config file instead of the client's default location.
+    #[arg(long)]
+    pub config_path: Option<PathBuf>,
+    /// The JSON key holding the servers (default: the client's).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Replace an existing server of the same name.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the new config instead of writing it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The server command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -843,3 +843,97 @@ fn compliance_evaluate_prints_the_seed_example_and_reports_render() {
         "one sponsor and three agents were registered"
     );
 }
+
+#[test]
+fn mcp_install_edits_a_client_config_with_a_backup_and_refuses_to_clobber() {
+    let h = Home::new();
+    h.seed();
+    let dir = h._dir.path();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, "agent: agent-a\nrules: []\n").expect("policy");
+    let cfg = dir.join("claude_desktop_config.json");
+    std::fs::write(
+        &cfg,
+        r#"{"mcpServers": {"other": {"command": "x"}}, "theme": "dark"}"#,
+    )
+    .expect("config");
+    let p = policy.display().to_string();
+    let c = cfg.display().to_string();
+    let args = [
+        "mcp",
+        "install",
+        "--client",
+        "claude-desktop",
+        "--name",
+        "fs",
+        "--agent",
+        "agent-a",
+        "--policy",
+        &p,
+        "--config-path",
+        &c,
+        "--",
+        "npx",
+        "-y",
+        "server-fs",
+        "/data",
+    ];
+    let out = h.json(&args);
+    let backup = out["backup"].as_str().expect("a backup was made");
+    assert!(
+        std::fs::read_to_string(backup)
+            .expect("backup")
+            .contains("\"other\"")
+    );
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).expect("cfg")).expect("json");
+    assert_eq!(v["theme"], "dark", "other settings are kept");
+    assert_eq!(v["mcpServers"]["other"]["command"], "x");
+    let entry = &v["mcpServers"]["fs"];
+    assert!(
+        entry["command"]
+            .as_str()
+            .expect("command")
+            .ends_with("agentmesh")
+    );
+    let a: Vec<&str> = entry["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(&a[2..6], ["mcp", "wrap", "--agent", "agent-a"]);
+    assert_eq!(&a[a.len() - 4..], ["npx", "-y", "server-fs", "/data"]);
+    // The same name again: refused without --force, nothing changes.
+    let before = std::fs::read_to_string(&cfg).expect("cfg");
+    let e = h.fails(&args);
+    assert!(e.contains("already has a server named `fs`"), "{e}");
+    assert_eq!(std::fs::read_to_string(&cfg).expect("cfg"), before);
+    // A config that is not JSON is left alone.
+    std::fs::write(&cfg, "{ not json").expect("garbage");
+    let e = h.fails(&args);
+    assert!(e.contains("not valid JSON"), "{e}");
+    assert_eq!(std::fs::read_to_string(&cfg).expect("cfg"), "{ not json");
+    // VS Code's format, dry run: nothing written.
+    let vs = dir.join("vscode-mcp.json");
+    let vsc = vs.display().to_string();
+    let dry = h.json(&[
+        "mcp",
+        "install",
+        "--client",
+        "vscode",
+        "--name",
+        "fs",
+        "--agent",
+        "agent-a",
+        "--policy",
+        &p,
+        "--config-path",
+        &vsc,
+        "--dry-run",
+        "--",
+        "server-fs",
+    ]);
+    assert_eq!(dry["would_write"]["servers"]["fs"]["type"], "stdio");
+    assert!(!vs.exists());
+}

@@ -57,10 +57,14 @@ fn parse_args() -> Result<Args, String> {
         match k.as_str() {
             "--url" => a.url = val()?,
             "--rate" => a.rate = val()?.parse().map_err(|e| format!("--rate: {e}"))?,
-            "--connections" => a.connections = val()?.parse().map_err(|e| format!("--connections: {e}"))?,
+            "--connections" => {
+                a.connections = val()?.parse().map_err(|e| format!("--connections: {e}"))?
+            }
             "--duration" => a.duration = val()?.parse().map_err(|e| format!("--duration: {e}"))?,
             "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
-            "--body-bytes" => a.body_bytes = val()?.parse().map_err(|e| format!("--body-bytes: {e}"))?,
+            "--body-bytes" => {
+                a.body_bytes = val()?.parse().map_err(|e| format!("--body-bytes: {e}"))?
+            }
             "--bearer" => a.bearer = Some(val()?),
             "--legacy" => a.legacy = true,
             other => return Err(format!("unknown argument {other}")),
@@ -132,7 +136,12 @@ fn body(shared: &Shared, id: u64) -> String {
     )
 }
 
-async fn send(s: &Shared, sender: &mut Sender, text: String, method: &str) -> Result<(u16, Bytes, Option<String>), String> {
+async fn send(
+    s: &Shared,
+    sender: &mut Sender,
+    text: String,
+    method: &str,
+) -> Result<(u16, Bytes, Option<String>), String> {
     let mut req = Request::builder()
         .method("POST")
         .uri(&s.target.path)
@@ -176,9 +185,7 @@ async fn send(s: &Shared, sender: &mut Sender, text: String, method: &str) -> Re
 }
 
 fn good(status: u16, body: &[u8]) -> bool {
-    status == 200
-        && memfind(body, b"\"result\"")
-        && !memfind(body, b"\"isError\":true")
+    status == 200 && memfind(body, b"\"result\"") && !memfind(body, b"\"isError\":true")
 }
 
 fn memfind(h: &[u8], n: &[u8]) -> bool {
@@ -203,9 +210,15 @@ async fn open_session(args: &Args, t: &Target) -> Result<Option<String>, String>
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"agentmesh-loadgen","version":"1"}}}"#;
     let (status, b, sid) = send(&shared, &mut c, init.to_owned(), "initialize").await?;
     if status != 200 {
-        return Err(format!("initialize: HTTP {status}: {}", String::from_utf8_lossy(&b)));
+        return Err(format!(
+            "initialize: HTTP {status}: {}",
+            String::from_utf8_lossy(&b)
+        ));
     }
-    let shared = Shared { session: sid.clone(), ..shared };
+    let shared = Shared {
+        session: sid.clone(),
+        ..shared
+    };
     let (status, _, _) = send(
         &shared,
         &mut c,
@@ -227,7 +240,14 @@ struct Tally {
     first_bad: Option<String>,
 }
 
-async fn worker(s: Arc<Shared>, index: usize, start: Instant, end: Instant, next: Arc<AtomicU64>, record_from: Instant) -> Tally {
+async fn worker(
+    s: Arc<Shared>,
+    index: usize,
+    start: Instant,
+    end: Instant,
+    next: Arc<AtomicU64>,
+    record_from: Instant,
+) -> Tally {
     let mut t = Tally::default();
     let mut c = match connect(&s.target).await {
         Ok(c) => c,
@@ -237,7 +257,11 @@ async fn worker(s: Arc<Shared>, index: usize, start: Instant, end: Instant, next
             return t;
         }
     };
-    let interval_ns = if s.args.rate > 0 { 1_000_000_000 / s.args.rate } else { 0 };
+    let interval_ns = if s.args.rate > 0 {
+        1_000_000_000 / s.args.rate
+    } else {
+        0
+    };
     let mut id = (index as u64 + 1) * 1_000_000_000;
     let mut prev_done = start;
     loop {
@@ -280,11 +304,17 @@ async fn worker(s: Arc<Shared>, index: usize, start: Instant, end: Instant, next
         match r {
             Ok((status, b, _)) if good(status, &b) => {
                 t.ok += 1;
-                t.latencies_ns.push(done.duration_since(scheduled).as_nanos() as u64);
+                t.latencies_ns
+                    .push(done.duration_since(scheduled).as_nanos() as u64);
             }
             Ok((status, b, _)) => {
                 t.bad += 1;
-                t.first_bad.get_or_insert_with(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&b[..b.len().min(300)])));
+                t.first_bad.get_or_insert_with(|| {
+                    format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&b[..b.len().min(300)])
+                    )
+                });
             }
             Err(e) => {
                 t.bad += 1;
