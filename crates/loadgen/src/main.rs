@@ -257,11 +257,7 @@ async fn worker(
             return t;
         }
     };
-    let interval_ns = if s.args.rate > 0 {
-        1_000_000_000 / s.args.rate
-    } else {
-        0
-    };
+    let interval_ns = 1_000_000_000u64.checked_div(s.args.rate).unwrap_or(0);
     let mut id = (index as u64 + 1) * 1_000_000_000;
     let mut prev_done = start;
     loop {
