@@ -282,7 +282,32 @@ def check_audit():
         ok(False, "checkpoint signature")
 
 
+def check_credential():
+    v = json.loads((ROOT / "docs/wire/vectors/credential.json").read_text())
+    pk = pub_from_seed(v["mesh_seed"])
+    ok(pk.hex() == v["mesh_public_key"], "credential: mesh key from seed")
+    text = v["credential"]
+    ok(text.startswith("amcr1."), "credential prefix")
+    payload_b64, sig_b64 = text[len("amcr1."):].split(".")
+    ok(payload_b64 == v["payload_b64url"] and sig_b64 == v["signature_b64url"], "credential parts")
+    payload = unb64url(payload_b64)
+    canonical = json.dumps(v["claims"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    ok(payload == canonical.encode(), "credential payload is the canonical JSON of the claims")
+    ok(verify(pk, v["domain"], payload, unb64url(sig_b64)), "credential signature")
+    claims = json.loads(payload)
+    for c in v["checks"]:
+        valid = claims["aud"] in ("*", c["audience"]) and c["now"] < claims["exp"] and claims["iat"] <= c["now"] + 30
+        ok(valid == c["valid"], f"credential check at {c['now']} for {c['audience']}")
+    t = v["tampered"][len("amcr1."):].split(".")
+    try:
+        bad = verify(pk, v["domain"], unb64url(t[0]), unb64url(t[1]))
+    except Exception:
+        bad = False
+    ok(not bad, "tampered credential rejected")
+
+
 check_identity()
+check_credential()
 check_delegation()
 check_rfc6962()
 check_audit()
