@@ -933,7 +933,6 @@ impl Engine {
             }
         });
         drop(shard);
-        let _ = &self.inner.trust_cfg;
     }
 
     /// Holds a call that needs approval until a human decides (through the

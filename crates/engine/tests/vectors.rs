@@ -64,7 +64,10 @@ fn committed_credential_vectors_match() {
     let committed: Value =
         serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors file"))
             .expect("json");
-    assert_eq!(committed, generated, "credential wire format changed: regenerate on purpose");
+    assert_eq!(
+        committed, generated,
+        "credential wire format changed: regenerate on purpose"
+    );
     let mesh = KeyPair::from_seed(&[0x4d; 32]);
     let text = committed["credential"].as_str().expect("text");
     for c in committed["checks"].as_array().expect("checks") {

@@ -626,7 +626,7 @@ async fn request(
                         String::from_utf8_lossy(&answer).into_owned(),
                     )
                 }
-                Err(e) => upstream_failed(gw, p, ticket.as_deref(), id, &e),
+                Err(e) => upstream_failed(gw, ticket.as_deref(), id, &e),
             }
         }
         Conn::Http(h) => {
@@ -636,12 +636,12 @@ async fn request(
             {
                 out.insert("mcp-name", hdr(n));
             }
-            if let Err(r) = session_headers(gw, index, up, h, session.as_deref(), &mut out).await {
+            if let Err(r) = session_headers(index, up, h, session.as_deref(), &mut out).await {
                 return r;
             }
             let resp = match h.send(Method::POST, out, text).await {
                 Ok(r) => r,
-                Err(e) => return upstream_failed(gw, p, ticket.as_deref(), id, &e),
+                Err(e) => return upstream_failed(gw, ticket.as_deref(), id, &e),
             };
             relay(
                 gw,
@@ -659,20 +659,13 @@ async fn request(
     }
 }
 
-fn upstream_failed(
-    gw: &Gateway,
-    p: &Principal,
-    ticket: Option<&Ticket>,
-    id: &str,
-    e: &UpstreamError,
-) -> Response {
+fn upstream_failed(gw: &Gateway, ticket: Option<&Ticket>, id: &str, e: &UpstreamError) -> Response {
     if let Some(t) = ticket {
         gw.inner.governor.record(
             t,
             error_response(Some(id), UPSTREAM_UNAVAILABLE, "", None).as_bytes(),
         );
     }
-    let _ = p;
     json_response(
         StatusCode::OK,
         error_response(Some(id), UPSTREAM_UNAVAILABLE, &e.to_string(), None),
@@ -683,14 +676,12 @@ fn upstream_failed(
 /// session's upstream session, or the gateway's shared session when a
 /// session-less (modern) client talks to a legacy-only upstream.
 async fn session_headers(
-    gw: &Gateway,
     index: usize,
     up: &Upstream,
     h: &HttpUpstream,
     session: Option<&Session>,
     out: &mut HeaderMap,
 ) -> Result<(), Response> {
-    let _ = gw;
     match session {
         Some(s) => {
             if let Some(Some(sid)) = s.upstream.get(&index) {
@@ -836,7 +827,7 @@ async fn relay(
                     gw.inner.upstreams[index].route.upstream.to_string(),
                     e.to_string(),
                 );
-                return upstream_failed(gw, p, ticket.as_deref(), id, &err);
+                return upstream_failed(gw, ticket.as_deref(), id, &err);
             }
         };
         let out = process_response(
@@ -933,7 +924,7 @@ async fn forward_one_way(
                     continue;
                 }
                 let mut out = forwardable(headers);
-                if let Err(r) = session_headers(gw, i, up, h, session, &mut out).await {
+                if let Err(r) = session_headers(i, up, h, session, &mut out).await {
                     return r;
                 }
                 match h.send(Method::POST, out, body.clone()).await {
@@ -1195,10 +1186,7 @@ async fn federated(
                         Conn::Http(h) => {
                             let mut out = forwardable(headers);
                             out.remove("mcp-name");
-                            if session_headers(gw, i, up, h, session, &mut out)
-                                .await
-                                .is_err()
-                            {
+                            if session_headers(i, up, h, session, &mut out).await.is_err() {
                                 None
                             } else {
                                 h.call(out, text, "1").await.ok().and_then(|(_, _, b)| b)

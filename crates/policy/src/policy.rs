@@ -1299,3 +1299,44 @@ fn read_attr(req: &Request, path: &str) -> String {
         _ => "absent".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod reason_tests {
+    use super::Reason;
+
+    #[test]
+    fn reason_codes_are_the_serialized_names() {
+        use Reason::*;
+        for r in [
+            RuleAllow,
+            RuleWarn,
+            RuleDeny,
+            ApprovalRequired,
+            ApprovalGranted,
+            DefaultAllow,
+            DefaultDeny,
+            NoPolicy,
+            SponsorMismatch,
+            CapabilityNotHeld,
+            CapabilityOutsidePolicy,
+            InvalidCapability,
+            DelegationNotAllowed,
+            DelegationTooDeep,
+            EvaluationError,
+            RateLimited,
+            ComplianceDeny,
+            ComplianceOversight,
+            AgentInactive,
+            TrustBelowFloor,
+            ToolChanged,
+            ApprovalDenied,
+            ApprovalExpired,
+        ] {
+            assert_eq!(
+                serde_json::to_value(r).expect("serialize"),
+                serde_json::Value::from(r.code()),
+                "{r:?}"
+            );
+        }
+    }
+}
