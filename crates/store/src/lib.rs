@@ -14,7 +14,7 @@ mod home;
 mod mesh;
 mod records;
 mod registry;
-mod sqlite;
+mod sql;
 mod trust;
 
 pub use error::StoreError;
@@ -24,7 +24,7 @@ pub use records::{
     AgentRecord, ApprovalRecord, ApprovalStatus, KeyCustody, RevokedLink, SponsorRecord, ToolPin,
 };
 pub use registry::{Registry, load_directory, parse_hex32};
-pub use sqlite::SqliteRegistry;
+pub use sql::{Backend, SqlRegistry, SqliteRegistry};
 pub use trust::{RecomputeReport, TRUST_DETAIL_KEY, TRUST_EVENT, TrustOutcome, decision_event};
 
 /// Seconds since the Unix epoch, from the system clock.

@@ -7,7 +7,7 @@ use agentmesh_delegation::AgentStatus;
 use agentmesh_identity::{Jwk, KeyPair};
 use agentmesh_store::{
     ApprovalRecord, ApprovalStatus, KeyKind, Mesh, MeshError, MeshHome, NewAgent, NewDelegation,
-    SqliteRegistry, StoreError, ToolPin, load_directory,
+    SqlRegistry, SqliteRegistry, StoreError, ToolPin, load_directory,
 };
 use std::sync::Arc;
 
@@ -274,6 +274,71 @@ async fn registry_suite(mesh: &Mesh) {
 async fn sqlite_file_backend_passes_the_suite() {
     let (_dir, mesh) = mesh().await;
     registry_suite(&mesh).await;
+}
+
+/// A PostgreSQL registry in a fresh schema of the database named by
+/// `AGENTMESH_TEST_POSTGRES_URL` (`.ci/run` sets it and fails without it).
+/// `None` (with a message) when unset outside CI.
+async fn postgres_registry() -> Option<SqlRegistry> {
+    let Ok(base) = std::env::var("AGENTMESH_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set AGENTMESH_TEST_POSTGRES_URL"
+        );
+        eprintln!("skipping the PostgreSQL backend: AGENTMESH_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    let schema = format!(
+        "am_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    );
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&base)
+        .await
+        .expect("connect to PostgreSQL");
+    // The name is ours (digits and underscores only), not input.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    Some(
+        SqlRegistry::connect_postgres(&url)
+            .await
+            .expect("postgres registry"),
+    )
+}
+
+#[tokio::test]
+async fn postgres_backend_passes_the_suite() {
+    let Some(pg) = postgres_registry().await else {
+        return;
+    };
+    assert_eq!(pg.backend(), agentmesh_store::Backend::Postgres);
+    let (_dir, file_mesh) = mesh().await;
+    let mesh = Mesh::new(file_mesh.home().clone(), Arc::new(pg));
+    registry_suite(&mesh).await;
+}
+
+#[tokio::test]
+async fn postgres_outbox_queues_and_dequeues() {
+    let Some(pg) = postgres_registry().await else {
+        return;
+    };
+    use agentmesh_store::Registry;
+    let a = pg.enqueue_audit(b"first", NOW).await.expect("enqueue");
+    let b = pg.enqueue_audit(b"second", NOW).await.expect("enqueue");
+    assert!(b > a);
+    let q = pg.queued_audit(10).await.expect("queued");
+    assert_eq!(q, vec![(a, b"first".to_vec()), (b, b"second".to_vec())]);
+    pg.dequeue_audit(&[a]).await.expect("dequeue");
+    assert_eq!(pg.queued_audit(10).await.expect("queued").len(), 1);
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
-//! The embedded registry: one SQLite file in WAL mode with `synchronous=FULL`,
-//! so a write that returned is on disk.
+//! The registry in SQL: one implementation over sqlx's `Any` driver, for
+//! the embedded SQLite file (WAL, `synchronous=FULL`: a write that returned
+//! is on disk) and for PostgreSQL (several `serve` replicas on one
+//! database). The statements are the same for both; only the schema DDL
+//! and the write-transaction opener differ.
 
 use crate::registry::Registry;
 use crate::{
@@ -10,17 +13,14 @@ use agentmesh_capability::Capability;
 use agentmesh_delegation::AgentStatus;
 use agentmesh_identity::{Did, SpiffeId, Sponsorship};
 use agentmesh_trust::AgentTrust;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
 use std::path::Path;
 use std::time::Duration;
 
 /// Schema migrations, applied in order; the index + 1 is the version.
-/// Never edit a released entry: append a new one.
-const MIGRATIONS: &[&str] = &[
+/// Never edit a released entry: append a new one (to both lists).
+const SQLITE_MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE sponsors (
     email        TEXT PRIMARY KEY,
@@ -99,61 +99,215 @@ CREATE TABLE audit_outbox (
 "#,
 ];
 
-/// The embedded registry.
-#[derive(Debug, Clone)]
-pub struct SqliteRegistry {
-    pool: SqlitePool,
+/// The same schema for PostgreSQL (64-bit integers, BYTEA, identity keys).
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE sponsors (
+    email        TEXT PRIMARY KEY,
+    did          TEXT NOT NULL UNIQUE,
+    capabilities TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    active       BIGINT NOT NULL
+);
+CREATE TABLE agents (
+    name          TEXT PRIMARY KEY,
+    did           TEXT NOT NULL UNIQUE,
+    spiffe_id     TEXT NOT NULL UNIQUE,
+    sponsor       TEXT NOT NULL REFERENCES sponsors(email),
+    sponsor_did   TEXT NOT NULL,
+    parent_did    TEXT REFERENCES agents(did),
+    capabilities  TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'revoked')),
+    status_reason TEXT,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    expires_at    BIGINT,
+    key_custody   TEXT NOT NULL CHECK (key_custody IN ('home', 'external')),
+    sponsorship   TEXT NOT NULL
+);
+CREATE INDEX agents_by_parent ON agents(parent_did);
+CREATE TABLE revoked_links (
+    hash       TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    revoked_at BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE trust_state (
+    agent      TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE approvals (
+    id               TEXT PRIMARY KEY,
+    caller           TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    arguments_sha256 TEXT NOT NULL,
+    policy_version   TEXT NOT NULL,
+    rule             TEXT NOT NULL,
+    approvers        TEXT NOT NULL,
+    state            TEXT NOT NULL
+        CHECK (state IN ('pending', 'approved', 'denied', 'used', 'expired')),
+    decided_by       TEXT,
+    decided_at       BIGINT,
+    reason           TEXT,
+    created_at       BIGINT NOT NULL,
+    expires_at       BIGINT NOT NULL,
+    summary          TEXT NOT NULL
+);
+CREATE INDEX approvals_by_state ON approvals(state, created_at);
+CREATE TABLE tool_pins (
+    upstream           TEXT NOT NULL,
+    tool               TEXT NOT NULL,
+    sha256             TEXT NOT NULL,
+    definition         TEXT NOT NULL,
+    pinned_at          BIGINT NOT NULL,
+    changed_sha256     TEXT,
+    changed_definition TEXT,
+    changed_at         BIGINT,
+    PRIMARY KEY (upstream, tool)
+);
+"#,
+    r#"
+CREATE TABLE audit_outbox (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    entry      BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+"#,
+];
+
+/// Which database a registry is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
-impl SqliteRegistry {
-    /// Opens (creating if needed) the database file and migrates it.
+/// The registry on SQLite (embedded) or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlRegistry {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The embedded registry's historical name.
+pub type SqliteRegistry = SqlRegistry;
+
+/// Percent-encodes a filesystem path for a `sqlite://` URL.
+fn sqlite_url(path: &Path) -> String {
+    let mut out = String::from("sqlite://");
+    for b in path.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str("?mode=rwc");
+    out
+}
+
+impl SqlRegistry {
+    /// Opens (creating if needed) the SQLite database file and migrates it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        Self::connect_sqlite(&sqlite_url(path), 4).await
+    }
+
+    /// An in-memory SQLite database, for tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        Self::connect_sqlite("sqlite::memory:", 1).await
+    }
+
+    async fn connect_sqlite(url: &str, max: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Durable writes, enforced references, and waiting (not
+                    // failing) when another process holds the write lock.
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
             .await?;
-        let registry = Self { pool };
+        let registry = Self {
+            pool,
+            backend: Backend::Sqlite,
+        };
         registry.migrate().await?;
         Ok(registry)
     }
 
-    /// An in-memory database, for tests.
-    pub async fn in_memory() -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+    /// Connects to PostgreSQL (`postgres://…`) and migrates the schema
+    /// (concurrent replicas serialise on an advisory lock).
+    pub async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
             .await?;
-        let registry = Self { pool };
+        let registry = Self {
+            pool,
+            backend: Backend::Postgres,
+        };
         registry.migrate().await?;
         Ok(registry)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool (for the control plane's own queries and notifications).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A write transaction: SQLite takes the write lock at once (no
+    /// upgrade from a read snapshot, which can fail with BUSY_SNAPSHOT).
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7477334)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
             .execute(&mut *tx)
             .await?;
         let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
             .fetch_one(&mut *tx)
             .await?;
         let current = current.unwrap_or(0);
-        if current > MIGRATIONS.len() as i64 {
+        if current > migrations.len() as i64 {
             return Err(StoreError::Conflict(format!(
                 "registry schema version {current} is newer than this build understands ({}); upgrade agentmesh",
-                MIGRATIONS.len()
+                migrations.len()
             )));
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
             sqlx::raw_sql(*sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
                 .bind(i as i64 + 1)
@@ -193,7 +347,7 @@ fn ts(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn sponsor_from_row(row: &SqliteRow) -> Result<SponsorRecord, StoreError> {
+fn sponsor_from_row(row: &AnyRow) -> Result<SponsorRecord, StoreError> {
     let did: String = row.try_get("did")?;
     let caps: String = row.try_get("capabilities")?;
     Ok(SponsorRecord {
@@ -206,7 +360,7 @@ fn sponsor_from_row(row: &SqliteRow) -> Result<SponsorRecord, StoreError> {
     })
 }
 
-fn agent_from_row(row: &SqliteRow) -> Result<AgentRecord, StoreError> {
+fn agent_from_row(row: &AnyRow) -> Result<AgentRecord, StoreError> {
     let did: String = row.try_get("did")?;
     let sponsor_did: String = row.try_get("sponsor_did")?;
     let parent: Option<String> = row.try_get("parent_did")?;
@@ -250,10 +404,7 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-async fn agent_in_tx(
-    tx: &mut Transaction<'_, Sqlite>,
-    did: &Did,
-) -> Result<AgentRecord, StoreError> {
+async fn agent_in_tx(tx: &mut Transaction<'_, Any>, did: &Did) -> Result<AgentRecord, StoreError> {
     let row = sqlx::query("SELECT * FROM agents WHERE did = $1")
         .bind(did_text(did))
         .fetch_optional(&mut **tx)
@@ -266,7 +417,7 @@ async fn agent_in_tx(
 }
 
 #[async_trait::async_trait]
-impl Registry for SqliteRegistry {
+impl Registry for SqlRegistry {
     async fn insert_sponsor(&self, s: &SponsorRecord) -> Result<(), StoreError> {
         let result = sqlx::query(
             "INSERT INTO sponsors (email, did, capabilities, created_at, active) VALUES ($1, $2, $3, $4, $5)",
@@ -396,7 +547,7 @@ impl Registry for SqliteRegistry {
         reason: &str,
         now: u64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         agent_in_tx(&mut tx, did).await?;
         // The agent and all its descendants, the agent first, then by depth.
         let rows = sqlx::query(
@@ -441,7 +592,7 @@ impl Registry for SqliteRegistry {
                 "use revoke_agent to revoke (it also revokes descendants)".into(),
             ));
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let agent = agent_in_tx(&mut tx, did).await?;
         if agent.status == AgentStatus::Revoked {
             return Err(StoreError::Conflict(format!(
@@ -614,12 +765,14 @@ impl Registry for SqliteRegistry {
     }
 
     async fn enqueue_audit(&self, entry: &[u8], now: u64) -> Result<i64, StoreError> {
-        let r = sqlx::query("INSERT INTO audit_outbox (entry, created_at) VALUES ($1, $2)")
-            .bind(entry)
-            .bind(db_ts(now))
-            .execute(&self.pool)
-            .await?;
-        Ok(r.last_insert_rowid())
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_outbox (entry, created_at) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(entry)
+        .bind(db_ts(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
     }
 
     async fn queued_audit(&self, limit: u32) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
@@ -633,7 +786,7 @@ impl Registry for SqliteRegistry {
     }
 
     async fn dequeue_audit(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for id in ids {
             sqlx::query("DELETE FROM audit_outbox WHERE id = $1")
                 .bind(id)
@@ -680,12 +833,12 @@ fn db_ts(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn json_column(row: &SqliteRow, column: &str) -> Result<serde_json::Value, StoreError> {
+fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| corrupt(column, e))
 }
 
-fn approval_from_row(row: &SqliteRow) -> Result<ApprovalRecord, StoreError> {
+fn approval_from_row(row: &AnyRow) -> Result<ApprovalRecord, StoreError> {
     let approvers: String = row.try_get("approvers")?;
     let state: String = row.try_get("state")?;
     Ok(ApprovalRecord {
@@ -706,7 +859,7 @@ fn approval_from_row(row: &SqliteRow) -> Result<ApprovalRecord, StoreError> {
     })
 }
 
-fn pin_from_row(row: &SqliteRow) -> Result<ToolPin, StoreError> {
+fn pin_from_row(row: &AnyRow) -> Result<ToolPin, StoreError> {
     let changed: Option<String> = row.try_get("changed_definition")?;
     Ok(ToolPin {
         upstream: row.try_get("upstream")?,
