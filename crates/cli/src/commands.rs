@@ -47,7 +47,33 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Policy(cmd) => crate::policy_cmd::run(cmd, now),
         Command::Audit(cmd) => crate::audit_cmd::run(&cli.home, cmd).await,
         Command::Compliance(cmd) => crate::compliance_cmd::run(&cli.home, cmd).await,
+        Command::Mcp(crate::McpCmd::Gateway {
+            config,
+            control_plane: Some(url),
+            control_plane_token_file,
+        }) => {
+            crate::gateway_cmd::run_attached(
+                &cli.home,
+                &config,
+                &url,
+                control_plane_token_file.as_deref(),
+            )
+            .await
+        }
         Command::Mcp(cmd) => crate::mcp_cmd::run(open(&cli.home).await?, cmd).await,
+        Command::Serve(a) => {
+            crate::serve_cmd::run(
+                &cli.home,
+                crate::serve_cmd::ServeArgs {
+                    listen: a.listen,
+                    database: a.database,
+                    admin_token_file: a.admin_token_file,
+                    replica: a.replica,
+                    credential_ttl: a.credential_ttl,
+                },
+            )
+            .await
+        }
         Command::Approvals(cmd) => crate::mcp_cmd::approvals(&open(&cli.home).await?, cmd).await,
         Command::Credential(cmd) => crate::mcp_cmd::credential(&open(&cli.home).await?, cmd).await,
         Command::Trust(cmd) => {

@@ -1,4 +1,4 @@
-//! `agentmesh mcp gateway --config gw.yaml`.
+//! `agentmesh mcp gateway --config gw.yaml [--control-plane <url>]`.
 
 use crate::output::Output;
 use agentmesh_engine::{Engine, EngineConfig};
@@ -6,7 +6,11 @@ use agentmesh_mcp::config::GatewayConfig;
 use agentmesh_mcp::gateway::{Gateway, bind};
 use agentmesh_mcp::govern::Governor;
 use agentmesh_mcp::pins::Pins;
-use agentmesh_store::Mesh;
+use agentmesh_policy::{PolicyHandle, PolicySet};
+use agentmesh_server::client::{
+    ControlPlane, FeedEvent, RemoteRegistry, follow_events, ship_audit,
+};
+use agentmesh_store::{Mesh, MeshHome, StoreError, unix_now};
 use anyhow::{Context, Result, anyhow};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,17 +19,153 @@ pub async fn run(mesh: Mesh, config: &Path) -> Result<Output> {
     let cfg = GatewayConfig::load(config).map_err(|e| anyhow!("{e}"))?;
     let (policy, _watcher) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
         .with_context(|| format!("policy {}", cfg.policy.display()))?;
+    let engine = Engine::start(mesh.clone(), policy, engine_config(&cfg, None)).await?;
+    serve(mesh, engine, cfg, Vec::new()).await
+}
+
+fn engine_config(
+    cfg: &GatewayConfig,
+    authority: Option<agentmesh_identity::PublicKey>,
+) -> EngineConfig {
+    EngineConfig {
+        audience: cfg.audience.clone(),
+        wait_durable: cfg.wait_durable_audit,
+        refresh_every: std::time::Duration::from_millis(cfg.registry_refresh_ms.max(50)),
+        authority,
+        ..EngineConfig::default()
+    }
+}
+
+/// The gateway attached to a control plane: its registry is the control
+/// plane's (a cached snapshot, reloaded on every pushed change and kept
+/// while the control plane is down), credentials are checked against the
+/// control plane's key, its published policy replaces the local file, and
+/// this gateway's audit log is shipped to it. The local home keeps the
+/// gateway's own audit log, its checkpoint key and tool pins.
+pub async fn run_attached(
+    home: &Path,
+    config: &Path,
+    url: &str,
+    token_file: Option<&Path>,
+) -> Result<Output> {
+    let cfg = GatewayConfig::load(config).map_err(|e| anyhow!("{e}"))?;
+    let token = match std::env::var("AGENTMESH_CONTROL_PLANE_TOKEN") {
+        Ok(t) if !t.is_empty() => t,
+        _ => {
+            let path = token_file.ok_or_else(|| {
+                anyhow!("--control-plane needs the admin token: set AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file")
+            })?;
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let cp = ControlPlane::new(url, Some(&token)).map_err(|e| anyhow!("{e}"))?;
+    // Fail closed at start: without the authority key and a first
+    // snapshot there is nothing to enforce with.
+    let (mesh_did, authority) = cp
+        .authority()
+        .await
+        .map_err(|e| anyhow!("{e}; the gateway needs the control plane to start"))?;
+    let remote = Arc::new(RemoteRegistry::new(cp.clone()));
+    remote.snapshot().await.map_err(|e| anyhow!("{e}"))?;
+    let local = match MeshHome::open(home) {
+        Ok(h) => h,
+        Err(StoreError::NoHome(_)) => MeshHome::init(home, "agentmesh.local", unix_now()).await?,
+        Err(e) => return Err(e.into()),
+    };
+    let mesh = Mesh::new(local, remote.clone());
+    let (policy, watcher) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
+        .with_context(|| format!("policy {}", cfg.policy.display()))?;
+    let published = load_published(&cp, &policy).await;
     let engine = Engine::start(
         mesh.clone(),
-        policy,
-        EngineConfig {
-            audience: cfg.audience.clone(),
-            wait_durable: cfg.wait_durable_audit,
-            refresh_every: std::time::Duration::from_millis(cfg.registry_refresh_ms.max(50)),
-            ..EngineConfig::default()
-        },
+        policy.clone(),
+        engine_config(&cfg, Some(authority)),
     )
     .await?;
+    eprintln!(
+        "agentmesh: attached to control plane {url} ({mesh_did}){}",
+        if published {
+            "; using its published policy"
+        } else {
+            ""
+        }
+    );
+    let follower = {
+        let engine = engine.clone();
+        let remote = remote.clone();
+        let cp = cp.clone();
+        let policy = policy.clone();
+        follow_events(cp.clone(), move |event| {
+            let engine = engine.clone();
+            let remote = remote.clone();
+            let cp = cp.clone();
+            let policy = policy.clone();
+            async move {
+                match event {
+                    FeedEvent::Connected | FeedEvent::Change(_) => {
+                        if matches!(&event, FeedEvent::Connected)
+                            || matches!(&event, FeedEvent::Change(k) if k == "policy" || k == "resync")
+                        {
+                            load_published(&cp, &policy).await;
+                        }
+                        remote.invalidate();
+                        let _ = engine.refresh().await;
+                    }
+                    FeedEvent::Disconnected => {
+                        eprintln!(
+                            "agentmesh: control plane stream lost; enforcing with cached state"
+                        );
+                    }
+                }
+            }
+        })
+    };
+    let shipper = ship_audit(
+        cp,
+        engine.audit().clone(),
+        mesh.home().root().join("shipped-audit.cursor"),
+        cfg.audience.clone(),
+        std::time::Duration::from_secs(1),
+    );
+    let out = serve(mesh, engine, cfg, vec![follower, shipper]).await;
+    drop(watcher);
+    out
+}
+
+/// Replaces the policy with the control plane's published one, if any.
+async fn load_published(cp: &ControlPlane, policy: &Arc<PolicyHandle>) -> bool {
+    let Ok(doc) = cp.call(hyper::Method::GET, "/v1/policy", None).await else {
+        return false;
+    };
+    let Some(yaml) = doc["yaml"].as_str() else {
+        return false;
+    };
+    match PolicySet::from_yaml(yaml, "control-plane policy") {
+        Ok(set) => {
+            if set.version != policy.current().version {
+                let v = policy.replace(set);
+                eprintln!("agentmesh: control-plane policy in force (version {v})");
+            }
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "agentmesh: the control plane's policy is invalid here; keeping the current one:\n{e}"
+            );
+            false
+        }
+    }
+}
+
+async fn serve(
+    mesh: Mesh,
+    engine: Engine,
+    cfg: GatewayConfig,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Output> {
     let pins = Pins::load(Arc::new(mesh.home().registry().await?)).await?;
     let governor = Governor::new(engine.clone(), pins);
     let (listener, addr) = bind(&cfg)
@@ -40,16 +180,13 @@ pub async fn run(mesh: Mesh, config: &Path) -> Result<Output> {
     }
     // The one line a script waits for.
     println!("agentmesh gateway listening on http://{addr}{path}");
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-    };
-    gateway.serve(listener, shutdown).await.context("serving")?;
+    gateway
+        .serve(listener, crate::serve_cmd::shutdown_signal())
+        .await
+        .context("serving")?;
+    for t in tasks {
+        t.abort();
+    }
     let note = engine.shutdown().await?;
     eprintln!(
         "agentmesh: gateway stopped; trust state flushed{}",

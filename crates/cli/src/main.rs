@@ -10,6 +10,7 @@ mod install;
 mod mcp_cmd;
 mod output;
 mod policy_cmd;
+mod serve_cmd;
 mod trust_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -84,6 +85,30 @@ pub enum Command {
     /// Bearer credentials for agents, signed by the mesh authority key.
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// Run the control plane: REST API, registration with proof of
+    /// possession, credentials, revocation push, dashboard, metrics.
+    Serve(ServeCliArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeCliArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: std::net::SocketAddr,
+    /// PostgreSQL URL (`postgres://…`) for several replicas; default: the
+    /// embedded registry in the mesh home.
+    #[arg(long, env = "AGENTMESH_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Admin token file (created, 0600, when missing). Default:
+    /// `<home>/admin.token`. AGENTMESH_ADMIN_TOKEN overrides it.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Name of this replica (health, logs).
+    #[arg(long)]
+    pub replica: Option<String>,
+    /// Default lifetime of agent credentials.
+    #[arg(long, default_value = "15m")]
+    pub credential_ttl: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +142,15 @@ pub enum McpCmd {
         /// Gateway configuration (YAML); see docs/mcp-gateway.md.
         #[arg(long)]
         config: PathBuf,
+        /// Enforce with a control plane's registry, policy and revocations
+        /// (`http://host:7400`) instead of this home's registry; audit
+        /// entries are shipped to it. Needs its admin token
+        /// (AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file).
+        #[arg(long)]
+        control_plane: Option<String>,
+        /// File holding the control plane's admin token.
+        #[arg(long)]
+        control_plane_token_file: Option<PathBuf>,
     },
     /// Point a desktop MCP client (Claude Desktop, Cursor, Windsurf, VS
     /// Code) at the stdio wrapper: edits its config file, after a backup.
@@ -551,7 +585,7 @@ fn main() -> std::process::ExitCode {
     // Long-running servers get both cores; everything else one thread.
     let serving = matches!(
         &cli.command,
-        Command::Mcp(McpCmd::Wrap { .. } | McpCmd::Gateway { .. })
+        Command::Mcp(McpCmd::Wrap { .. } | McpCmd::Gateway { .. }) | Command::Serve(_)
     );
     let built = if serving {
         // AGENTMESH_WORKER_THREADS overrides the default of 2 (this

@@ -129,7 +129,7 @@ pub async fn run(mesh: Mesh, cmd: McpCmd) -> Result<Output> {
             }
             Ok(Output::new(serde_json::Value::Null, "").with_code(code.clamp(0, 255) as u8))
         }
-        McpCmd::Gateway { config } => crate::gateway_cmd::run(mesh, &config).await,
+        McpCmd::Gateway { config, .. } => crate::gateway_cmd::run(mesh, &config).await,
         McpCmd::Install(args) => crate::install::run(mesh.home().root(), args),
         McpCmd::Pins(cmd) => pins(&mesh, cmd).await,
     }

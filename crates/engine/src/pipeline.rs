@@ -69,6 +69,10 @@ pub struct EngineConfig {
     /// Wait until each decision's audit leaf is durable before answering
     /// (strict audit-before-act; costs one group-commit fsync per call).
     pub wait_durable: bool,
+    /// The key credentials must be signed by. `None`: this home's mesh
+    /// key. A gateway attached to a control plane uses the control
+    /// plane's.
+    pub authority: Option<PublicKey>,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +84,7 @@ impl Default for EngineConfig {
             flush_every: Duration::from_secs(1),
             approval_poll: Duration::from_millis(100),
             wait_durable: false,
+            authority: None,
         }
     }
 }
@@ -152,6 +157,8 @@ pub enum AuthError {
     UnknownAgent(String),
     #[error("{0}")]
     Inactive(String),
+    #[error("credential `{0}` was revoked")]
+    CredentialRevoked(String),
 }
 
 impl AuthError {
@@ -165,6 +172,7 @@ impl AuthError {
             AuthError::Proof(_) => "holder_proof_rejected",
             AuthError::UnknownAgent(_) => "unknown_agent",
             AuthError::Inactive(_) => "agent_inactive",
+            AuthError::CredentialRevoked(_) => "credential_revoked",
         }
     }
 }
@@ -288,7 +296,10 @@ impl Engine {
             cache_tiles: 256,
             ..agentmesh_audit::Options::default()
         })?;
-        let mesh_public = *mesh.home().mesh_key()?.public();
+        let mesh_public = match cfg.authority {
+            Some(k) => k,
+            None => *mesh.home().mesh_key()?.public(),
+        };
         let floor = cfg.trust_floor.or(trust_cfg.suspend_below);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = Engine {
@@ -496,6 +507,9 @@ impl Engine {
                 .verify(text, &self.inner.mesh_public, &self.inner.cfg.audience, now)
                 .map_err(AuthError::from)
                 .and_then(|checked| {
+                    if snap.credential_revoked(&checked.claims.id) {
+                        return Err(AuthError::CredentialRevoked(checked.claims.id.clone()));
+                    }
                     let agent = snap
                         .agent(&checked.subject)
                         .cloned()

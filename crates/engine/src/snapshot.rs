@@ -58,6 +58,8 @@ pub struct Snapshot {
     generation: u64,
     agents: HashMap<[u8; 32], Arc<AgentView>, foldhash::fast::RandomState>,
     by_name: HashMap<String, [u8; 32], foldhash::fast::RandomState>,
+    /// Ids of credentials revoked before they expire.
+    revoked_credentials: std::collections::HashSet<String, foldhash::fast::RandomState>,
 }
 
 impl Snapshot {
@@ -103,11 +105,19 @@ impl Snapshot {
                 .ok_or_else(|| StoreError::Corrupt(format!("revoked link hash `{}`", l.hash)))?;
             dir.revoke_link(bytes);
         }
+        let now = agentmesh_store::unix_now();
+        let revoked_credentials = registry
+            .revoked_credentials(now)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         Ok(Self {
             dir,
             generation,
             agents,
             by_name,
+            revoked_credentials,
         })
     }
 
@@ -126,6 +136,16 @@ impl Snapshot {
 
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// True when the credential with this id was revoked.
+    pub fn credential_revoked(&self, id: &str) -> bool {
+        !self.revoked_credentials.is_empty() && self.revoked_credentials.contains(id)
+    }
+
+    /// Number of agents in the snapshot.
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
     }
 }
 

@@ -28,6 +28,14 @@ impl PolicyHandle {
         self.current.load_full()
     }
 
+    /// Swaps in an already-loaded set (a policy distributed by the control
+    /// plane); returns its version.
+    pub fn replace(&self, set: PolicySet) -> Arc<str> {
+        let version = set.version.clone();
+        self.current.store(Arc::new(set));
+        version
+    }
+
     /// Loads `path`; on success swaps it in and returns the new version,
     /// otherwise keeps the current set and returns the diagnostics.
     pub fn reload_from(&self, path: &Path) -> Result<Arc<str>, LoadError> {

@@ -21,7 +21,8 @@ pub use error::StoreError;
 pub use home::{DEFAULT_HOME, Defaults, KeyKind, MeshConfig, MeshHome, read_private_key};
 pub use mesh::{Mesh, MeshError, NewAgent, NewDelegation, Recorded};
 pub use records::{
-    AgentRecord, ApprovalRecord, ApprovalStatus, KeyCustody, RevokedLink, SponsorRecord, ToolPin,
+    AgentRecord, ApprovalRecord, ApprovalStatus, Change, KeyCustody, PolicyDocument, Registration,
+    RegistrationStatus, RevokedCredential, RevokedLink, SponsorRecord, ToolPin,
 };
 pub use registry::{Registry, load_directory, parse_hex32};
 pub use sql::{Backend, SqlRegistry, SqliteRegistry};

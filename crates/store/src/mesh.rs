@@ -183,6 +183,19 @@ impl Mesh {
         Ok(self.audit.get_or_init(|| log).clone())
     }
 
+    /// The audit log for writing if no other process holds it now; never
+    /// waits. (A control-plane replica uses this to take over the log.)
+    pub fn try_audit(&self) -> Result<Option<Arc<AuditLog>>, MeshError> {
+        if let Some(a) = self.audit.get() {
+            return Ok(Some(a.clone()));
+        }
+        match AuditLog::open(&self.home.audit_dir(), AuditOptions::default()) {
+            Ok(l) => Ok(Some(self.audit.get_or_init(|| Arc::new(l)).clone())),
+            Err(AuditError::Locked(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The audit log for reading: this handle's writer if it has one,
     /// otherwise a read-only view (another process may be writing).
     pub fn audit_reader(&self) -> Result<Arc<AuditLog>, MeshError> {
@@ -486,6 +499,70 @@ impl Mesh {
         ))
         .await?;
         Ok(record)
+    }
+
+    /// Builds registry records for many externally-keyed agents of one
+    /// sponsor (the bulk registration path): validates names and
+    /// capabilities and signs each sponsorship with the sponsor's key held
+    /// in the home. Nothing is stored; insert them in one transaction.
+    pub fn build_imports<'a>(
+        &self,
+        sponsor: &SponsorRecord,
+        items: impl Iterator<Item = (&'a str, PublicKey, Vec<Capability>)>,
+        now: u64,
+    ) -> Result<Vec<AgentRecord>, MeshError> {
+        if !sponsor.active {
+            return Err(MeshError::SponsorInactive(sponsor.email.clone()));
+        }
+        let sponsor_key = self.home.read_key(KeyKind::Sponsor(&sponsor.email))?;
+        let domain = &self.home.config().trust_domain;
+        let mut out = Vec::new();
+        for (name, public_key, capabilities) in items {
+            validate_agent_name(name)?;
+            if capabilities.is_empty() {
+                return Err(MeshError::Invalid(format!(
+                    "agent `{name}` needs at least one capability"
+                )));
+            }
+            let capabilities = normalize(capabilities);
+            require_held(
+                &format!("sponsor {}", sponsor.email),
+                &sponsor.capabilities,
+                &capabilities,
+            )?;
+            let spiffe_id =
+                SpiffeId::for_agent(domain, name).map_err(|e| MeshError::Invalid(e.to_string()))?;
+            let sponsorship = Sponsorship {
+                agent_did: public_key.did(),
+                agent_name: name.to_owned(),
+                spiffe_id: spiffe_id.clone(),
+                sponsor: sponsor.email.clone(),
+                sponsor_did: sponsor.did,
+                capabilities: capabilities.clone(),
+                parent_did: None,
+                issued_at: now,
+                expires_at: None,
+                signature: String::new(),
+            }
+            .sign(&sponsor_key);
+            out.push(AgentRecord {
+                name: name.to_owned(),
+                did: public_key.did(),
+                spiffe_id,
+                sponsor: sponsor.email.clone(),
+                sponsor_did: sponsor.did,
+                parent_did: None,
+                capabilities,
+                status: AgentStatus::Active,
+                status_reason: None,
+                created_at: now,
+                updated_at: now,
+                expires_at: None,
+                key_custody: KeyCustody::External,
+                sponsorship,
+            });
+        }
+        Ok(out)
     }
 
     /// Finds an agent by name or DID.

@@ -131,3 +131,86 @@ pub struct ToolPin {
     pub changed_definition: Option<serde_json::Value>,
     pub changed_at: Option<u64>,
 }
+
+/// A credential withdrawn before it expired (kept until it would have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedCredential {
+    /// The credential's `id` claim.
+    pub id: String,
+    /// DID of the agent it was issued to.
+    pub agent: String,
+    pub reason: String,
+    pub revoked_at: u64,
+    /// When the credential expires anyway; the record can go after that.
+    pub expires_at: u64,
+}
+
+/// An agent that proved possession of its key and waits for its sponsor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub id: String,
+    pub name: String,
+    pub sponsor: String,
+    /// The key the agent proved it holds, as its DID.
+    pub agent_did: Did,
+    pub capabilities: Vec<Capability>,
+    /// Name or DID of the parent agent.
+    pub parent: Option<String>,
+    pub expires_at: Option<u64>,
+    pub state: RegistrationStatus,
+    pub created_at: u64,
+    pub decided_at: Option<u64>,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Where a registration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationStatus {
+    Pending,
+    /// The sponsor signed; the agent is in the registry.
+    Approved,
+    Rejected,
+}
+
+impl RegistrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationStatus::Pending => "pending",
+            RegistrationStatus::Approved => "approved",
+            RegistrationStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => RegistrationStatus::Pending,
+            "approved" => RegistrationStatus::Approved,
+            "rejected" => RegistrationStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// A policy document distributed by the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyDocument {
+    pub name: String,
+    pub yaml: String,
+    /// Lowercase hex SHA-256 of `yaml`.
+    pub sha256: String,
+    pub updated_at: u64,
+    pub updated_by: String,
+}
+
+/// One entry of the change feed: something other replicas and gateways
+/// must reload (`kind`: agent, sponsor, revocation, credential, approval,
+/// policy, registration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: i64,
+    pub kind: String,
+    pub subject: String,
+    pub at: u64,
+}

@@ -1,5 +1,6 @@
 use crate::{
-    AgentRecord, ApprovalRecord, ApprovalStatus, RevokedLink, SponsorRecord, StoreError, ToolPin,
+    AgentRecord, ApprovalRecord, ApprovalStatus, RevokedCredential, RevokedLink, SponsorRecord,
+    StoreError, ToolPin,
 };
 use agentmesh_delegation::{AgentEntry, AgentStatus, MemoryDirectory};
 use agentmesh_identity::Did;
@@ -73,6 +74,11 @@ pub trait Registry: Send + Sync {
     async fn queued_audit(&self, limit: u32) -> Result<Vec<(i64, Vec<u8>)>, StoreError>;
     /// Removes queued entries once they are in the log.
     async fn dequeue_audit(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Withdraws a credential before it expires (idempotent).
+    async fn revoke_credential(&self, revoked: &RevokedCredential) -> Result<(), StoreError>;
+    /// Revoked credentials that have not expired yet at `now`.
+    async fn revoked_credentials(&self, now: u64) -> Result<Vec<RevokedCredential>, StoreError>;
 
     /// Every pinned tool definition.
     async fn tool_pins(&self) -> Result<Vec<ToolPin>, StoreError>;

@@ -6,8 +6,8 @@
 
 use crate::registry::Registry;
 use crate::{
-    AgentRecord, ApprovalRecord, ApprovalStatus, KeyCustody, RevokedLink, SponsorRecord,
-    StoreError, ToolPin,
+    AgentRecord, ApprovalRecord, ApprovalStatus, Change, KeyCustody, PolicyDocument, Registration,
+    RegistrationStatus, RevokedCredential, RevokedLink, SponsorRecord, StoreError, ToolPin,
 };
 use agentmesh_capability::Capability;
 use agentmesh_delegation::AgentStatus;
@@ -97,6 +97,48 @@ CREATE TABLE audit_outbox (
     created_at INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE revoked_credentials (
+    id         TEXT PRIMARY KEY,
+    agent      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE challenges (
+    nonce      TEXT PRIMARY KEY,
+    purpose    TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE registrations (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    sponsor      TEXT NOT NULL,
+    agent_did    TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    parent       TEXT,
+    expires_at   INTEGER,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+    created_at   INTEGER NOT NULL,
+    decided_at   INTEGER,
+    decided_by   TEXT,
+    reason       TEXT
+);
+CREATE INDEX registrations_by_state ON registrations(state, created_at);
+CREATE TABLE policy_documents (
+    name       TEXT PRIMARY KEY,
+    yaml       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE changes (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind    TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    at      INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The same schema for PostgreSQL (64-bit integers, BYTEA, identity keys).
@@ -175,6 +217,48 @@ CREATE TABLE audit_outbox (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     entry      BYTEA NOT NULL,
     created_at BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE revoked_credentials (
+    id         TEXT PRIMARY KEY,
+    agent      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    revoked_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE challenges (
+    nonce      TEXT PRIMARY KEY,
+    purpose    TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE registrations (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    sponsor      TEXT NOT NULL,
+    agent_did    TEXT NOT NULL,
+    capabilities TEXT NOT NULL,
+    parent       TEXT,
+    expires_at   BIGINT,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+    created_at   BIGINT NOT NULL,
+    decided_at   BIGINT,
+    decided_by   TEXT,
+    reason       TEXT
+);
+CREATE INDEX registrations_by_state ON registrations(state, created_at);
+CREATE TABLE policy_documents (
+    name       TEXT PRIMARY KEY,
+    yaml       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE changes (
+    seq     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind    TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    at      BIGINT NOT NULL
 );
 "#,
 ];
@@ -404,6 +488,21 @@ fn unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+async fn change_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    kind: &str,
+    subject: &str,
+    now: u64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO changes (kind, subject, at) VALUES ($1, $2, $3)")
+        .bind(kind)
+        .bind(subject)
+        .bind(db_ts(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn agent_in_tx(tx: &mut Transaction<'_, Any>, did: &Did) -> Result<AgentRecord, StoreError> {
     let row = sqlx::query("SELECT * FROM agents WHERE did = $1")
         .bind(did_text(did))
@@ -430,7 +529,7 @@ impl Registry for SqlRegistry {
         .execute(&self.pool)
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => self.note_change("sponsor", &s.email, s.created_at).await,
             Err(e) if unique_violation(&e) => Err(StoreError::Duplicate {
                 what: "sponsor",
                 key: s.email.clone(),
@@ -471,32 +570,9 @@ impl Registry for SqlRegistry {
     async fn insert_agent(&self, a: &AgentRecord) -> Result<(), StoreError> {
         let sponsorship = serde_json::to_string(&a.sponsorship)
             .map_err(|e| corrupt("sponsorship attestation", e))?;
-        let result = sqlx::query(
-            "INSERT INTO agents (name, did, spiffe_id, sponsor, sponsor_did, parent_did, capabilities, \
-             status, status_reason, created_at, updated_at, expires_at, key_custody, sponsorship) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&a.name)
-        .bind(did_text(&a.did))
-        .bind(a.spiffe_id.as_str())
-        .bind(&a.sponsor)
-        .bind(did_text(&a.sponsor_did))
-        .bind(a.parent_did.as_ref().map(did_text))
-        .bind(caps_json(&a.capabilities))
-        .bind(status_text(a.status))
-        .bind(a.status_reason.as_deref())
-        .bind(a.created_at as i64)
-        .bind(a.updated_at as i64)
-        .bind(a.expires_at.map(|e| e as i64))
-        .bind(match a.key_custody {
-            KeyCustody::Home => "home",
-            KeyCustody::External => "external",
-        })
-        .bind(sponsorship)
-        .execute(&self.pool)
-        .await;
+        let result = agent_insert(a, &sponsorship).execute(&self.pool).await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => self.note_change("agent", &a.name, a.created_at).await,
             Err(e) if unique_violation(&e) => {
                 let taken_name = self.agent_by_name(&a.name).await?.is_some();
                 Err(StoreError::Duplicate {
@@ -576,6 +652,7 @@ impl Registry for SqlRegistry {
         .bind(now as i64)
         .execute(&mut *tx)
         .await?;
+        change_in_tx(&mut tx, "revocation", &did_text(did), now).await?;
         tx.commit().await?;
         Ok(names)
     }
@@ -616,6 +693,7 @@ impl Registry for SqlRegistry {
         .bind(did_text(did))
         .execute(&mut *tx)
         .await?;
+        change_in_tx(&mut tx, "agent", &did_text(did), now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -630,7 +708,8 @@ impl Registry for SqlRegistry {
         .bind(link.revoked_at as i64)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        self.note_change("revocation", &link.hash, link.revoked_at)
+            .await
     }
 
     async fn trust_states(&self) -> Result<Vec<(String, AgentTrust)>, StoreError> {
@@ -699,7 +778,7 @@ impl Registry for SqlRegistry {
         .bind(a.summary.to_string())
         .execute(&self.pool)
         .await?;
-        Ok(())
+        self.note_change("approval", &a.id, a.created_at).await
     }
 
     async fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, StoreError> {
@@ -754,6 +833,9 @@ impl Registry for SqlRegistry {
                 what: "approval",
                 key: id.to_owned(),
             })?;
+        if done.rows_affected() == 1 {
+            self.note_change("approval", id, now).await?;
+        }
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(
                 "approval `{id}` is {}, not {}",
@@ -795,6 +877,41 @@ impl Registry for SqlRegistry {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_credential(&self, r: &RevokedCredential) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_credentials (id, agent, reason, revoked_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(&r.agent)
+        .bind(&r.reason)
+        .bind(db_ts(r.revoked_at))
+        .bind(db_ts(r.expires_at))
+        .execute(&self.pool)
+        .await?;
+        self.note_change("credential", &r.id, r.revoked_at).await
+    }
+
+    async fn revoked_credentials(&self, now: u64) -> Result<Vec<RevokedCredential>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM revoked_credentials WHERE expires_at > $1 ORDER BY revoked_at, id",
+        )
+        .bind(db_ts(now))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(RevokedCredential {
+                id: r.try_get("id")?,
+                agent: r.try_get("agent")?,
+                reason: r.try_get("reason")?,
+                revoked_at: ts(r.try_get("revoked_at")?),
+                expires_at: ts(r.try_get("expires_at")?),
+            })
+        })
+        .collect()
     }
 
     async fn tool_pins(&self) -> Result<Vec<ToolPin>, StoreError> {
@@ -873,4 +990,335 @@ fn pin_from_row(row: &AnyRow) -> Result<ToolPin, StoreError> {
             .transpose()?,
         changed_at: row.try_get::<Option<i64>, _>("changed_at")?.map(ts),
     })
+}
+
+fn registration_from_row(row: &AnyRow) -> Result<Registration, StoreError> {
+    let did: String = row.try_get("agent_did")?;
+    let caps: String = row.try_get("capabilities")?;
+    let state: String = row.try_get("state")?;
+    Ok(Registration {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        sponsor: row.try_get("sponsor")?,
+        agent_did: Did::parse(&did).map_err(|e| corrupt("registration DID", e))?,
+        capabilities: serde_json::from_str(&caps)
+            .map_err(|e| corrupt("registration capabilities", e))?,
+        parent: row.try_get("parent")?,
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(ts),
+        state: RegistrationStatus::parse(&state)
+            .ok_or_else(|| corrupt("registration state", &state))?,
+        created_at: ts(row.try_get("created_at")?),
+        decided_at: row.try_get::<Option<i64>, _>("decided_at")?.map(ts),
+        decided_by: row.try_get("decided_by")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+/// The control plane's own tables: single-use challenges, pending
+/// registrations, distributed policy documents and the change feed that
+/// replicas and gateways follow. (Gateways never touch these, so they are
+/// not part of the [`Registry`] trait.)
+impl SqlRegistry {
+    /// Appends to the change feed.
+    pub async fn note_change(&self, kind: &str, subject: &str, now: u64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO changes (kind, subject, at) VALUES ($1, $2, $3)")
+            .bind(kind)
+            .bind(subject)
+            .bind(db_ts(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Changes after `seq`, oldest first, at most `limit`.
+    pub async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError> {
+        sqlx::query("SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Change {
+                    seq: r.try_get("seq")?,
+                    kind: r.try_get("kind")?,
+                    subject: r.try_get("subject")?,
+                    at: ts(r.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// The newest change's sequence number (0 when there is none).
+    pub async fn last_change(&self) -> Result<i64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Stores a single-use challenge nonce.
+    pub async fn insert_challenge(
+        &self,
+        nonce: &str,
+        purpose: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO challenges (nonce, purpose, expires_at) VALUES ($1, $2, $3)")
+            .bind(nonce)
+            .bind(purpose)
+            .bind(db_ts(expires_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a challenge: true exactly once for a nonce issued for
+    /// `purpose` that has not expired at `now`. Expired ones are swept.
+    pub async fn consume_challenge(
+        &self,
+        nonce: &str,
+        purpose: &str,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM challenges WHERE nonce = $1 AND purpose = $2 AND expires_at > $3",
+        )
+        .bind(nonce)
+        .bind(purpose)
+        .bind(db_ts(now))
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM challenges WHERE expires_at <= $1")
+            .bind(db_ts(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a pending registration; the name must be free among agents
+    /// and pending registrations.
+    pub async fn insert_registration(&self, r: &Registration) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM agents WHERE name = $1 OR did = $2 \
+             UNION SELECT name FROM registrations WHERE (name = $1 OR agent_did = $2) AND state = 'pending'",
+        )
+        .bind(&r.name)
+        .bind(did_text(&r.agent_did))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if taken.is_some() {
+            return Err(StoreError::Duplicate {
+                what: "agent or pending registration",
+                key: r.name.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO registrations (id, name, sponsor, agent_did, capabilities, parent, \
+             expires_at, state, created_at, decided_at, decided_by, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(&r.sponsor)
+        .bind(did_text(&r.agent_did))
+        .bind(caps_json(&r.capabilities))
+        .bind(&r.parent)
+        .bind(r.expires_at.map(db_ts))
+        .bind(r.state.as_str())
+        .bind(db_ts(r.created_at))
+        .bind(r.decided_at.map(db_ts))
+        .bind(&r.decided_by)
+        .bind(&r.reason)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO changes (kind, subject, at) VALUES ('registration', $1, $2)")
+            .bind(&r.id)
+            .bind(db_ts(r.created_at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn registration(&self, id: &str) -> Result<Option<Registration>, StoreError> {
+        sqlx::query("SELECT * FROM registrations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(registration_from_row)
+            .transpose()
+    }
+
+    /// Registrations, oldest first; only pending ones unless `all`.
+    pub async fn list_registrations(&self, all: bool) -> Result<Vec<Registration>, StoreError> {
+        let sql = if all {
+            "SELECT * FROM registrations ORDER BY created_at, id"
+        } else {
+            "SELECT * FROM registrations WHERE state = 'pending' ORDER BY created_at, id"
+        };
+        sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(registration_from_row)
+            .collect()
+    }
+
+    /// Moves a pending registration to `to` (fails with `Conflict` when it
+    /// is no longer pending, so two deciders cannot both win).
+    pub async fn decide_registration(
+        &self,
+        id: &str,
+        to: RegistrationStatus,
+        by: &str,
+        reason: Option<&str>,
+        now: u64,
+    ) -> Result<Registration, StoreError> {
+        let done = sqlx::query(
+            "UPDATE registrations SET state = $1, decided_by = $2, decided_at = $3, reason = $4 \
+             WHERE id = $5 AND state = 'pending'",
+        )
+        .bind(to.as_str())
+        .bind(by)
+        .bind(db_ts(now))
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        let current = self
+            .registration(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "registration",
+                key: id.to_owned(),
+            })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "registration `{id}` is {}, not pending",
+                current.state.as_str()
+            )));
+        }
+        self.note_change("registration", id, now).await?;
+        Ok(current)
+    }
+
+    pub async fn policy_document(&self, name: &str) -> Result<Option<PolicyDocument>, StoreError> {
+        sqlx::query("SELECT * FROM policy_documents WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| {
+                Ok(PolicyDocument {
+                    name: r.try_get("name")?,
+                    yaml: r.try_get("yaml")?,
+                    sha256: r.try_get("sha256")?,
+                    updated_at: ts(r.try_get("updated_at")?),
+                    updated_by: r.try_get("updated_by")?,
+                })
+            })
+            .transpose()
+    }
+
+    /// Inserts or replaces a policy document and notes the change.
+    pub async fn save_policy_document(&self, d: &PolicyDocument) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO policy_documents (name, yaml, sha256, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, \
+             sha256 = excluded.sha256, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(&d.name)
+        .bind(&d.yaml)
+        .bind(&d.sha256)
+        .bind(db_ts(d.updated_at))
+        .bind(&d.updated_by)
+        .execute(&self.pool)
+        .await?;
+        self.note_change("policy", &d.name, d.updated_at).await
+    }
+
+    /// Agents per status (for metrics).
+    pub async fn count_agents_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query("SELECT status, COUNT(*) AS n FROM agents GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// One page of agents by name.
+    pub async fn agents_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AgentRecord>, StoreError> {
+        sqlx::query("SELECT * FROM agents WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(after.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(agent_from_row)
+            .collect()
+    }
+
+    /// Inserts many agents in one transaction (the bulk registration path).
+    /// All or nothing: a duplicate fails the whole batch.
+    pub async fn insert_agents(&self, agents: &[AgentRecord]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for a in agents {
+            let sponsorship = serde_json::to_string(&a.sponsorship)
+                .map_err(|e| corrupt("sponsorship attestation", e))?;
+            let r = agent_insert(a, &sponsorship).execute(&mut *tx).await;
+            match r {
+                Ok(_) => {}
+                Err(e) if unique_violation(&e) => {
+                    return Err(StoreError::Duplicate {
+                        what: "agent",
+                        key: a.name.clone(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let now = agents.iter().map(|a| a.created_at).max().unwrap_or(0);
+        sqlx::query("INSERT INTO changes (kind, subject, at) VALUES ('agent', $1, $2)")
+            .bind(format!("{} agents", agents.len()))
+            .bind(db_ts(now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn agent_insert<'q>(
+    a: &'q AgentRecord,
+    sponsorship: &'q str,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    sqlx::query(
+        "INSERT INTO agents (name, did, spiffe_id, sponsor, sponsor_did, parent_did, capabilities, \
+         status, status_reason, created_at, updated_at, expires_at, key_custody, sponsorship) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&a.name)
+    .bind(did_text(&a.did))
+    .bind(a.spiffe_id.as_str())
+    .bind(&a.sponsor)
+    .bind(did_text(&a.sponsor_did))
+    .bind(a.parent_did.as_ref().map(did_text))
+    .bind(caps_json(&a.capabilities))
+    .bind(status_text(a.status))
+    .bind(a.status_reason.as_deref())
+    .bind(a.created_at as i64)
+    .bind(a.updated_at as i64)
+    .bind(a.expires_at.map(|e| e as i64))
+    .bind(match a.key_custody {
+        KeyCustody::Home => "home",
+        KeyCustody::External => "external",
+    })
+    .bind(sponsorship)
 }
