@@ -25,7 +25,7 @@ pub use records::{
     RegistrationStatus, RevokedCredential, RevokedLink, SponsorRecord, ToolPin,
 };
 pub use registry::{Registry, load_directory, parse_hex32};
-pub use sql::{Backend, SqlRegistry, SqliteRegistry};
+pub use sql::{Backend, SqlRegistry, SqliteRegistry, postgres_test_schema};
 pub use trust::{RecomputeReport, TRUST_DETAIL_KEY, TRUST_EVENT, TrustOutcome, decision_event};
 
 /// Seconds since the Unix epoch, from the system clock.

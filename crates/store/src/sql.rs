@@ -1322,3 +1322,28 @@ fn agent_insert<'q>(
     })
     .bind(sponsorship)
 }
+
+/// For tests: creates a fresh schema in the PostgreSQL database at `base`
+/// and returns a URL whose connections use it, so test runs never share
+/// tables. (The name is generated here — digits and underscores — never
+/// taken from input.)
+pub async fn postgres_test_schema(base: &str) -> Result<String, StoreError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let schema = format!(
+        "am_test_{}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    sqlx::any::install_default_drivers();
+    let admin = AnyPool::connect(base).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}

@@ -288,26 +288,9 @@ async fn postgres_registry() -> Option<SqlRegistry> {
         eprintln!("skipping the PostgreSQL backend: AGENTMESH_TEST_POSTGRES_URL is not set");
         return None;
     };
-    let schema = format!(
-        "am_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&base)
+    let url = agentmesh_store::postgres_test_schema(&base)
         .await
-        .expect("connect to PostgreSQL");
-    // The name is ours (digits and underscores only), not input.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    admin.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        .expect("create a test schema");
     Some(
         SqlRegistry::connect_postgres(&url)
             .await
