@@ -60,7 +60,16 @@ pub async fn run(cli: Cli) -> Result<Output> {
             )
             .await
         }
+        Command::Mcp(crate::McpCmd::DemoServer { data }) => {
+            crate::demo_server::run(&data)?;
+            Ok(Output::new(Value::Null, ""))
+        }
         Command::Mcp(cmd) => crate::mcp_cmd::run(open(&cli.home).await?, cmd).await,
+        Command::Demo {
+            keep_running,
+            dir,
+            listen,
+        } => crate::demo::run(dir, keep_running, listen).await,
         Command::Serve(a) => {
             crate::serve_cmd::run(
                 &cli.home,

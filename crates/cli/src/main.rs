@@ -5,6 +5,8 @@
 mod audit_cmd;
 mod commands;
 mod compliance_cmd;
+mod demo;
+mod demo_server;
 mod gateway_cmd;
 mod install;
 mod mcp_cmd;
@@ -85,6 +87,20 @@ pub enum Command {
     /// Bearer credentials for agents, signed by the mesh authority key.
     #[command(subcommand)]
     Credential(CredentialCmd),
+    /// The whole mesh on this machine: control plane, gateway in front of
+    /// a real tool server, allowed / denied / rate-limited / approved calls,
+    /// trust moving, an audit proof verified; then a summary.
+    Demo {
+        /// Keep the control plane, dashboard and gateway running afterwards.
+        #[arg(long)]
+        keep_running: bool,
+        /// Working directory (default: a fresh temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Control-plane address (default: a free loopback port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run the control plane: REST API, registration with proof of
     /// possession, credentials, revocation push, dashboard, metrics.
     Serve(ServeCliArgs),
@@ -158,6 +174,12 @@ pub enum McpCmd {
     /// Pinned tool definitions: list, show what changed, approve a change.
     #[command(subcommand)]
     Pins(PinsCmd),
+    /// The demo's tool server (MCP over stdio): search documents, read a
+    /// file, export customers, queue e-mail, on files under --data.
+    DemoServer {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -585,7 +607,9 @@ fn main() -> std::process::ExitCode {
     // Long-running servers get both cores; everything else one thread.
     let serving = matches!(
         &cli.command,
-        Command::Mcp(McpCmd::Wrap { .. } | McpCmd::Gateway { .. }) | Command::Serve(_)
+        Command::Mcp(McpCmd::Wrap { .. } | McpCmd::Gateway { .. })
+            | Command::Serve(_)
+            | Command::Demo { .. }
     );
     let built = if serving {
         // AGENTMESH_WORKER_THREADS overrides the default of 2 (this

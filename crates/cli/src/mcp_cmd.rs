@@ -132,6 +132,10 @@ pub async fn run(mesh: Mesh, cmd: McpCmd) -> Result<Output> {
         McpCmd::Gateway { config, .. } => crate::gateway_cmd::run(mesh, &config).await,
         McpCmd::Install(args) => crate::install::run(mesh.home().root(), args),
         McpCmd::Pins(cmd) => pins(&mesh, cmd).await,
+        McpCmd::DemoServer { data } => {
+            crate::demo_server::run(&data)?;
+            Ok(Output::new(serde_json::Value::Null, ""))
+        }
     }
 }
 

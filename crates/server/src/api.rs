@@ -56,6 +56,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/agents/{id}/reactivate", post(reactivate_agent))
         .route("/v1/delegations", post(delegate))
         .route("/v1/delegations/revoke", post(revoke_delegation))
+        .route("/v1/delegations/verify", post(verify_delegation))
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/trust", get(list_trust))
         .route("/v1/trust/{agent}", get(get_trust).put(put_trust))
@@ -1119,6 +1120,44 @@ async fn revoke_delegation(
         .await?;
     state.metrics.revocation("delegation");
     Ok(ok(StatusCode::OK, json!(r)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyDelegation {
+    token: String,
+}
+
+/// Verifies a delegation token against the registry now: every signature,
+/// narrowing, depth, expiry, revocation. 200 with the chain, or 422 with
+/// the reason code.
+async fn verify_delegation(
+    axum::extract::State(state): axum::extract::State<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    admin(&state, &headers)?;
+    let req: VerifyDelegation = json_body(&body)?;
+    match state.mesh.verify(&req.token, unix_now()).await {
+        Ok(chain) => Ok(ok(
+            StatusCode::OK,
+            json!({
+                "valid": true,
+                "holder": chain.holder_name,
+                "holder_did": chain.holder,
+                "sponsor": chain.sponsor_email,
+                "depth": chain.depth(),
+                "capabilities": chain.capabilities.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                "expires_at": chain.expires_at,
+            }),
+        )),
+        Err(agentmesh_store::MeshError::SelfCheck(e)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "delegation_invalid",
+            format!("{} ({})", e, e.code()),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn get_policy(
