@@ -644,10 +644,10 @@ impl McpClient {
             text.to_string()
         } else {
             text.lines()
+                .rev()
                 .filter_map(|l| l.strip_prefix("data:"))
                 .map(str::trim)
-                .filter(|l| l.starts_with('{'))
-                .last()
+                .find(|l| l.starts_with('{'))
                 .unwrap_or_default()
                 .to_owned()
         };

@@ -1,0 +1,418 @@
+//! `agentmesh serve` and gateways attached to it, as processes: the demo
+//! end to end; two replicas on one PostgreSQL database (a revocation made
+//! on one is enforced by a gateway attached to the other within a second);
+//! kill -9 of a replica loses no acknowledged write; a gateway keeps
+//! enforcing on cached state while its control plane is down and catches
+//! up when it returns.
+
+use agentmesh_identity::KeyPair;
+use agentmesh_server::pop::CredentialRequest;
+use serde_json::{Value, json};
+use std::io::{BufRead, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "replica-test-admin-token-0123";
+
+fn agentmesh() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_agentmesh"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A child process, SIGKILLed when dropped (or on demand).
+struct Proc(Child);
+impl Proc {
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Starts `agentmesh <args>` and waits for its "listening on" line.
+fn spawn_listening(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut c = Command::new(agentmesh());
+    c.args(args).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let p = Proc(child);
+    rx.recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{args:?} did not start"));
+    p
+}
+
+/// One HTTP/1.1 request on a fresh connection: (status, headers, body).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let body = if head.to_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    Some((status, head.to_owned(), body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn api(port: u16, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let b = body.map(|b| b.to_string()).unwrap_or_default();
+    let (st, _, text) = http(
+        port,
+        method,
+        path,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        &b,
+    )
+    .unwrap_or_else(|| panic!("{method} {path}: no answer"));
+    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn ok(port: u16, method: &str, path: &str, body: Option<Value>) -> Value {
+    let (st, v) = api(port, method, path, body);
+    assert!((200..300).contains(&st), "{method} {path}: {st} {v}");
+    v
+}
+
+fn credential(port: u16, key: &KeyPair) -> String {
+    let mesh = ok(port, "GET", "/v1/authority", None)["mesh"]
+        .as_str()
+        .expect("mesh")
+        .to_owned();
+    let nonce = ok(port, "POST", "/v1/credentials/challenge", None)["nonce"]
+        .as_str()
+        .expect("nonce")
+        .to_owned();
+    let req = CredentialRequest {
+        did: key.did().to_string(),
+        audience: None,
+        ttl_secs: None,
+        nonce,
+        timestamp: agentmesh_store::unix_now(),
+        signature: String::new(),
+    }
+    .sign(key, &mesh);
+    ok(port, "POST", "/v1/credentials", Some(json!(req)))["credential"]
+        .as_str()
+        .expect("credential")
+        .to_owned()
+}
+
+/// A tools/call through the gateway (a fresh session each time):
+/// `Ok(result)` or `Err(status or JSON-RPC error)`.
+fn tool_call(port: u16, credential: &str) -> Result<Value, String> {
+    let auth = format!("Bearer {credential}");
+    let base = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2025-11-25"),
+    ];
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (st, head, _) = http(port, "POST", "/mcp", &base, &init.to_string()).ok_or("no answer")?;
+    if st != 200 {
+        return Err(format!("initialize: {st}"));
+    }
+    let session = head
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .starts_with("mcp-session-id:")
+                .then(|| l.split_once(':').map(|x| x.1.trim().to_owned()))
+        })
+        .flatten()
+        .ok_or("no session")?;
+    let mut h = base.to_vec();
+    h.push(("mcp-session-id", &session));
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search_docs", "arguments": {"query": "retention"}}});
+    let (st, _, body) = http(port, "POST", "/mcp", &h, &call.to_string()).ok_or("no answer")?;
+    if st != 200 {
+        return Err(format!("tools/call: {st}"));
+    }
+    let json_text = if body.trim_start().starts_with('{') {
+        body
+    } else {
+        body.lines()
+            .rev()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let v: Value = serde_json::from_str(&json_text).map_err(|e| e.to_string())?;
+    match v.get("result") {
+        Some(r) => Ok(r.clone()),
+        None => Err(v["error"].to_string()),
+    }
+}
+
+fn write_gateway(dir: &Path, port: u16) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("docs")).expect("data");
+    std::fs::write(data.join("docs/a.md"), "retention is 24 months\n").expect("doc");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: tools\n    condition: \"action.type == 'tool_call'\"\n    action: allow\n",
+    )
+    .expect("policy");
+    let cfg = dir.join("gateway.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:{port}\npolicy: {}\nupstreams:\n  - name: tools\n    stdio: {{ command: {:?}, args: [\"mcp\", \"demo-server\", \"--data\", {:?}] }}\n",
+            dir.join("policy.yaml").display(),
+            agentmesh().display().to_string(),
+            data.display().to_string()
+        ),
+    )
+    .expect("config");
+    cfg
+}
+
+/// Registers an agent with an external key through the admin API.
+fn agent(port: u16, name: &str) -> KeyPair {
+    let key = KeyPair::generate().expect("key");
+    ok(
+        port,
+        "POST",
+        "/v1/agents",
+        Some(
+            json!({"name": name, "sponsor": "alice@example.com", "capabilities": ["call:tools:*"], "did": key.did().to_string()}),
+        ),
+    );
+    key
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    None
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = Command::new(agentmesh())
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "denied (policy/no-pii-export)",
+        "rate_limited (policy/search-rate-limit)",
+        "queued message #1 to team@company.com",
+        "verified",
+        "everything as expected yes",
+    ] {
+        assert!(stdout.contains(line), "`{line}` missing:\n{stdout}");
+    }
+    // The e-mail really went through the tool server, once, after approval.
+    let outbox = std::fs::read_to_string(dir.path().join("data/outbox.jsonl")).expect("outbox");
+    assert_eq!(outbox.lines().count(), 1);
+}
+
+#[test]
+fn replicas_on_postgres_share_revocations_and_survive_kill_9() {
+    let Ok(base) = std::env::var("AGENTMESH_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set AGENTMESH_TEST_POSTGRES_URL"
+        );
+        eprintln!("skipping: AGENTMESH_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let db = rt
+        .block_on(agentmesh_store::postgres_test_schema(&base))
+        .expect("schema");
+    let dir = tempfile::tempdir().expect("dir");
+    // The replicas share the home (keys; one of them holds the audit log
+    // at a time, the other queues in the database).
+    let home = dir.path().join("cp-home");
+    let home_s = home.display().to_string();
+    let st = Command::new(agentmesh())
+        .args(["--home", &home_s, "init"])
+        .output()
+        .expect("init");
+    assert!(st.status.success());
+    let (pa, pb) = (free_port(), free_port());
+    let env = [("AGENTMESH_ADMIN_TOKEN", TOKEN)];
+    let serve = |port: u16, name: &str| {
+        spawn_listening(
+            &[
+                "--home",
+                &home_s,
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database",
+                &db,
+                "--replica",
+                name,
+            ],
+            &env,
+        )
+    };
+    let mut a = serve(pa, "a");
+    let mut b = serve(pb, "b");
+
+    ok(
+        pa,
+        "POST",
+        "/v1/sponsors",
+        Some(json!({"email": "alice@example.com"})),
+    );
+    let k1 = agent(pa, "agent-one");
+    let k2 = agent(pb, "agent-two");
+    let c1 = credential(pa, &k1);
+    let c2 = credential(pb, &k2);
+
+    // A gateway attached to replica B.
+    let gport = free_port();
+    let cfg = write_gateway(dir.path(), gport);
+    let gw_home = dir.path().join("gw-home").display().to_string();
+    let _gw = spawn_listening(
+        &[
+            "--home",
+            &gw_home,
+            "mcp",
+            "gateway",
+            "--config",
+            &cfg.display().to_string(),
+            "--control-plane",
+            &format!("http://127.0.0.1:{pb}"),
+        ],
+        &[("AGENTMESH_CONTROL_PLANE_TOKEN", TOKEN)],
+    );
+    let r = tool_call(gport, &c1).expect("agent-one allowed");
+    assert!(
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("24 months")
+    );
+    tool_call(gport, &c2).expect("agent-two allowed");
+
+    // Revoked on A; enforced by the gateway on B within a second.
+    ok(
+        pa,
+        "POST",
+        "/v1/agents/agent-one/revoke",
+        Some(json!({"reason": "compromised"})),
+    );
+    let took = wait_until(Duration::from_secs(5), || tool_call(gport, &c1).is_err())
+        .expect("the revocation reached the gateway");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    tool_call(gport, &c2).expect("agent-two unaffected");
+
+    // kill -9 of replica A right after an acknowledged write loses nothing.
+    ok(
+        pa,
+        "POST",
+        "/v1/sponsors",
+        Some(json!({"email": "bob@example.com"})),
+    );
+    a.kill9();
+    let (st, sponsors) = api(pb, "GET", "/v1/sponsors", None);
+    assert_eq!(st, 200);
+    assert!(sponsors.to_string().contains("bob@example.com"));
+    let _a2 = serve(pa, "a2");
+    let sponsors = ok(pa, "GET", "/v1/sponsors", None);
+    assert!(sponsors.to_string().contains("bob@example.com"));
+    // ...and its audit entry too (appended by whichever replica holds the log).
+    let audited = wait_until(Duration::from_secs(5), || {
+        let (_, log) = api(pb, "GET", "/v1/audit?limit=1000", None);
+        log.to_string().contains("bob@example.com")
+    });
+    assert!(audited.is_some(), "the sponsor's audit entry is in the log");
+
+    // The gateway's control plane goes away: it keeps enforcing what it
+    // knew (agent-two allowed, agent-one denied).
+    b.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    tool_call(gport, &c2).expect("cached state still allows agent-two");
+    assert!(tool_call(gport, &c1).is_err(), "still denies agent-one");
+    // A revocation made meanwhile is picked up when B returns.
+    ok(pa, "POST", "/v1/agents/agent-two/revoke", None);
+    std::thread::sleep(Duration::from_millis(300));
+    let _b2 = serve(pb, "b2");
+    let caught_up = wait_until(Duration::from_secs(10), || tool_call(gport, &c2).is_err());
+    assert!(
+        caught_up.is_some(),
+        "the gateway caught up with the control plane"
+    );
+}
