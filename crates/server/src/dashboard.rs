@@ -1,6 +1,7 @@
-//! The dashboard: one self-contained HTML page (no build toolchain, no
-//! external assets) that reads the same REST API with the admin token the
-//! operator pastes in (kept in the browser's session storage only).
+//! `GET /`: for now a page that says plainly that the dashboard is not
+//! built yet and where the API, health and metrics are. The dashboard will
+//! be one self-contained page (no build toolchain, no external assets)
+//! reading the same REST API.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
