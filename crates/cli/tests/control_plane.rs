@@ -416,3 +416,122 @@ fn replicas_on_postgres_share_revocations_and_survive_kill_9() {
         "the gateway caught up with the control plane"
     );
 }
+
+/// Metric names in Prometheus text (sample lines, not comments).
+fn sample_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn grafana_queries_name_only_metrics_that_exist() {
+    let dir = tempfile::tempdir().expect("dir");
+    let home = dir.path().join("cp-home").display().to_string();
+    let port = free_port();
+    let _cp = spawn_listening(
+        &[
+            "--home",
+            &home,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[("AGENTMESH_ADMIN_TOKEN", TOKEN)],
+    );
+    ok(
+        port,
+        "POST",
+        "/v1/sponsors",
+        Some(json!({"email": "alice@example.com"})),
+    );
+    let key = agent(port, "metered");
+    let _other = agent(port, "revoked-one");
+    let cred = credential(port, &key);
+    ok(port, "POST", "/v1/agents/revoked-one/revoke", None);
+    // A refused registration and a refused credential request.
+    let (st, _) = api(
+        port,
+        "POST",
+        "/v1/registrations",
+        Some(
+            json!({"name": "x", "sponsor": "alice@example.com", "capabilities": ["read:*"], "did": key.did().to_string(), "nonce": "n", "timestamp": agentmesh_store::unix_now(), "signature": "AAAA"}),
+        ),
+    );
+    assert_eq!(st, 401);
+    let (st, _) = api(
+        port,
+        "POST",
+        "/v1/credentials",
+        Some(
+            json!({"did": key.did().to_string(), "nonce": "n", "timestamp": agentmesh_store::unix_now(), "signature": "AAAA"}),
+        ),
+    );
+    assert_eq!(st, 401);
+
+    let gport = free_port();
+    let cfg = write_gateway(dir.path(), gport);
+    let gw_home = dir.path().join("gw-home").display().to_string();
+    let _gw = spawn_listening(
+        &[
+            "--home",
+            &gw_home,
+            "mcp",
+            "gateway",
+            "--config",
+            &cfg.display().to_string(),
+            "--control-plane",
+            &format!("http://127.0.0.1:{port}"),
+        ],
+        &[("AGENTMESH_CONTROL_PLANE_TOKEN", TOKEN)],
+    );
+    tool_call(gport, &cred).expect("allowed");
+    assert!(tool_call(gport, "amcr1.forged.forged").is_err());
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let (st, _, gw_text) = http(gport, "GET", "/metrics", &[], "").expect("gateway metrics");
+    assert_eq!(st, 200);
+    let (st, _, cp_text) = http(port, "GET", "/metrics", &[], "").expect("cp metrics");
+    assert_eq!(st, 200);
+    assert!(
+        gw_text.contains("agentmesh_decisions_total{decision=\"allow\",protocol=\"mcp\"} 1"),
+        "{gw_text}"
+    );
+    assert!(
+        gw_text.contains("agentmesh_trust_score{agent=\"metered\"}"),
+        "{gw_text}"
+    );
+    let mut exist = sample_names(&gw_text);
+    exist.extend(sample_names(&cp_text));
+
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/grafana/agentmesh.json"
+        ))
+        .expect("dashboard"),
+    )
+    .expect("json");
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(i) = rest.find("agentmesh_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    exist.contains(&name),
+                    "panel `{}` queries `{name}`, which neither /metrics exposes",
+                    panel["title"]
+                );
+                checked += 1;
+                rest = &rest[i + name.len()..];
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} metric references found");
+}

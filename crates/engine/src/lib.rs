@@ -15,6 +15,7 @@
 
 pub mod arguments;
 pub mod credential;
+pub mod metrics;
 mod pipeline;
 mod snapshot;
 mod trust;

@@ -260,6 +260,7 @@ struct Inner {
     floor: Option<f64>,
     suspend: tokio::sync::mpsc::UnboundedSender<(String, String)>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    metrics: crate::metrics::Metrics,
 }
 
 fn now_ns() -> u64 {
@@ -322,6 +323,7 @@ impl Engine {
                 floor,
                 suspend: tx,
                 tasks: std::sync::Mutex::new(Vec::new()),
+                metrics: crate::metrics::Metrics::new(),
             }),
         };
         engine.spawn_tasks(rx);
@@ -397,6 +399,11 @@ impl Engine {
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let snap = Snapshot::load(self.inner.mesh.registry(), generation).await?;
+        self.inner
+            .metrics
+            .snapshot_agents
+            .set(i64::try_from(snap.agent_count()).unwrap_or(i64::MAX));
+        self.inner.metrics.snapshot_reloads.inc();
         self.inner.snapshot.store(Arc::new(snap));
         Ok(())
     }
@@ -448,6 +455,18 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.cfg
+    }
+
+    /// The pipeline's metrics (the audit size is read when encoding).
+    pub fn metrics_text(&self) -> String {
+        let m = &self.inner.metrics;
+        m.audit_entries
+            .set(i64::try_from(self.inner.audit.size()).unwrap_or(i64::MAX));
+        m.encode()
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The current registry snapshot.
@@ -562,8 +581,21 @@ impl Engine {
                     Ok(p)
                 }),
         };
-        if let Err(e) = &result {
-            self.audit_auth_failure(e);
+        match &result {
+            Err(e) => self.audit_auth_failure(e),
+            Ok(p) => {
+                self.inner
+                    .metrics
+                    .authentications
+                    .get_or_create(&crate::metrics::MethodLabels {
+                        method: match p.method {
+                            AuthMethod::Credential => "credential",
+                            AuthMethod::Delegation => "delegation",
+                            AuthMethod::Local => "local",
+                        },
+                    })
+                    .inc();
+            }
         }
         result
     }
@@ -591,6 +623,11 @@ impl Engine {
 
     fn audit_auth_failure(&self, e: &AuthError) {
         let code = e.code();
+        self.inner
+            .metrics
+            .auth_failures
+            .get_or_create(&crate::metrics::ReasonLabels { reason: code })
+            .inc();
         let message = e.to_string();
         let _ = self.inner.audit.append_deferred(move || Draft {
             event: AUTH_FAILED_EVENT.into(),
@@ -723,6 +760,7 @@ impl Engine {
     /// Decides one call and records it: the audit leaf is queued and the
     /// trust event applied before this returns.
     pub fn decide(&self, p: &Principal, call: &Call) -> Verdict {
+        let started = std::time::Instant::now();
         let now_ns = now_ns();
         let now = now_ns / 1_000_000_000;
         let now_ms = now_ns / 1_000_000;
@@ -765,7 +803,13 @@ impl Engine {
             };
             self.judge(&set, &req, &ctx)
         };
-        self.record(p, call, decision, &mut req, now_ms)
+        let verdict = self.record(p, call, decision, &mut req, now_ms);
+        self.inner.metrics.decision(
+            verdict.decision.outcome.as_str(),
+            call.protocol,
+            started.elapsed().as_secs_f64(),
+        );
+        verdict
     }
 
     /// Records a decision made outside the policy (e.g. a changed tool):
@@ -783,7 +827,11 @@ impl Engine {
         let tier = tier_of(score, unc, &self.inner.trust_cfg);
         let mut req = self.request(p, call, score, tier, now_ns / 1_000_000_000);
         let d = Decision::denied(reason, message, set.version.clone());
-        self.record(p, call, d, &mut req, now_ns / 1_000_000)
+        let verdict = self.record(p, call, d, &mut req, now_ns / 1_000_000);
+        self.inner
+            .metrics
+            .decision(verdict.decision.outcome.as_str(), call.protocol, 0.0);
+        verdict
     }
 
     fn record(
@@ -899,6 +947,7 @@ impl Engine {
             }
         };
         if let Some(a) = &last {
+            self.inner.metrics.trust(&p.agent.name, a.after);
             self.maybe_suspend(&p.agent, a);
         }
         Verdict {

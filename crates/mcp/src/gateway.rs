@@ -207,6 +207,7 @@ impl Gateway {
         let app = axum::Router::new()
             .route(&path, axum::routing::any(handle))
             .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .route("/metrics", axum::routing::get(metrics))
             .with_state(self);
         use axum::serve::ListenerExt;
         // Small JSON-RPC answers should leave at once (no Nagle delay).
@@ -1319,4 +1320,21 @@ pub async fn bind(cfg: &GatewayConfig) -> std::io::Result<(tokio::net::TcpListen
     let l = tokio::net::TcpListener::bind(cfg.listen).await?;
     let a = l.local_addr()?;
     Ok((l, a))
+}
+
+/// `GET /metrics`: the pipeline's Prometheus metrics (decisions by outcome
+/// and protocol, decision latency, authentication, trust scores, audit
+/// size, registry reloads).
+async fn metrics(
+    axum::extract::State(gw): axum::extract::State<Gateway>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = gw.inner.governor.engine().metrics_text().into_response();
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    r
 }
