@@ -392,10 +392,24 @@ pub async fn run(
     );
 
     if keep_running {
+        // One more e-mail, held until someone decides on the dashboard.
+        let waiting = tokio::spawn(async move {
+            let r = client
+                .call(
+                    "send_email",
+                    json!({"to": "board@company.com", "subject": "Quarterly numbers", "body": "Attached."}),
+                )
+                .await;
+            match r {
+                Ok(r) => println!("  held call decided on the dashboard: {}", outcome(&r)),
+                Err(e) => println!("  held call: {e}"),
+            }
+        });
         println!(
-            "\nStill running (Ctrl-C stops):\n  control plane  {cp_url}\n  dashboard      {cp_url}/#token={token}\n  gateway        http://127.0.0.1:{gw_port}/mcp\n  admin token    {token}"
+            "\nStill running (Ctrl-C stops):\n  control plane  {cp_url}\n  dashboard      {cp_url}/#token={token}\n  gateway        http://127.0.0.1:{gw_port}/mcp\n  admin token    {token}\n  one send_email call is held for approval: approve or deny it on the dashboard"
         );
         crate::serve_cmd::shutdown_signal().await;
+        waiting.abort();
     }
     gateway.stop();
     let _ = stop_cp.send(());

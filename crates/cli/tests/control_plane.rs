@@ -535,3 +535,138 @@ fn grafana_queries_name_only_metrics_that_exist() {
     }
     assert!(checked >= 20, "only {checked} metric references found");
 }
+
+/// The dashboard in headless Chromium (Debian `chromium` driven by npm
+/// `playwright-core`, both installed by `.ci/run`): the demo's agents and
+/// trust chart show, an audit proof verifies in the browser, the call the
+/// demo left waiting is approved there and completes. Screenshots are kept
+/// in `target/tmp/dashboard-*.png`.
+#[test]
+fn dashboard_in_headless_chromium() {
+    let node_dir = std::env::var_os("AGENTMESH_PEERS_NODE").map(PathBuf::from);
+    let chromium = std::env::var_os("AGENTMESH_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let Some(node_dir) = node_dir.filter(|d| d.join("node_modules/playwright-core").exists())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install playwright-core into AGENTMESH_PEERS_NODE"
+        );
+        eprintln!("skipping: playwright-core is not installed (run .ci/run)");
+        return;
+    };
+    if !chromium.exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
+        eprintln!("skipping: no chromium at {}", chromium.display());
+        return;
+    }
+    let node = node_dir.join("node_modules/.bin/node");
+    let node = if node.exists() {
+        node
+    } else {
+        PathBuf::from("node")
+    };
+
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let mut demo = Command::new(agentmesh())
+        .args([
+            "demo",
+            "--keep-running",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("demo");
+    let out = demo.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut demo = Proc(demo);
+    let mut token = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while token.is_none() && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1))
+            && let Some(t) = line.trim().strip_prefix("admin token")
+        {
+            token = Some(t.trim().to_owned());
+        }
+    }
+    let token = token.expect("the demo kept running and printed its token");
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/dashboard/check.mjs");
+    let run = Command::new(&node)
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(&token)
+        .arg(&shots)
+        .arg(&chromium)
+        .env("AGENTMESH_PEERS_NODE", &node_dir)
+        .current_dir(&node_dir)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let r: Value =
+        serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).unwrap_or_else(|_| {
+            panic!(
+                "check.mjs: {stdout}\n{}",
+                String::from_utf8_lossy(&run.stderr)
+            )
+        });
+    assert!(r.get("failure").is_none(), "{r}");
+    assert_eq!(r["errors"], json!([]), "page errors: {r}");
+    let agents = r["agents"].to_string();
+    assert!(
+        agents.contains("data-analyst-agent") && agents.contains("report-writer"),
+        "{r}"
+    );
+    assert!(
+        r["trust_cell"].as_str().unwrap_or("").starts_with("0."),
+        "{r}"
+    );
+    assert!(r["trust_points"].as_u64().unwrap_or(0) >= 3, "{r}");
+    assert!(
+        r["graph_nodes"].to_string().contains("report-writer"),
+        "{r}"
+    );
+    assert!(r["decisions"].as_u64().unwrap_or(0) >= 4, "{r}");
+    let proof = r["proof"].as_str().unwrap_or("");
+    assert!(
+        proof.starts_with("verified") && proof.contains("signature checked"),
+        "{r}"
+    );
+    assert!(
+        r["decided"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("approved by alice@company.com"),
+        "{r}"
+    );
+    for shot in ["dashboard.png", "dashboard-approved.png"] {
+        let len = std::fs::metadata(shots.join(shot))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(len > 20_000, "{shot}: {len} bytes");
+    }
+    // The held call went through once approved in the browser.
+    let mut completed = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !completed && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            completed = line.contains("held call decided on the dashboard: allowed");
+        }
+    }
+    assert!(completed, "the approved call completed");
+    let outbox = std::fs::read_to_string(dir.path().join("data/outbox.jsonl")).expect("outbox");
+    assert_eq!(outbox.lines().count(), 2);
+    demo.kill9();
+}

@@ -60,6 +60,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/policy", get(get_policy).put(put_policy))
         .route("/v1/trust", get(list_trust))
         .route("/v1/trust/{agent}", get(get_trust).put(put_trust))
+        .route("/v1/trust/{agent}/history", get(trust_history))
         .route("/v1/approvals", get(list_approvals).post(insert_approval))
         .route("/v1/approvals/{id}", get(get_approval))
         .route("/v1/approvals/{id}/approve", post(approve_approval))
@@ -1242,6 +1243,36 @@ async fn get_trust(
     Ok(ok(
         StatusCode::OK,
         json!({"agent": did, "name": a.name, "score": t}),
+    ))
+}
+
+/// The agent's trust score over time, from the audit log: every entry
+/// about the agent that records a score after it (decisions, results,
+/// trust events), oldest first, from the newest 20000 entries.
+async fn trust_history(
+    axum::extract::State(state): axum::extract::State<State>,
+    headers: HeaderMap,
+    Path(agent): Path<String>,
+) -> ApiResult<Response> {
+    admin(&state, &headers)?;
+    let a = state.mesh.agent(&agent).await?;
+    let did = a.did.to_mesh().to_string();
+    let log = audit_log(&state)?;
+    let size = log.size();
+    let mut points = Vec::new();
+    for i in size.saturating_sub(20_000)..size {
+        let e = log
+            .entry(i)
+            .map_err(|e| ApiError::unavailable(format!("audit: {e}")))?;
+        if e.entry.draft.agent == did
+            && let Some(score) = e.entry.draft.trust_after
+        {
+            points.push(json!({"index": i, "time": e.entry.time, "score": score, "event": e.entry.draft.event, "decision": e.entry.draft.decision}));
+        }
+    }
+    Ok(ok(
+        StatusCode::OK,
+        json!({"agent": did, "name": a.name, "points": points}),
     ))
 }
 

@@ -1,7 +1,10 @@
-//! `GET /`: for now a page that says plainly that the dashboard is not
-//! built yet and where the API, health and metrics are. The dashboard will
-//! be one self-contained page (no build toolchain, no external assets)
-//! reading the same REST API.
+//! The dashboard (`GET /`): one self-contained page — no build toolchain,
+//! no external assets — that reads the same REST API with the admin token
+//! (from the URL fragment `#token=…` or typed in; kept in session storage
+//! only): agents with sponsor, status and trust; trust over time; the
+//! delegation graph; live decisions; the audit log with a "verify proof"
+//! that checks the inclusion proof and the checkpoint signature in the
+//! browser; the approvals queue; a compliance summary.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
