@@ -248,6 +248,14 @@ pub const ROUTES: &[Route] = &[
         r#"{"token":"amdt1.x","reason":"done"}"#,
     ),
     r(
+        "POST",
+        "/v1/delegations/verify",
+        Admin,
+        Json,
+        "Verify a delegation token against the registry now (422 with the reason when invalid)",
+        r#"{"token":"amdt1.x"}"#,
+    ),
+    r(
         "GET",
         "/v1/policy",
         Admin,
@@ -277,6 +285,14 @@ pub const ROUTES: &[Route] = &[
         Admin,
         NoBody,
         "One agent's trust score",
+        "",
+    ),
+    r(
+        "GET",
+        "/v1/trust/{agent}/history",
+        Admin,
+        NoBody,
+        "The agent's trust score over time, from the audit log",
         "",
     ),
     r(

@@ -636,3 +636,35 @@ fn openapi_document_is_current() {
         "docs/openapi.json is stale: run AGENTMESH_WRITE_OPENAPI=1 cargo test -p agentmesh-server openapi"
     );
 }
+
+/// The route table (which the OpenAPI document and the hostile-input tests
+/// come from) and the router agree: every `.route(…)` in api.rs, with each
+/// of its methods, is in the table, and nothing else is.
+#[test]
+fn route_table_matches_the_router() {
+    let src = include_str!("../src/api.rs");
+    let start = src.find("Router::new()").expect("router");
+    let end = src[start..].find(".fallback(").expect("fallback") + start;
+    let mut routed = std::collections::BTreeSet::new();
+    for chunk in src[start..end].split(".route(").skip(1) {
+        let path = chunk.split('"').nth(1).expect("path");
+        if path == "/" || path == "/dashboard" {
+            continue; // the dashboard page, not part of the API
+        }
+        for (word, method) in [
+            ("get(", "GET"),
+            ("post(", "POST"),
+            ("put(", "PUT"),
+            ("delete(", "DELETE"),
+        ] {
+            if chunk.contains(word) {
+                routed.insert((method.to_owned(), path.to_owned()));
+            }
+        }
+    }
+    let documented: std::collections::BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(routed, documented);
+}
