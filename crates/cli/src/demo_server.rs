@@ -179,6 +179,17 @@ mod tests {
             r["content"][0]["text"]
                 .as_str()
                 .unwrap_or("")
+                .contains("retention.md: Retention reviews happen every quarter.")
+        );
+        let r = call(
+            dir.path(),
+            "read_file",
+            &json!({"path": "docs/retention.md"}),
+        );
+        assert!(
+            r["content"][0]["text"]
+                .as_str()
+                .unwrap_or("")
                 .contains("24 months")
         );
         let r = call(

@@ -30,6 +30,8 @@ use std::collections::HashMap;
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1 << 20;
+/// Largest body of `POST /v1/agents/bulk` (10 000 agents).
+pub const MAX_BULK_BODY: usize = 8 << 20;
 
 pub fn router(state: State) -> Router {
     Router::new()
@@ -49,7 +51,11 @@ pub fn router(state: State) -> Router {
         .route("/v1/me", get(me))
         .route("/v1/sponsors", get(list_sponsors).post(create_sponsor))
         .route("/v1/agents", get(list_agents).post(create_agent))
-        .route("/v1/agents/bulk", post(bulk_agents))
+        // 10 000 agents do not fit in the default 1 MiB.
+        .route(
+            "/v1/agents/bulk",
+            post(bulk_agents).layer(axum::extract::DefaultBodyLimit::max(MAX_BULK_BODY)),
+        )
         .route("/v1/agents/{id}", get(get_agent))
         .route("/v1/agents/{id}/revoke", post(revoke_agent))
         .route("/v1/agents/{id}/suspend", post(suspend_agent))
@@ -873,8 +879,14 @@ async fn get_agent(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     admin(&state, &headers)?;
-    let a = state.mesh.agent(&id).await?;
-    let trust = trust_of(&state, &a.did.to_mesh().to_string()).await?;
+    let (a, t) = state
+        .sql
+        .agent_with_trust(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+    let trust = t
+        .map(|t| json!(t.score(unix_now() * 1000, &state.trust_cfg)))
+        .unwrap_or(Value::Null);
     Ok(ok(StatusCode::OK, json!({"agent": a, "trust": trust})))
 }
 
@@ -960,12 +972,20 @@ async fn bulk_agents(
     )
     .await?;
     state.sql.insert_agents(&records).await?;
+    // One leaf per batch: it commits to every agent of the batch (name, DID
+    // and the sponsor's attestation signature, one line each), which anyone
+    // can recompute from the registry.
     let digest = {
-        let mut all = Vec::with_capacity(records.len() * 64);
+        let mut all = String::with_capacity(records.len() * 160);
         for r in &records {
-            all.extend_from_slice(r.sponsorship.signature.as_bytes());
+            all.push_str(&format!(
+                "{} {} {}\n",
+                r.name,
+                r.did.to_mesh(),
+                r.sponsorship.signature
+            ));
         }
-        hex(&crate::sha256(&all))
+        hex(&crate::sha256(all.as_bytes()))
     };
     let index = audit(
         &state,
@@ -974,8 +994,9 @@ async fn bulk_agents(
         &req.sponsor,
         json!({
             "count": records.len(),
-            "agents": records.iter().map(|r| json!([r.name, r.did])).collect::<Vec<_>>(),
-            "sponsorships_sha256": digest,
+            "first": records.first().map(|r| &r.name),
+            "last": records.last().map(|r| &r.name),
+            "agents_sha256": digest,
         }),
     )
     .await?;
@@ -1207,11 +1228,10 @@ async fn put_policy(
 }
 
 async fn trust_of(state: &State, did: &str) -> ApiResult<Value> {
-    let cfg = state.mesh.trust_config()?;
-    let states = state.mesh.registry().trust_states().await?;
+    let cfg = &state.trust_cfg;
     let now_ms = unix_now() * 1000;
-    Ok(match states.into_iter().find(|(a, _)| a == did) {
-        Some((_, t)) => json!(t.score(now_ms, &cfg)),
+    Ok(match state.sql.trust_state(did).await? {
+        Some(t) => json!(t.score(now_ms, cfg)),
         None => Value::Null,
     })
 }
@@ -1221,12 +1241,12 @@ async fn list_trust(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     admin(&state, &headers)?;
-    let cfg = state.mesh.trust_config()?;
+    let cfg = &state.trust_cfg;
     let now_ms = unix_now() * 1000;
     let states = state.mesh.registry().trust_states().await?;
     let list: Vec<Value> = states
         .iter()
-        .map(|(agent, t)| json!({"agent": agent, "score": t.score(now_ms, &cfg), "state": t}))
+        .map(|(agent, t)| json!({"agent": agent, "score": t.score(now_ms, cfg), "state": t}))
         .collect();
     Ok(ok(StatusCode::OK, json!({"trust": list})))
 }

@@ -68,6 +68,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub feed: feed::Feed,
     pub credentials: agentmesh_engine::credential::CredentialCache,
+    /// The home's trust configuration, read once at start.
+    pub trust_cfg: agentmesh_trust::TrustConfig,
 }
 
 impl std::fmt::Debug for AppState {
@@ -113,6 +115,9 @@ impl AppState {
         let mesh_key = mesh.home().mesh_key()?;
         let mesh_did = mesh_key.did().to_mesh().to_string();
         let last = sql.last_change().await?;
+        let trust_cfg = mesh
+            .trust_config()
+            .map_err(|e| StartError::Invalid(e.to_string()))?;
         Ok(Arc::new(AppState {
             mesh,
             sql,
@@ -123,6 +128,7 @@ impl AppState {
             metrics: metrics::Metrics::new(),
             feed: feed::Feed::new(last),
             credentials: agentmesh_engine::credential::CredentialCache::new(65_536),
+            trust_cfg,
         }))
     }
 

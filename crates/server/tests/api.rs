@@ -332,6 +332,20 @@ async fn round_trip(s: &Server) {
     )
     .await;
     assert_eq!(b["created"], 150);
+    // The same batch again: all or nothing, a conflict.
+    let (st, e) = status_of(
+        s,
+        Method::POST,
+        "/v1/agents/bulk",
+        Some(
+            json!({"sponsor": "alice@example.com", "agents": agents})
+                .to_string()
+                .into_bytes(),
+        ),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(st, 409, "{e}");
     let page = call(s, Method::GET, "/v1/agents?limit=100", None).await;
     assert_eq!(page["agents"].as_array().map(|a| a.len()), Some(100));
     let next = page["next_after"].as_str().expect("next").to_owned();

@@ -1239,6 +1239,49 @@ impl SqlRegistry {
         self.note_change("policy", &d.name, d.updated_at).await
     }
 
+    /// An agent (by name or DID) and its trust state, in one query (the
+    /// control plane's lookup path).
+    pub async fn agent_with_trust(
+        &self,
+        name_or_did: &str,
+    ) -> Result<Option<(AgentRecord, Option<AgentTrust>)>, StoreError> {
+        let (column, key) = match Did::parse(name_or_did) {
+            Ok(d) if name_or_did.starts_with("did:") => ("did", did_text(&d)),
+            _ => ("name", name_or_did.to_owned()),
+        };
+        let sql = if column == "did" {
+            "SELECT agents.*, trust_state.state AS trust FROM agents \
+             LEFT JOIN trust_state ON trust_state.agent = agents.did WHERE agents.did = $1"
+        } else {
+            "SELECT agents.*, trust_state.state AS trust FROM agents \
+             LEFT JOIN trust_state ON trust_state.agent = agents.did WHERE agents.name = $1"
+        };
+        let Some(row) = sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let agent = agent_from_row(&row)?;
+        let trust: Option<String> = row.try_get("trust")?;
+        let trust = trust
+            .map(|t| serde_json::from_str(&t).map_err(|e| corrupt("trust state", e)))
+            .transpose()?;
+        Ok(Some((agent, trust)))
+    }
+
+    /// One agent's trust state, if it has one.
+    pub async fn trust_state(&self, agent: &str) -> Result<Option<AgentTrust>, StoreError> {
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT state FROM trust_state WHERE agent = $1")
+                .bind(agent)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("trust state", e)))
+            .transpose()
+    }
+
     /// Agents per status (for metrics).
     pub async fn count_agents_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
         sqlx::query("SELECT status, COUNT(*) AS n FROM agents GROUP BY status")
@@ -1265,20 +1308,77 @@ impl SqlRegistry {
             .collect()
     }
 
-    /// Inserts many agents in one transaction (the bulk registration path).
-    /// All or nothing: a duplicate fails the whole batch.
+    /// Inserts many agents in one transaction (the bulk registration path),
+    /// several hundred rows per statement. All or nothing: a duplicate name
+    /// or DID fails the whole batch.
     pub async fn insert_agents(&self, agents: &[AgentRecord]) -> Result<(), StoreError> {
+        const COLUMNS: usize = 14;
+        // sqlx's SQLite driver looks parameters up by name one by one
+        // (quadratic in their number): small statements there; PostgreSQL
+        // gains from large ones (fewer round trips).
+        let rows = match self.backend {
+            Backend::Sqlite => 32,
+            Backend::Postgres => 500,
+        };
         let mut tx = self.begin_write().await?;
-        for a in agents {
-            let sponsorship = serde_json::to_string(&a.sponsorship)
-                .map_err(|e| corrupt("sponsorship attestation", e))?;
-            let r = agent_insert(a, &sponsorship).execute(&mut *tx).await;
-            match r {
+        for chunk in agents.chunks(rows) {
+            let mut sql = String::from(
+                "INSERT INTO agents (name, did, spiffe_id, sponsor, sponsor_did, parent_did, capabilities, \
+                 status, status_reason, created_at, updated_at, expires_at, key_custody, sponsorship) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for c in 0..COLUMNS {
+                    if c > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", i * COLUMNS + c + 1));
+                }
+                sql.push(')');
+            }
+            // Only generated placeholders: no input in the text.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for a in chunk {
+                let sponsorship = serde_json::to_string(&a.sponsorship)
+                    .map_err(|e| corrupt("sponsorship attestation", e))?;
+                q = q
+                    .bind(a.name.clone())
+                    .bind(did_text(&a.did))
+                    .bind(a.spiffe_id.as_str().to_owned())
+                    .bind(a.sponsor.clone())
+                    .bind(did_text(&a.sponsor_did))
+                    .bind(a.parent_did.as_ref().map(did_text))
+                    .bind(caps_json(&a.capabilities))
+                    .bind(status_text(a.status))
+                    .bind(a.status_reason.clone())
+                    .bind(a.created_at as i64)
+                    .bind(a.updated_at as i64)
+                    .bind(a.expires_at.map(|e| e as i64))
+                    .bind(match a.key_custody {
+                        KeyCustody::Home => "home",
+                        KeyCustody::External => "external",
+                    })
+                    .bind(sponsorship);
+            }
+            match q.execute(&mut *tx).await {
                 Ok(_) => {}
                 Err(e) if unique_violation(&e) => {
+                    drop(tx);
+                    let mut taken = None;
+                    for a in chunk {
+                        if self.agent_by_name(&a.name).await?.is_some()
+                            || self.agent_by_did(&a.did).await?.is_some()
+                        {
+                            taken = Some(a.name.clone());
+                            break;
+                        }
+                    }
                     return Err(StoreError::Duplicate {
-                        what: "agent",
-                        key: a.name.clone(),
+                        what: "agent (name or DID, possibly twice in the batch)",
+                        key: taken.unwrap_or_else(|| "in the batch".into()),
                     });
                 }
                 Err(e) => return Err(e.into()),
