@@ -306,8 +306,45 @@ def check_credential():
     ok(not bad, "tampered credential rejected")
 
 
+def check_registration():
+    v = json.loads((ROOT / "docs/wire/vectors/registration.json").read_text())
+    agent_pk = pub_from_seed(v["agent_seed"])
+    sponsor_pk = pub_from_seed(v["sponsor_seed"])
+    mesh = v["mesh"]
+
+    def canonical(obj):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    r = v["registration"]["request"]
+    fields = {k: r.get(k) for k in ("name", "sponsor", "capabilities", "did", "parent", "expires_at", "nonce", "timestamp")}
+    fields["mesh"] = mesh
+    msg = canonical(fields)
+    ok(msg == v["registration"]["message"], "registration: message is the canonical JSON of the fields + mesh")
+    ok(r["did"].startswith("did:key:z") and base58_did_key(r["did"]) == agent_pk, "registration: did:key names the agent's key")
+    ok(verify(agent_pk, v["registration"]["domain"], msg.encode(), unb64url(r["signature"])), "registration signature")
+    altered = dict(fields, capabilities=fields["capabilities"] + ["admin:*"])
+    ok(not verify(agent_pk, v["registration"]["domain"], canonical(altered).encode(), unb64url(r["signature"])), "altered registration rejected")
+    other_mesh = dict(fields, mesh="did:mesh:z6MkOther")
+    ok(not verify(agent_pk, v["registration"]["domain"], canonical(other_mesh).encode(), unb64url(r["signature"])), "registration for another mesh rejected")
+
+    c = v["credential_request"]["request"]
+    cf = {k: c.get(k) for k in ("did", "audience", "ttl_secs", "nonce", "timestamp")}
+    cf["mesh"] = mesh
+    cmsg = canonical(cf)
+    ok(cmsg == v["credential_request"]["message"], "credential request: canonical message")
+    ok(c["did"] == did_of(agent_pk), "credential request: did:mesh names the agent's key")
+    ok(verify(agent_pk, v["credential_request"]["domain"], cmsg.encode(), unb64url(c["signature"])), "credential request signature")
+
+    a = v["approval"]
+    amsg = canonical(a["fields"])
+    ok(amsg == a["message"], "approval: canonical message")
+    ok(verify(sponsor_pk, a["domain"], amsg.encode(), unb64url(a["signature"])), "approval signature by the sponsor")
+    ok(not verify(agent_pk, a["domain"], amsg.encode(), unb64url(a["signature"])), "approval is not the agent's signature")
+
+
 check_identity()
 check_credential()
+check_registration()
 check_delegation()
 check_rfc6962()
 check_audit()

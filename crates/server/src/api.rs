@@ -309,6 +309,15 @@ async fn healthz(axum::extract::State(state): axum::extract::State<State>) -> Re
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<State>) -> Response {
+    // Counting agents scans the table: at most every 15 s, when scraped,
+    // never in the background (with 10⁶ agents a scan costs real CPU).
+    if state.metrics.agents_due(std::time::Duration::from_secs(15))
+        && let Ok(counts) = state.sql.count_agents_by_status().await
+    {
+        for (status, n) in counts {
+            state.metrics.set_agents(&status, n);
+        }
+    }
     let mut r = state.metrics.encode().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -99,17 +99,5 @@ pub fn spawn_tasks(state: State) -> Vec<JoinHandle<()>> {
             }
         }
     });
-    let s = state;
-    let gauges = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tick.tick().await;
-            if let Ok(counts) = s.sql.count_agents_by_status().await {
-                for (status, n) in counts {
-                    s.metrics.set_agents(&status, n);
-                }
-            }
-        }
-    });
-    vec![poll, audit, gauges]
+    vec![poll, audit]
 }

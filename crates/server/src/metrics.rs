@@ -45,6 +45,7 @@ pub struct Metrics {
     pub feed_changes: Counter,
     pub feed_errors: Counter,
     pub event_subscribers: Gauge,
+    agents_counted: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Default for Metrics {
@@ -135,7 +136,21 @@ impl Metrics {
             feed_changes,
             feed_errors,
             event_subscribers,
+            agents_counted: std::sync::Mutex::new(None),
         }
+    }
+
+    /// True (and the clock reset) when the agent counts are older than
+    /// `every`.
+    pub fn agents_due(&self, every: std::time::Duration) -> bool {
+        let Ok(mut last) = self.agents_counted.lock() else {
+            return false;
+        };
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     pub fn set_agents(&self, status: &str, n: i64) {
