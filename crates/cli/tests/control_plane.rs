@@ -30,6 +30,22 @@ fn free_port() -> u16 {
 /// A child process, SIGKILLed when dropped (or on demand).
 struct Proc(Child);
 impl Proc {
+    /// SIGTERM, then SIGKILL if it has not exited within 15 s.
+    fn term(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+    }
+
     fn kill9(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -668,5 +684,15 @@ fn dashboard_in_headless_chromium() {
     assert!(completed, "the approved call completed");
     let outbox = std::fs::read_to_string(dir.path().join("data/outbox.jsonl")).expect("outbox");
     assert_eq!(outbox.lines().count(), 2);
-    demo.kill9();
+    // A graceful stop also stops the demo's gateway (a SIGKILL would
+    // orphan it).
+    demo.term();
+    assert!(
+        demo.0
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.success()),
+        "the demo stopped cleanly on SIGTERM"
+    );
 }
