@@ -84,6 +84,12 @@ pub async fn run(cli: Cli) -> Result<Output> {
             .await
         }
         Command::Approvals(cmd) => crate::mcp_cmd::approvals(&open(&cli.home).await?, cmd).await,
+        Command::Credential(crate::CredentialCmd::Request {
+            agent,
+            cp,
+            audience,
+        }) => crate::cp_client_cmd::credential_request(&cli.home, &agent, &cp, audience).await,
+        Command::Registrations(cmd) => crate::cp_client_cmd::registrations(&cli.home, cmd).await,
         Command::Credential(cmd) => crate::mcp_cmd::credential(&open(&cli.home).await?, cmd).await,
         Command::Trust(cmd) => {
             let mesh = open(&cli.home).await?;

@@ -5,6 +5,7 @@
 mod audit_cmd;
 mod commands;
 mod compliance_cmd;
+mod cp_client_cmd;
 mod demo;
 mod demo_server;
 mod gateway_cmd;
@@ -101,6 +102,10 @@ pub enum Command {
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Registrations at a control plane: request (as the agent), list,
+    /// approve (as the sponsor, signed with its key), reject.
+    #[command(subcommand)]
+    Registrations(RegistrationsCmd),
     /// Run the control plane: REST API, registration with proof of
     /// possession, credentials, revocation push, dashboard, metrics.
     Serve(ServeCliArgs),
@@ -258,6 +263,72 @@ pub enum CredentialCmd {
         /// Lifetime, e.g. 1h, 30m (at most 30 days).
         #[arg(long, default_value = "1h")]
         ttl: String,
+    },
+    /// Ask a control plane for a short-lived credential, proving possession
+    /// of the agent's key (held in this home).
+    Request {
+        agent: String,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+        /// Gateway audience (default: any gateway of the mesh).
+        #[arg(long)]
+        audience: Option<String>,
+    },
+}
+
+/// How to reach a control plane.
+#[derive(Debug, Clone, Args)]
+pub struct ControlPlaneArgs {
+    /// The control plane (`http://127.0.0.1:7400`).
+    #[arg(
+        long,
+        env = "AGENTMESH_CONTROL_PLANE",
+        default_value = "http://127.0.0.1:7400"
+    )]
+    pub control_plane: String,
+    /// File with the admin token (default: AGENTMESH_CONTROL_PLANE_TOKEN,
+    /// else this home's admin.token).
+    #[arg(long)]
+    pub control_plane_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistrationsCmd {
+    /// Ask a control plane to register an agent: a new key is made and
+    /// kept in this home, and the request is signed with it (proof of
+    /// possession). The agent is active once its sponsor approves.
+    Request {
+        /// Agent name.
+        name: String,
+        #[arg(long)]
+        sponsor: String,
+        /// Capabilities, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        capabilities: Vec<String>,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+    },
+    /// Pending registrations (`--all`: every one).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+    },
+    /// Approve as the sponsor: signs the approval with the sponsor's key
+    /// held in this home.
+    Approve {
+        id: String,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+    },
+    /// Reject a pending registration.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
     },
 }
 

@@ -326,6 +326,14 @@ async fn decide(
 
 pub async fn credential(mesh: &Mesh, cmd: CredentialCmd) -> Result<Output> {
     match cmd {
+        CredentialCmd::Request {
+            agent,
+            cp,
+            audience,
+        } => {
+            crate::cp_client_cmd::credential_request(mesh.home().root(), &agent, &cp, audience)
+                .await
+        }
         CredentialCmd::Issue {
             agent,
             audience,

@@ -696,3 +696,96 @@ fn dashboard_in_headless_chromium() {
         "the demo stopped cleanly on SIGTERM"
     );
 }
+
+fn cli(home: &Path, args: &[&str]) -> Value {
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("agentmesh");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The CLI against a running control plane: an agent registers from its
+/// own home (its key never leaves it), the sponsor approves from the
+/// control plane's home (signed with its key), the agent gets a credential.
+#[test]
+fn cli_registers_approves_and_gets_a_credential() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cp_home = dir.path().join("cp-home");
+    let agent_home = dir.path().join("agent-home");
+    let port = free_port();
+    let _cp = spawn_listening(
+        &[
+            "--home",
+            &cp_home.display().to_string(),
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[],
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    // A sponsor made with the CLI while serve holds the audit log.
+    cli(&cp_home, &["sponsor", "create", "alice@example.com"]);
+    let req = cli(
+        &agent_home,
+        &[
+            "registrations",
+            "request",
+            "bot",
+            "--sponsor",
+            "alice@example.com",
+            "--capabilities",
+            "read:*",
+            "--control-plane",
+            &url,
+        ],
+    );
+    let id = req["id"].as_str().expect("id").to_owned();
+    assert_eq!(req["state"], "pending");
+    let listed = cli(
+        &cp_home,
+        &["registrations", "list", "--control-plane", &url],
+    );
+    assert_eq!(listed["registrations"][0]["id"], id.as_str());
+    let approved = cli(
+        &cp_home,
+        &["registrations", "approve", &id, "--control-plane", &url],
+    );
+    assert_eq!(approved["agent"]["status"], "active");
+    let cred = cli(
+        &agent_home,
+        &["credential", "request", "bot", "--control-plane", &url],
+    );
+    let text = cred["credential"].as_str().expect("credential");
+    let auth = format!("Bearer {text}");
+    let (st, _, body) = http(port, "GET", "/v1/me", &[("authorization", &auth)], "").expect("me");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"name\":\"bot\""));
+    // The approval is in the audit log, with how it was signed.
+    let token = std::fs::read_to_string(cp_home.join("admin.token")).expect("token");
+    let admin = format!("Bearer {}", token.trim());
+    let found = wait_until(Duration::from_secs(5), || {
+        http(
+            port,
+            "GET",
+            "/v1/audit?limit=100",
+            &[("authorization", &admin)],
+            "",
+        )
+        .is_some_and(|(_, _, b)| b.contains("sponsor_signature") && b.contains("sponsor.created"))
+    });
+    assert!(
+        found.is_some(),
+        "approval and the CLI's sponsor.created are audited"
+    );
+}
