@@ -79,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<Output> {
                     admin_token_file: a.admin_token_file,
                     replica: a.replica,
                     credential_ttl: a.credential_ttl,
+                    credential_rate: a.credential_rate,
                 },
             )
             .await

@@ -130,6 +130,10 @@ pub struct ServeCliArgs {
     /// Default lifetime of agent credentials.
     #[arg(long, default_value = "15m")]
     pub credential_ttl: String,
+    /// Credential requests allowed per agent (`30/minute`), counted in the
+    /// database so every replica shares it.
+    #[arg(long, default_value = "30/minute")]
+    pub credential_rate: String,
 }
 
 #[derive(Debug, Subcommand)]

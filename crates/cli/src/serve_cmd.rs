@@ -16,6 +16,7 @@ pub struct ServeArgs {
     pub admin_token_file: Option<PathBuf>,
     pub replica: Option<String>,
     pub credential_ttl: String,
+    pub credential_rate: String,
 }
 
 /// Opens the home (creating it with defaults when missing) and the
@@ -67,7 +68,10 @@ pub async fn run(home: &Path, args: ServeArgs) -> Result<Output> {
             "--credential-ttl must be between 1 minute and 1 day"
         ));
     }
+    let rate = agentmesh_policy::Quota::parse(&args.credential_rate)
+        .map_err(|e| anyhow!("--credential-rate: {e}"))?;
     let cfg = ServeConfig {
+        credential_rate: (rate.count, std::time::Duration::from_nanos(rate.period_ns)),
         credential_ttl: ttl,
         max_credential_ttl: ttl.max(std::time::Duration::from_secs(3600)),
         replica: args

@@ -339,6 +339,8 @@ fn replicas_on_postgres_share_revocations_and_survive_kill_9() {
                 &db,
                 "--replica",
                 name,
+                "--credential-rate",
+                "4/minute",
             ],
             &env,
         )
@@ -382,6 +384,54 @@ fn replicas_on_postgres_share_revocations_and_survive_kill_9() {
             .contains("24 months")
     );
     tool_call(gport, &c2).expect("agent-two allowed");
+
+    // The credential rate limit is shared: 4 per minute per agent, counted
+    // across both replicas (one request already made on B above).
+    let k3 = agent(pa, "agent-three");
+    let c3 = credential(pa, &k3);
+    for port in [pb, pa, pb] {
+        credential(port, &k3);
+    }
+    let mesh = ok(pa, "GET", "/v1/authority", None)["mesh"]
+        .as_str()
+        .expect("mesh")
+        .to_owned();
+    let nonce = ok(pa, "POST", "/v1/credentials/challenge", None)["nonce"]
+        .as_str()
+        .expect("nonce")
+        .to_owned();
+    let over = CredentialRequest {
+        did: k3.did().to_string(),
+        audience: None,
+        ttl_secs: None,
+        nonce,
+        timestamp: agentmesh_store::unix_now(),
+        signature: String::new(),
+    }
+    .sign(&k3, &mesh);
+    let (st, e) = api(pa, "POST", "/v1/credentials", Some(json!(over)));
+    assert_eq!(st, 429, "the fifth request, on either replica: {e}");
+    assert_eq!(e["error"]["code"], "rate_limited");
+
+    // A policy published on A is enforced by the gateway on B within a second.
+    // (agent-three is new: the gateway learns of it from the feed.)
+    wait_until(Duration::from_secs(5), || tool_call(gport, &c3).is_ok())
+        .expect("agent-three allowed before");
+    let deny_all = "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: nothing-for-agent-three\n    condition: \"agent.name == 'agent-three'\"\n    action: deny\n  - name: tools\n    condition: \"action.type == 'tool_call'\"\n    action: allow\n";
+    let auth = format!("Bearer {TOKEN}");
+    let (st, _, body) = http(
+        pa,
+        "PUT",
+        "/v1/policy",
+        &[("authorization", &auth)],
+        deny_all,
+    )
+    .expect("publish");
+    assert_eq!(st, 200, "{body}");
+    let took = wait_until(Duration::from_secs(5), || tool_call(gport, &c3).is_err())
+        .expect("the published policy reached the gateway");
+    assert!(took < Duration::from_secs(1), "policy took {took:?}");
+    tool_call(gport, &c1).expect("agent-one still allowed by the new policy");
 
     // Revoked on A; enforced by the gateway on B within a second.
     ok(

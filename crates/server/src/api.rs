@@ -695,6 +695,40 @@ async fn issue_credential(
             return Err(ApiError::unauthorized(e.to_string()).with_code(e.code()));
         }
     };
+    // Per agent, across replicas; counted only once the agent proved its
+    // key, so nobody can use up another agent's allowance.
+    let (count, period) = state.cfg.credential_rate;
+    let now_ns = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    )
+    .unwrap_or(u64::MAX);
+    let key = format!("credential:{}", did.to_mesh());
+    let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+    if let Err(retry_ns) = state
+        .sql
+        .acquire_rate(&key, count, period_ns, now_ns)
+        .await?
+    {
+        fail("rate_limited");
+        let secs = retry_ns.div_ceil(1_000_000_000);
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "at most {count} credential requests per {} s for this agent; retry in {secs} s",
+                period.as_secs()
+            ),
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&secs.to_string()).unwrap_or(HeaderValue::from_static("1")),
+        );
+        return Ok(r);
+    }
     if !state
         .sql
         .consume_challenge(&req.nonce, "credential", now)

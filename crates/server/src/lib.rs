@@ -43,6 +43,9 @@ pub struct ServeConfig {
     pub feed_poll: Duration,
     /// A name for this replica (in `/healthz` and metrics).
     pub replica: String,
+    /// Credential requests per agent, shared by every replica on the
+    /// database (`(count, period)`).
+    pub credential_rate: (u32, Duration),
 }
 
 impl Default for ServeConfig {
@@ -52,6 +55,7 @@ impl Default for ServeConfig {
             max_credential_ttl: Duration::from_secs(60 * 60),
             feed_poll: Duration::from_millis(200),
             replica: "serve".into(),
+            credential_rate: (30, Duration::from_secs(60)),
         }
     }
 }

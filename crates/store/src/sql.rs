@@ -139,6 +139,12 @@ CREATE TABLE changes (
     at      INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE rate_limits (
+    key TEXT PRIMARY KEY,
+    tat INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The same schema for PostgreSQL (64-bit integers, BYTEA, identity keys).
@@ -259,6 +265,12 @@ CREATE TABLE changes (
     kind    TEXT NOT NULL,
     subject TEXT NOT NULL,
     at      BIGINT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE rate_limits (
+    key TEXT PRIMARY KEY,
+    tat BIGINT NOT NULL
 );
 "#,
 ];
@@ -1269,6 +1281,47 @@ impl SqlRegistry {
             .map(|t| serde_json::from_str(&t).map_err(|e| corrupt("trust state", e)))
             .transpose()?;
         Ok(Some((agent, trust)))
+    }
+
+    /// Counts one event against a rate limit shared by every process on
+    /// this database (GCRA: one theoretical arrival time per key, updated
+    /// in a write transaction, so replicas never both take the last slot).
+    /// `Ok(Err(retry_after_ns))` when over the limit.
+    pub async fn acquire_rate(
+        &self,
+        key: &str,
+        count: u32,
+        period_ns: u64,
+        now_ns: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let t = (period_ns / u64::from(count.max(1))).max(1);
+        let tau = period_ns.saturating_sub(t);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO rate_limits (key, tat) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        let select = match self.backend {
+            Backend::Sqlite => "SELECT tat FROM rate_limits WHERE key = $1",
+            Backend::Postgres => "SELECT tat FROM rate_limits WHERE key = $1 FOR UPDATE",
+        };
+        let tat: i64 = sqlx::query_scalar(select)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        let tat = u64::try_from(tat).unwrap_or(0).max(now_ns);
+        if tat - now_ns > tau {
+            return Ok(Err(tat - now_ns - tau));
+        }
+        sqlx::query("UPDATE rate_limits SET tat = $1 WHERE key = $2")
+            .bind(db_ts(tat + t))
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 
     /// One agent's trust state, if it has one.
