@@ -73,6 +73,10 @@ pub struct EngineConfig {
     /// key. A gateway attached to a control plane uses the control
     /// plane's.
     pub authority: Option<PublicKey>,
+    /// Verifiers whose IATP trust attestations (`amat1.…`) this engine
+    /// accepts as credentials: typically this gateway's own verifier key.
+    /// Empty: attestations are refused.
+    pub attestation_issuers: Vec<PublicKey>,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +89,7 @@ impl Default for EngineConfig {
             approval_poll: Duration::from_millis(100),
             wait_durable: false,
             authority: None,
+            attestation_issuers: Vec::new(),
         }
     }
 }
@@ -110,6 +115,8 @@ pub enum AuthMethod {
     Credential,
     /// A delegation token with a holder proof.
     Delegation,
+    /// An IATP trust attestation from a verifier this engine trusts.
+    Attestation,
 }
 
 /// The authenticated caller of one request.
@@ -140,6 +147,8 @@ pub enum Presented<'a> {
         proof: &'a str,
         request_digest: [u8; 32],
     },
+    /// `amat1.…`: an IATP trust attestation.
+    Attestation(&'a str),
 }
 
 /// Why authentication failed.
@@ -159,6 +168,8 @@ pub enum AuthError {
     Inactive(String),
     #[error("credential `{0}` was revoked")]
     CredentialRevoked(String),
+    #[error("trust attestation rejected: {0}")]
+    Attestation(#[from] agentmesh_iatp::HandshakeError),
 }
 
 impl AuthError {
@@ -173,6 +184,14 @@ impl AuthError {
             AuthError::UnknownAgent(_) => "unknown_agent",
             AuthError::Inactive(_) => "agent_inactive",
             AuthError::CredentialRevoked(_) => "credential_revoked",
+            AuthError::Attestation(e) => match e.code() {
+                "attestation_expired" => "attestation_expired",
+                "untrusted_issuer" => "attestation_untrusted_issuer",
+                "wrong_audience" => "attestation_wrong_audience",
+                "bad_signature" => "attestation_bad_signature",
+                "not_yet_valid" => "attestation_not_yet_valid",
+                _ => "attestation_malformed",
+            },
         }
     }
 }
@@ -252,6 +271,7 @@ struct Inner {
     snapshot: ArcSwap<Snapshot>,
     generation: AtomicU64,
     credentials: CredentialCache,
+    attestations: AttestationCache,
     chains: VerifiedCache,
     replay: ReplayGuard,
     mesh_public: PublicKey,
@@ -317,6 +337,7 @@ impl Engine {
                 snapshot: ArcSwap::from_pointee(snapshot),
                 generation: AtomicU64::new(1),
                 credentials: CredentialCache::new(65_536),
+                attestations: AttestationCache::new(65_536),
                 chains: VerifiedCache::new(65_536),
                 replay: ReplayGuard::new(120, 1 << 20),
                 mesh_public,
@@ -520,6 +541,26 @@ impl Engine {
         let now = now_ns() / 1_000_000_000;
         let snap = self.inner.snapshot.load();
         let result = match presented {
+            Presented::Attestation(text) => self
+                .inner
+                .attestations
+                .verify(text, &self.inner.cfg, now)
+                .and_then(|entry| {
+                    let (att, sub) = &*entry;
+                    let agent = snap
+                        .agent(sub)
+                        .cloned()
+                        .ok_or_else(|| AuthError::UnknownAgent(att.sub.clone()))?;
+                    if let Some(why) = agent.inactive_reason(now) {
+                        return Err(AuthError::Inactive(why));
+                    }
+                    Ok(self.principal_for(
+                        agent,
+                        AuthMethod::Attestation,
+                        None,
+                        Some(format!("iatp:{}", att.id)),
+                    ))
+                }),
             Presented::Credential(text) => self
                 .inner
                 .credentials
@@ -592,6 +633,7 @@ impl Engine {
                             AuthMethod::Credential => "credential",
                             AuthMethod::Delegation => "delegation",
                             AuthMethod::Local => "local",
+                            AuthMethod::Attestation => "attestation",
                         },
                     })
                     .inc();
@@ -1234,5 +1276,104 @@ impl DecisionLeaf {
             trace_id: self.trace_id.unwrap_or_default(),
             detail: Value::Object(detail),
         }
+    }
+}
+
+/// IATP attestations whose signature was already checked, keyed by their
+/// text. A hit still checks time, audience and the issuer list.
+struct AttestationCache {
+    capacity: usize,
+    entries: std::sync::RwLock<
+        std::collections::HashMap<
+            Box<str>,
+            Arc<(agentmesh_iatp::Attestation, agentmesh_identity::Did)>,
+            foldhash::fast::RandomState,
+        >,
+    >,
+}
+
+impl AttestationCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: std::sync::RwLock::new(std::collections::HashMap::default()),
+        }
+    }
+
+    fn verify(
+        &self,
+        text: &str,
+        cfg: &EngineConfig,
+        now: u64,
+    ) -> Result<Arc<(agentmesh_iatp::Attestation, agentmesh_identity::Did)>, AuthError> {
+        use agentmesh_iatp::{Attestation, HandshakeError};
+        let hit = self
+            .entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(text)
+            .cloned();
+        let entry = match hit {
+            Some(e) => e,
+            None => {
+                let (att, issuer) = Attestation::decode(text)?;
+                if !cfg
+                    .attestation_issuers
+                    .iter()
+                    .any(|k| k.as_bytes() == issuer.key_bytes())
+                {
+                    return Err(HandshakeError::UntrustedIssuer(issuer.to_string()).into());
+                }
+                let sub = agentmesh_identity::Did::parse(&att.sub)
+                    .map_err(|e| HandshakeError::Malformed(format!("`sub`: {e}")))?;
+                let entry = Arc::new((att, sub));
+                let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+                if map.len() >= self.capacity {
+                    map.retain(|_, e| e.0.exp > now);
+                    if map.len() >= self.capacity {
+                        map.clear();
+                    }
+                }
+                map.insert(text.into(), entry.clone());
+                entry
+            }
+        };
+        // The issuer list may have changed since the entry was cached.
+        let issuer = agentmesh_identity::Did::parse(&entry.0.iss)
+            .map_err(|e| HandshakeError::Malformed(format!("`iss`: {e}")))?;
+        if !cfg
+            .attestation_issuers
+            .iter()
+            .any(|k| k.as_bytes() == issuer.key_bytes())
+        {
+            return Err(HandshakeError::UntrustedIssuer(entry.0.iss.clone()).into());
+        }
+        entry.0.check(&cfg.audience, now)?;
+        Ok(entry)
+    }
+}
+
+/// The engine's registry and live trust, as the IATP handshake reads them:
+/// a verifier running in a gateway attests from exactly what the gateway
+/// enforces with.
+impl agentmesh_iatp::Directory for Engine {
+    fn peer(&self, did: &agentmesh_identity::Did) -> Option<agentmesh_iatp::PeerFacts> {
+        let snap = self.inner.snapshot.load();
+        let agent = snap.agent(did)?.clone();
+        let now_ns = now_ns();
+        let key = agent.did_text.as_ref();
+        let (score, unc) = self
+            .inner
+            .trust
+            .lock(key)
+            .engine
+            .quick_score(key, now_ns / 1_000_000);
+        Some(agentmesh_iatp::PeerFacts {
+            name: agent.name.to_string(),
+            inactive: agent.inactive_reason(now_ns / 1_000_000_000),
+            trust: score,
+            tier: tier_of(score, unc, &self.inner.trust_cfg).to_owned(),
+            capabilities: agent.capability_names.to_vec(),
+        })
     }
 }

@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "http")]
 pub mod http;
 pub mod manifest;
 pub mod verifier;

@@ -1,0 +1,11 @@
+//! A2A governance: the gateway in front of A2A agents (both protocol
+//! versions, both HTTP bindings, streaming, task affinity), agent cards
+//! re-signed with the mesh key, and the bridge between A2A and MCP.
+
+#![forbid(unsafe_code)]
+
+pub mod card;
+pub mod config;
+pub mod gateway;
+pub mod jcs;
+pub mod protocol;
