@@ -1,5 +1,6 @@
 //! `a2a.yaml`: the A2A gateway's configuration. Unknown keys are errors.
 
+pub use agentmesh_mcp::config::IatpSettings;
 use agentmesh_policy::schema::DataAttrs;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ pub struct A2aConfig {
     pub task_ttl_secs: u64,
     #[serde(default)]
     pub push_notifications: PushSettings,
+    /// The IATP verifier at `/.well-known/iatp/…` (as the MCP gateway's).
     #[serde(default)]
     pub iatp: IatpSettings,
     pub agents: Vec<AgentConfig>,
@@ -55,31 +57,6 @@ pub struct PushSettings {
     /// When set, only these hosts (exact, case-insensitive).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
-}
-
-/// The IATP verifier mounted on the gateway (`/.well-known/iatp/…`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IatpSettings {
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default = "default_min_trust")]
-    pub min_trust: f64,
-    #[serde(default = "default_attestation_ttl")]
-    pub attestation_ttl_secs: u64,
-    #[serde(default = "default_challenge_ttl")]
-    pub challenge_ttl_secs: u64,
-}
-
-impl Default for IatpSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_trust: default_min_trust(),
-            attestation_ttl_secs: default_attestation_ttl(),
-            challenge_ttl_secs: default_challenge_ttl(),
-        }
-    }
 }
 
 /// Card signature policy for one upstream.
@@ -114,9 +91,6 @@ pub struct AgentConfig {
     pub data: Option<DataAttrs>,
 }
 
-fn yes() -> bool {
-    true
-}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7420))
 }
@@ -134,15 +108,6 @@ fn default_refresh_ms() -> u64 {
 }
 fn default_task_ttl() -> u64 {
     24 * 3600
-}
-fn default_min_trust() -> f64 {
-    0.5
-}
-fn default_attestation_ttl() -> u64 {
-    300
-}
-fn default_challenge_ttl() -> u64 {
-    30
 }
 
 /// A configuration that could not be used, with the file it came from.

@@ -65,6 +65,60 @@ pub async fn run(cli: Cli) -> Result<Output> {
             Ok(Output::new(Value::Null, ""))
         }
         Command::Mcp(cmd) => crate::mcp_cmd::run(open(&cli.home).await?, cmd).await,
+        Command::A2a(crate::A2aCmd::Gateway {
+            config,
+            upstream,
+            listen,
+            policy,
+        }) => {
+            crate::a2a_cmd::run(
+                open(&cli.home).await?,
+                config.as_deref(),
+                upstream.as_deref(),
+                listen,
+                policy.as_deref(),
+            )
+            .await
+        }
+        Command::Iatp(crate::IatpCmd::Serve {
+            agent,
+            listen,
+            public_urls,
+            min_trust,
+            challenge_ttl,
+            attestation_ttl,
+        }) => {
+            crate::iatp_cmd::serve(
+                open(&cli.home).await?,
+                crate::iatp_cmd::ServeArgs {
+                    agent,
+                    listen,
+                    public_urls,
+                    min_trust,
+                    challenge_ttl_secs: challenge_ttl,
+                    attestation_ttl_secs: attestation_ttl,
+                },
+            )
+            .await
+        }
+        Command::Iatp(crate::IatpCmd::Handshake {
+            peer,
+            agent,
+            expect,
+            min_trust,
+        }) => {
+            crate::iatp_cmd::handshake(
+                open(&cli.home).await?,
+                &peer,
+                &agent,
+                expect.as_deref(),
+                min_trust,
+            )
+            .await
+        }
+        Command::Iatp(crate::IatpCmd::Manifest { source }) => {
+            crate::iatp_cmd::manifest(&source).await
+        }
         Command::Demo {
             keep_running,
             dir,

@@ -19,8 +19,11 @@ pub async fn run(mesh: Mesh, config: &Path) -> Result<Output> {
     let cfg = GatewayConfig::load(config).map_err(|e| anyhow!("{e}"))?;
     let (policy, _watcher) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
         .with_context(|| format!("policy {}", cfg.policy.display()))?;
-    let engine = Engine::start(mesh.clone(), policy, engine_config(&cfg, None)).await?;
-    serve(mesh, engine, cfg, Vec::new()).await
+    let key = mesh.home().mesh_key()?;
+    let mut ecfg = engine_config(&cfg, None);
+    ecfg.attestation_issuers = vec![*key.public()];
+    let engine = Engine::start(mesh.clone(), policy, ecfg).await?;
+    serve(mesh, engine, cfg, key, Vec::new()).await
 }
 
 fn engine_config(
@@ -79,12 +82,12 @@ pub async fn run_attached(
     let (policy, watcher) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
         .with_context(|| format!("policy {}", cfg.policy.display()))?;
     let published = load_published(&cp, &policy).await;
-    let engine = Engine::start(
-        mesh.clone(),
-        policy.clone(),
-        engine_config(&cfg, Some(authority)),
-    )
-    .await?;
+    // Attestations from this gateway's verifier are signed with the local
+    // home's key (the control plane's key stays with the control plane).
+    let key = mesh.home().mesh_key()?;
+    let mut ecfg = engine_config(&cfg, Some(authority));
+    ecfg.attestation_issuers = vec![*key.public()];
+    let engine = Engine::start(mesh.clone(), policy.clone(), ecfg).await?;
     eprintln!(
         "agentmesh: attached to control plane {url} ({mesh_did}){}",
         if published {
@@ -130,7 +133,7 @@ pub async fn run_attached(
         cfg.audience.clone(),
         std::time::Duration::from_secs(1),
     );
-    let out = serve(mesh, engine, cfg, vec![follower, shipper]).await;
+    let out = serve(mesh, engine, cfg, key, vec![follower, shipper]).await;
     drop(watcher);
     out
 }
@@ -164,6 +167,7 @@ async fn serve(
     mesh: Mesh,
     engine: Engine,
     cfg: GatewayConfig,
+    key: agentmesh_identity::KeyPair,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<Output> {
     let pins = Pins::load(Arc::new(mesh.home().registry().await?)).await?;
@@ -172,6 +176,16 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let path = cfg.path.clone();
+    let iatp = cfg.iatp.enabled.then(|| {
+        agentmesh_iatp::http::router(crate::a2a_cmd::gateway_verifier(
+            &engine,
+            key,
+            vec![format!("http://{addr}")],
+            cfg.iatp.min_trust,
+            cfg.iatp.challenge_ttl_secs,
+            cfg.iatp.attestation_ttl_secs,
+        ))
+    });
     let gateway = Gateway::new(cfg, governor)
         .await
         .map_err(|e| anyhow!("{e}"))?;
@@ -181,7 +195,7 @@ async fn serve(
     // The one line a script waits for.
     println!("agentmesh gateway listening on http://{addr}{path}");
     gateway
-        .serve(listener, crate::serve_cmd::shutdown_signal())
+        .serve_with(listener, iatp, crate::serve_cmd::shutdown_signal())
         .await
         .context("serving")?;
     for t in tasks {

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod a2a_cmd;
 mod audit_cmd;
 mod commands;
 mod compliance_cmd;
@@ -9,6 +10,7 @@ mod cp_client_cmd;
 mod demo;
 mod demo_server;
 mod gateway_cmd;
+mod iatp_cmd;
 mod install;
 mod mcp_cmd;
 mod output;
@@ -82,6 +84,12 @@ pub enum Command {
     /// MCP: govern servers (stdio wrapper), pinned tool definitions.
     #[command(subcommand)]
     Mcp(McpCmd),
+    /// A2A: the gateway in front of A2A agents.
+    #[command(subcommand)]
+    A2a(A2aCmd),
+    /// IATP: the trust handshake (serve, handshake) and agent manifests.
+    #[command(subcommand)]
+    Iatp(IatpCmd),
     /// Calls held for human approval: list, approve, deny.
     #[command(subcommand)]
     Approvals(ApprovalsCmd),
@@ -134,6 +142,67 @@ pub struct ServeCliArgs {
     /// database so every replica shares it.
     #[arg(long, default_value = "30/minute")]
     pub credential_rate: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum A2aCmd {
+    /// Front A2A agents (1.0 and 0.3, JSON-RPC and HTTP+JSON): cards
+    /// re-signed, every message judged, streams relayed, tasks kept with
+    /// their upstream and owner. See docs/a2a-gateway.md.
+    Gateway {
+        /// Gateway configuration (YAML).
+        #[arg(long, conflicts_with = "upstream")]
+        config: Option<PathBuf>,
+        /// One agent's base URL, instead of a config file.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Address to listen on (default 127.0.0.1:7420; overrides the config's).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Policy file, with --upstream.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IatpCmd {
+    /// Answer trust handshakes as one of this home's agents (for agents
+    /// without a gateway): `/.well-known/iatp/…` and its IATP manifest.
+    Serve {
+        /// The agent (registered, its key in this home).
+        #[arg(long)]
+        agent: String,
+        #[arg(long, default_value = "127.0.0.1:7430")]
+        listen: std::net::SocketAddr,
+        /// Extra origins peers may dial this verifier by (channel binding).
+        #[arg(long = "public-url")]
+        public_urls: Vec<String>,
+        /// Peers whose registry trust is below this are refused.
+        #[arg(long, default_value_t = 0.5)]
+        min_trust: f64,
+        /// Seconds a challenge may be answered.
+        #[arg(long, default_value_t = 30)]
+        challenge_ttl: u64,
+        /// Seconds an attestation is valid.
+        #[arg(long, default_value_t = 300)]
+        attestation_ttl: u64,
+    },
+    /// Run the handshake with a peer (`http://host:port`) as one of this
+    /// home's agents: prove who we are, check who it is in our registry.
+    Handshake {
+        peer: String,
+        #[arg(long)]
+        agent: String,
+        /// The peer we mean to reach (name in our registry, or DID).
+        #[arg(long)]
+        expect: Option<String>,
+        /// The peer must have at least this trust in our registry.
+        #[arg(long, default_value_t = 0.5)]
+        min_trust: f64,
+    },
+    /// Read an IATP agent manifest (URL or file), in either shape.
+    Manifest { source: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -683,6 +752,8 @@ fn main() -> std::process::ExitCode {
     let serving = matches!(
         &cli.command,
         Command::Mcp(McpCmd::Wrap { .. } | McpCmd::Gateway { .. })
+            | Command::A2a(_)
+            | Command::Iatp(IatpCmd::Serve { .. })
             | Command::Serve(_)
             | Command::Demo { .. }
     );

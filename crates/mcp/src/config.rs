@@ -57,7 +57,51 @@ pub struct GatewayConfig {
     /// Wait for each decision's audit leaf to be durable before forwarding.
     #[serde(default)]
     pub wait_durable_audit: bool,
+    /// The IATP verifier mounted at `/.well-known/iatp/…`: agents prove
+    /// who they are and get a short-lived attestation this gateway (and
+    /// any gateway of the mesh) accepts as a credential.
+    #[serde(default)]
+    pub iatp: IatpSettings,
     pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// Settings of the IATP verifier a gateway mounts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IatpSettings {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Agents whose registry trust is below this are refused.
+    #[serde(default = "default_min_trust")]
+    pub min_trust: f64,
+    #[serde(default = "default_attestation_ttl")]
+    pub attestation_ttl_secs: u64,
+    #[serde(default = "default_challenge_ttl")]
+    pub challenge_ttl_secs: u64,
+}
+
+impl Default for IatpSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_trust: default_min_trust(),
+            attestation_ttl_secs: default_attestation_ttl(),
+            challenge_ttl_secs: default_challenge_ttl(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_min_trust() -> f64 {
+    0.5
+}
+fn default_attestation_ttl() -> u64 {
+    300
+}
+fn default_challenge_ttl() -> u64 {
+    30
 }
 
 /// One upstream MCP server.

@@ -192,6 +192,17 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_with(listener, None, shutdown).await
+    }
+
+    /// Serves, with `extra` routes beside the MCP endpoint (the IATP
+    /// verifier's `/.well-known/iatp/…`).
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        extra: Option<axum::Router>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let path = self.inner.cfg.path.clone();
         let housekeeping = {
             let gw = self.clone();
@@ -209,6 +220,10 @@ impl Gateway {
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             .route("/metrics", axum::routing::get(metrics))
             .with_state(self);
+        let app = match extra {
+            Some(r) => app.merge(r),
+            None => app,
+        };
         use axum::serve::ListenerExt;
         // Small JSON-RPC answers should leave at once (no Nagle delay).
         let listener = listener.tap_io(|tcp| {
@@ -251,6 +266,14 @@ impl Gateway {
 
     fn authenticate(&self, headers: &HeaderMap, body: &[u8]) -> Result<Principal, AuthError> {
         let Some(auth) = header(headers, "authorization") else {
+            // An IATP attestation carried in the request's `_meta`.
+            if let Some(att) = meta_attestation(body) {
+                return self
+                    .inner
+                    .governor
+                    .engine()
+                    .authenticate(Presented::Attestation(&att));
+            }
             return match &self.inner.cfg.anonymous_agent {
                 Some(agent) => self.inner.governor.engine().local_principal(agent),
                 None => Err(AuthError::Missing),
@@ -272,6 +295,8 @@ impl Gateway {
                 proof,
                 request_digest,
             })
+        } else if token.starts_with(agentmesh_iatp::ATTESTATION_PREFIX) {
+            engine.authenticate(Presented::Attestation(token))
         } else {
             engine.authenticate(Presented::Credential(token))
         }
@@ -310,6 +335,21 @@ impl Gateway {
     fn single(&self) -> bool {
         self.inner.upstreams.len() == 1
     }
+}
+
+/// `params._meta["dev.agentmesh/iatp"].attestation`, when the body carries
+/// one (looked for only when the key's bytes occur in the body).
+fn meta_attestation(body: &[u8]) -> Option<String> {
+    let key = agentmesh_iatp::METADATA_KEY.as_bytes();
+    if !body.windows(key.len()).any(|w| w == key) {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/params/_meta")?
+        .get(agentmesh_iatp::METADATA_KEY)?
+        .get("attestation")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 fn unauthorized(e: &AuthError) -> Response {

@@ -1,0 +1,332 @@
+//! `agentmesh iatp serve | handshake | manifest`: the trust handshake for
+//! agents without a gateway, and IATP manifests.
+
+use crate::output::Output;
+use agentmesh_audit::Draft;
+use agentmesh_iatp::http::{HandshakeClient, OnOutcome, Outcome, Service};
+use agentmesh_iatp::{Directory, PeerFacts, Verifier, VerifierConfig};
+use agentmesh_identity::Did;
+use agentmesh_store::{KeyKind, Mesh, unix_now};
+use agentmesh_trust::{TrustEngine, tier_of};
+use anyhow::{Context, Result, anyhow};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Audit event of one handshake answered by this side.
+pub const HANDSHAKE_EVENT: &str = "iatp.handshake";
+
+/// The registry and trust state of a mesh home, reloaded every second, as
+/// the handshake reads them (for agents that run no gateway).
+pub struct MeshDirectory {
+    facts: RwLock<HashMap<[u8; 32], PeerFacts>>,
+}
+
+impl MeshDirectory {
+    pub async fn load(mesh: &Mesh) -> Result<Arc<Self>> {
+        let d = Arc::new(Self {
+            facts: RwLock::new(HashMap::new()),
+        });
+        d.reload(mesh).await?;
+        Ok(d)
+    }
+
+    async fn reload(&self, mesh: &Mesh) -> Result<()> {
+        let cfg = mesh.trust_config()?;
+        let mut engine = TrustEngine::new(cfg.clone());
+        for (agent, state) in mesh.registry().trust_states().await? {
+            engine.restore(&agent, state);
+        }
+        let sponsors: HashMap<String, bool> = mesh
+            .registry()
+            .list_sponsors()
+            .await?
+            .into_iter()
+            .map(|s| (s.email, s.active))
+            .collect();
+        let now = unix_now();
+        let mut map = HashMap::new();
+        for a in mesh.registry().list_agents().await? {
+            let did = a.did.to_mesh().to_string();
+            let score = engine.score(&did, now * 1000);
+            let inactive = if a.status != agentmesh_delegation::AgentStatus::Active {
+                Some(format!("agent `{}` is {:?}", a.name, a.status).to_lowercase())
+            } else if a.expires_at.is_some_and(|e| now >= e) {
+                Some(format!("agent `{}`'s registration has expired", a.name))
+            } else if !sponsors.get(&a.sponsor).copied().unwrap_or(false) {
+                Some(format!("the sponsor of agent `{}` is deactivated", a.name))
+            } else {
+                None
+            };
+            map.insert(
+                *a.did.key_bytes(),
+                PeerFacts {
+                    name: a.name.clone(),
+                    inactive,
+                    trust: score.score,
+                    tier: tier_of(score.score, score.uncertainty, &cfg).to_owned(),
+                    capabilities: a.capabilities.iter().map(|c| c.to_string()).collect(),
+                },
+            );
+        }
+        *self.facts.write().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
+    }
+
+    /// Reloads every second until the process ends.
+    pub fn follow(self: &Arc<Self>, mesh: Mesh) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.reload(&mesh).await {
+                    eprintln!("agentmesh: registry reload failed, keeping the last view: {e}");
+                }
+            }
+        })
+    }
+}
+
+impl Directory for MeshDirectory {
+    fn peer(&self, did: &Did) -> Option<PeerFacts> {
+        self.facts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(did.key_bytes())
+            .cloned()
+    }
+}
+
+/// The audit entry of a handshake outcome.
+pub fn outcome_draft(verifier: &str, o: &Outcome) -> Draft {
+    match o {
+        Outcome::Attested {
+            prover,
+            facts,
+            attestation_id,
+            exp,
+        } => Draft {
+            event: HANDSHAKE_EVENT.into(),
+            agent: prover.to_string(),
+            action: "iatp.attest".into(),
+            decision: "allow".into(),
+            trust_after: Some(facts.trust),
+            detail: json!({"verifier": verifier, "name": facts.name, "attestation": attestation_id,
+                "expires_at": exp, "tier": facts.tier}),
+            ..Draft::default()
+        },
+        Outcome::Refused { prover, error } => Draft {
+            event: HANDSHAKE_EVENT.into(),
+            agent: prover.clone().unwrap_or_default(),
+            action: "iatp.attest".into(),
+            decision: "deny".into(),
+            detail: json!({"verifier": verifier, "reason": error.code(), "message": error.to_string()}),
+            ..Draft::default()
+        },
+    }
+}
+
+/// `iatp serve`: the agent's own verifier, manifest and audit.
+pub struct ServeArgs {
+    pub agent: String,
+    pub listen: SocketAddr,
+    pub public_urls: Vec<String>,
+    pub min_trust: f64,
+    pub challenge_ttl_secs: u64,
+    pub attestation_ttl_secs: u64,
+}
+
+pub async fn serve(mesh: Mesh, a: ServeArgs) -> Result<Output> {
+    let record = mesh.agent(&a.agent).await?;
+    let key = mesh
+        .home()
+        .read_key(KeyKind::Agent(&a.agent))
+        .with_context(|| format!("the key of agent `{}` (is it this home's agent?)", a.agent))?;
+    if key.did() != record.did.to_mesh() && key.did() != record.did {
+        return Err(anyhow!(
+            "the key file of `{}` does not match its registered DID",
+            a.agent
+        ));
+    }
+    let dir = MeshDirectory::load(&mesh).await?;
+    let _follow = dir.follow(mesh.clone());
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let mut origins = vec![format!("http://{addr}")];
+    origins.extend(
+        a.public_urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_owned()),
+    );
+    let facts = dir.peer(&record.did);
+    let manifest = agentmesh_iatp::manifest::serve(
+        &record.name,
+        &record.did.to_mesh().to_string(),
+        &base64::engine::general_purpose::STANDARD.encode(key.public().as_bytes()),
+        &record.sponsor,
+        facts
+            .as_ref()
+            .map(|f| f.tier.as_str())
+            .unwrap_or("probation"),
+        &record
+            .capabilities
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>(),
+    );
+    let verifier = Verifier::new(
+        key,
+        VerifierConfig {
+            challenge_ttl_secs: a.challenge_ttl_secs,
+            attestation_ttl_secs: a.attestation_ttl_secs,
+            min_trust: a.min_trust,
+            ..VerifierConfig::default()
+        },
+    );
+    let me = verifier.did().to_string();
+    let audit_mesh = mesh.clone();
+    let on_outcome: OnOutcome = Arc::new(move |o: &Outcome| {
+        let draft = outcome_draft(&me, o);
+        let m = audit_mesh.clone();
+        tokio::spawn(async move {
+            if let Err(e) = m.record(draft).await {
+                eprintln!("agentmesh: could not audit a handshake: {e}");
+            }
+        });
+    });
+    let service = Arc::new(Service {
+        verifier,
+        directory: dir.clone(),
+        origins,
+        manifest: Some(manifest),
+        on_outcome: Some(on_outcome),
+    });
+    let app = agentmesh_iatp::http::router(service)
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    println!(
+        "agentmesh iatp listening on http://{addr} as {} ({})",
+        a.agent, record.did
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::serve_cmd::shutdown_signal())
+        .await
+        .context("serving")?;
+    Ok(Output::new(Value::Null, ""))
+}
+
+/// `iatp handshake <peer-url> --agent <name>`: prove who we are to the
+/// peer and check who it is against our registry.
+pub async fn handshake(
+    mesh: Mesh,
+    peer: &str,
+    agent: &str,
+    expect: Option<&str>,
+    min_trust: f64,
+) -> Result<Output> {
+    let key = mesh
+        .home()
+        .read_key(KeyKind::Agent(agent))
+        .with_context(|| format!("the key of agent `{agent}`"))?;
+    let expected = match expect {
+        None => None,
+        Some(e) => Some(match Did::parse(e) {
+            Ok(d) => d,
+            Err(_) => mesh.agent(e).await?.did,
+        }),
+    };
+    let dir = MeshDirectory::load(&mesh).await?;
+    let started = std::time::Instant::now();
+    let done = HandshakeClient::new()
+        .handshake(peer, &key, expected.as_ref(), &*dir, min_trust)
+        .await
+        .map_err(|e| anyhow!("handshake with {peer} failed ({}): {e}", e.code()))?;
+    let took = started.elapsed();
+    let value = json!({
+        "peer": {
+            "did": done.verifier.to_string(),
+            "name": done.verifier_facts.name,
+            "trust": done.verifier_facts.trust,
+            "tier": done.verifier_facts.tier,
+            "capabilities": done.verifier_facts.capabilities,
+        },
+        "attested": {
+            "name": done.attested.name,
+            "trust": done.attested.trust(),
+            "tier": done.attested.tier,
+            "capabilities": done.attested.capabilities,
+            "expires_at": done.attested.exp,
+        },
+        "attestation": done.attestation,
+        "challenge": done.challenge.id,
+        "took_ms": took.as_secs_f64() * 1000.0,
+    });
+    let text = format!(
+        "handshake with {} ({}) complete in {:.2} ms\n  peer, by our registry: trust {:.3} ({})\n  we, by theirs: `{}` trust {:.3} ({}), attested until {}\n  attestation: {}",
+        done.verifier_facts.name,
+        done.verifier,
+        took.as_secs_f64() * 1000.0,
+        done.verifier_facts.trust,
+        done.verifier_facts.tier,
+        done.attested.name,
+        done.attested.trust(),
+        done.attested.tier,
+        done.attested.exp,
+        done.attestation
+    );
+    Ok(Output::new(value, text))
+}
+
+/// `iatp manifest <url|file>`: read an IATP manifest leniently.
+pub async fn manifest(source: &str) -> Result<Output> {
+    let bytes = if source.starts_with("http://") {
+        let url = if source.contains("/.well-known/") {
+            source.to_owned()
+        } else {
+            format!(
+                "{}{}",
+                source.trim_end_matches('/'),
+                agentmesh_iatp::http::MANIFEST_PATH
+            )
+        };
+        let uri: hyper::Uri = url.parse().map_err(|_| anyhow!("`{url}` is not a URL"))?;
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let resp = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+            .await
+            .map_err(|_| anyhow!("{url}: no answer within 10 s"))??;
+        use http_body_util::BodyExt;
+        http_body_util::Limited::new(resp.into_body(), agentmesh_iatp::manifest::MAX_MANIFEST_LEN)
+            .collect()
+            .await
+            .map_err(|e| anyhow!("{url}: {e}"))?
+            .to_bytes()
+            .to_vec()
+    } else {
+        std::fs::read(source).with_context(|| format!("reading {source}"))?
+    };
+    let facts = agentmesh_iatp::manifest::parse(&bytes)?;
+    let text = format!(
+        "agent `{}` ({} shape): trust level {}, IATP score {}/10, reversibility {}, retention {}{}\n  (self-reported: AgentMesh trusts a peer by its registry, not its manifest)",
+        facts.agent_id,
+        facts.shape,
+        facts.trust_level,
+        facts.iatp_score(),
+        facts.reversibility,
+        facts.retention,
+        if facts.human_in_loop {
+            ", human in the loop"
+        } else {
+            ""
+        },
+    );
+    let mut value = serde_json::to_value(&facts)?;
+    value["attributes"] = facts.attributes();
+    Ok(Output::new(value, text))
+}
