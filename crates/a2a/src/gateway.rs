@@ -171,8 +171,11 @@ impl Failure {
         let (status, body) = match binding {
             Binding::JsonRpc => (
                 // JSON-RPC errors travel in a 200, except authentication
-                // (401/403, so HTTP clients and proxies see it).
-                if matches!(self.http, 401 | 403) && self.rpc == UNAUTHENTICATED {
+                // (401/403) and an oversized body (413), which HTTP
+                // clients and proxies must see.
+                if (matches!(self.http, 401 | 403) && self.rpc == UNAUTHENTICATED)
+                    || self.http == 413
+                {
                     self.http
                 } else {
                     200

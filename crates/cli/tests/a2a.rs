@@ -1,0 +1,578 @@
+//! The A2A gateway against real peers: `a2a-sdk==1.3.0` clients (1.0 and
+//! 0.3, JSON-RPC and REST, blocking and streaming) through `agentmesh a2a
+//! gateway` to an `a2a-sdk` agent whose card is signed; the served card
+//! verified with the gateway's key by the SDK's own verifier; policy
+//! denials; task ownership; hostile requests; an IATP-attested caller.
+//! Peers come from `.ci/run` (AGENTMESH_PEERS_PYTHON).
+
+mod support;
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use support::{Home, Proc, free_port, need, raw, repo, wait_port};
+
+const POLICY: &str = r#"
+version: "1.0"
+agents: ["*"]
+sponsor: alice@company.com
+default_action: deny
+rules:
+  - name: no-forbidden
+    condition: "action.type == 'agent_message' && request.arguments.text.contains('forbidden')"
+    action: deny
+  - name: a2a
+    condition: "action.type in ['agent_message', 'task_read', 'task_cancel']"
+    action: allow
+"#;
+
+fn python_has_a2a(python: &Path) -> bool {
+    let ok = Command::new(python)
+        .args(["-c", "import a2a, uvicorn"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install a2a-sdk[http-server,signing]==1.3.0 (see .ci/run)"
+        );
+        eprintln!("skipping: a2a-sdk is not installed in {}", python.display());
+    }
+    ok
+}
+
+/// Writes an Ed25519 key pair (private `<name>.json`, public `<name>.pub.json`).
+fn gen_jwk(python: &Path, path: &Path) {
+    let st = Command::new(python)
+        .arg(repo().join("interop/a2a/agent.py"))
+        .arg("--gen-jwk")
+        .arg(path)
+        .args(["--kty", "OKP"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("gen-jwk");
+    assert!(st.success());
+}
+
+fn agent(python: &Path, sign: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new(python)
+        .arg(repo().join("interop/a2a/agent.py"))
+        .args(["--port", &port.to_string(), "--sign-jwk"])
+        .arg(sign)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("agent.py");
+    let p = Proc(child);
+    wait_port(port);
+    (p, port)
+}
+
+fn drive(
+    python: &Path,
+    port: u16,
+    version: &str,
+    transport: &str,
+    bearer: &str,
+    steps: &Value,
+    extra: &[&str],
+) -> Vec<Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("steps.json");
+    std::fs::write(&f, steps.to_string()).expect("steps");
+    let out = Command::new(python)
+        .arg(repo().join("interop/a2a/drive.py"))
+        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args([
+            "--version",
+            version,
+            "--transport",
+            transport,
+            "--bearer",
+            bearer,
+        ])
+        .args(extra)
+        .arg("--steps")
+        .arg(&f)
+        .output()
+        .expect("drive.py");
+    assert!(
+        out.status.success(),
+        "drive.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn gateway_config(h: &Home, upstream: u16, keyfile: &Path) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    h.write("policy.yaml", POLICY);
+    let cfg = h.write(
+        "a2a.yaml",
+        &format!(
+            "listen: 127.0.0.1:{port}\npolicy: policy.yaml\npush_notifications: {{allow_http: false}}\nagents:\n  - name: echo\n    url: http://127.0.0.1:{upstream}\n    card_keys: [{}]\n    card_signatures: require\n",
+            keyfile.display()
+        ),
+    );
+    (cfg, port)
+}
+
+fn last_state(events: &[Value]) -> String {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| {
+            e.pointer("/statusUpdate/status/state")
+                .or_else(|| e.pointer("/task/status/state"))
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn a2a_sdk_clients_of_both_versions_and_bindings_through_the_gateway() {
+    let Some(python) = need("AGENTMESH_PEERS_PYTHON") else {
+        return;
+    };
+    if !python_has_a2a(&python) {
+        return;
+    }
+    let h = Home::new();
+    h.agent("caller", "message:echo");
+    h.agent("other", "message:echo");
+    let key = h.file("upstream.json");
+    gen_jwk(&python, &key);
+    let (_agent, upstream) = agent(&python, &key);
+
+    // A card signed by a key the gateway was not told about: refused at start.
+    let stranger = h.file("stranger.json");
+    gen_jwk(&python, &stranger);
+    let (cfg, _) = gateway_config(&h, upstream, &h.file("stranger.pub.json"));
+    let out = h.run(&["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")]);
+    assert!(
+        !out.status.success(),
+        "a card that does not verify must stop the gateway"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no configured key verifies it"), "{err}");
+
+    let (cfg, port) = gateway_config(&h, upstream, &h.file("upstream.pub.json"));
+    let _gw = h.spawn(
+        &["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")],
+        port,
+    );
+    let (status, _, jwks) = raw(port, "GET", "/.well-known/jwks.json", &[], b"");
+    assert_eq!(status, 200);
+    let jwk = serde_json::from_str::<Value>(&jwks).expect("jwks")["keys"][0].clone();
+    let wrong = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(h.file("stranger.pub.json")).expect("key"),
+    )
+    .expect("jwk");
+    let token = h.credential("caller");
+    let steps = json!([
+        {"op": "card", "verify_jwk": jwk},
+        {"op": "card", "verify_jwk": wrong},
+        {"op": "send", "text": "hello"},
+        {"op": "stream", "text": "task: t1"},
+        {"op": "send", "text": "task: t2"},
+        {"op": "get", "task": "$last"},
+        {"op": "send", "text": "some forbidden words"},
+        {"op": "send", "data": {"n": 1}},
+        {"op": "send", "text": "slow: s1", "return_immediately": true},
+        {"op": "subscribe", "task": "$last"},
+    ]);
+    let mut owned = Vec::new();
+    for (version, transport) in [
+        ("1.0", "jsonrpc"),
+        ("1.0", "rest"),
+        ("0.3", "jsonrpc"),
+        ("0.3", "rest"),
+    ] {
+        let mode = format!("{version}/{transport}");
+        let r = drive(
+            &python,
+            port,
+            version,
+            transport,
+            &token,
+            &steps,
+            &["--extensions", "urn:test:ext"],
+        );
+        // The served card points at the gateway and verifies with the
+        // gateway's key (the SDK's verifier), not with another.
+        assert_eq!(r[0]["ok"]["verified"], true, "{mode}: {}", r[0]);
+        let urls: Vec<&str> = r[0]["ok"]["card"]["supportedInterfaces"]
+            .as_array()
+            .expect("interfaces")
+            .iter()
+            .filter_map(|i| i["url"].as_str())
+            .collect();
+        assert!(
+            !urls.is_empty()
+                && urls
+                    .iter()
+                    .all(|u| u.starts_with(&format!("http://127.0.0.1:{port}/"))),
+            "{mode}: {urls:?}"
+        );
+        assert_eq!(r[1]["ok"]["verified"], false, "{mode}: {}", r[1]);
+        assert_eq!(
+            r[2]["ok"]["message"]["parts"][0]["text"], "echo: hello",
+            "{mode}: {}",
+            r[2]
+        );
+        // Extensions pass through to the agent.
+        assert!(
+            r[2].to_string().contains("urn:test:ext"),
+            "{mode}: A2A-Extensions reached the agent: {}",
+            r[2]
+        );
+        let events = r[3]["ok"].as_array().expect("stream events");
+        assert!(
+            events.len() >= 3,
+            "{mode}: a stream of several events: {events:?}"
+        );
+        assert_eq!(last_state(events), "TASK_STATE_COMPLETED", "{mode}");
+        let t2 = r[4]["ok"]["task"]["id"]
+            .as_str()
+            .expect("task id")
+            .to_owned();
+        assert_eq!(
+            r[5]["ok"]["id"],
+            t2.as_str(),
+            "{mode}: GetTask reached the owning upstream"
+        );
+        let denied = &r[6]["error"];
+        assert!(
+            denied["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("denied by AgentMesh")
+                || denied["code"] == 403,
+            "{mode}: {denied}"
+        );
+        match (version, transport) {
+            ("1.0", "jsonrpc") => assert_eq!(denied["code"], -31001, "{mode}"),
+            (_, "rest") => assert_eq!(denied["code"], 403, "{mode}"),
+            _ => assert!(
+                denied["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("no-forbidden"),
+                "{mode}: {denied}"
+            ),
+        }
+        assert_eq!(
+            r[7]["ok"]["message"]["parts"][0]["data"]["received"]["n"], 1.0,
+            "{mode}: {}",
+            r[7]
+        );
+        let sub = r[9]["ok"].as_array().expect("subscription events");
+        assert_eq!(last_state(sub), "TASK_STATE_COMPLETED", "{mode}: {sub:?}");
+        owned.push(t2);
+    }
+
+    // Another agent cannot see or cancel the caller's tasks.
+    let other = h.credential("other");
+    for transport in ["jsonrpc", "rest"] {
+        let r = drive(
+            &python,
+            port,
+            "1.0",
+            transport,
+            &other,
+            &json!([{"op": "get", "task": owned[0]}, {"op": "cancel", "task": owned[0]}]),
+            &[],
+        );
+        for step in &r {
+            assert!(
+                step["error"]["code"] == -32001 || step["error"]["code"] == 404,
+                "{transport}: someone else's task is not found: {step}"
+            );
+        }
+    }
+
+    // Every message was a decision leaf; the denial names its rule.
+    h.audit_until(|entries| {
+        let decisions: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["event"] == "decision" && e["action"] == "echo")
+            .collect();
+        decisions.len() >= 4 * 7
+            && decisions
+                .iter()
+                .any(|e| e["decision"] == "deny" && e["rule"] == "policy/no-forbidden")
+    });
+}
+
+#[test]
+fn hostile_requests_get_protocol_errors_and_the_gateway_keeps_serving() {
+    let Some(python) = need("AGENTMESH_PEERS_PYTHON") else {
+        return;
+    };
+    if !python_has_a2a(&python) {
+        return;
+    }
+    let h = Home::new();
+    h.agent("caller", "message:echo");
+    let key = h.file("upstream.json");
+    gen_jwk(&python, &key);
+    let (_agent, upstream) = agent(&python, &key);
+    let (cfg, port) = gateway_config(&h, upstream, &h.file("upstream.pub.json"));
+    let _gw = h.spawn(
+        &["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")],
+        port,
+    );
+    let bearer = format!("Bearer {}", h.credential("caller"));
+    let auth = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let v1 = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+        ("a2a-version", "1.0"),
+    ];
+    let rpc = |headers: &[(&str, &str)], body: &str| {
+        let (status, head, body) = raw(port, "POST", "/", headers, body.as_bytes());
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        (status, head, v)
+    };
+    // No credential: 401 with a challenge, as a JSON-RPC error.
+    let (s, head, v) = rpc(
+        &[("content-type", "application/json")],
+        r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}"#,
+    );
+    assert_eq!(s, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{head}"
+    );
+    assert_eq!(v["error"]["code"], -31000);
+    let (s, _, v) = rpc(
+        &[("authorization", "Bearer amcr1.garbage")],
+        r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}"#,
+    );
+    assert_eq!(
+        (s, v["error"]["data"][0]["metadata"]["reason"].as_str()),
+        (401, Some("credential_malformed"))
+    );
+    // Not JSON, not JSON-RPC, unknown method, unknown version.
+    assert_eq!(rpc(&auth, "{").2["error"]["code"], -32700);
+    assert_eq!(
+        rpc(&auth, r#"{"jsonrpc":"2.0","method":"SendMessage"}"#).2["error"]["code"],
+        -32600
+    );
+    assert_eq!(
+        rpc(
+            &auth,
+            r#"{"jsonrpc":"2.0","id":null,"method":"SendMessage"}"#
+        )
+        .2["error"]["code"],
+        -32600
+    );
+    assert_eq!(rpc(&auth, r#"[1,2]"#).2["error"]["code"], -32600);
+    assert_eq!(
+        rpc(
+            &v1,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#
+        )
+        .2["error"]["code"],
+        -32601
+    );
+    let two = [("authorization", bearer.as_str()), ("a2a-version", "2.0")];
+    assert_eq!(
+        rpc(
+            &two,
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}"#
+        )
+        .2["error"]["code"],
+        -32009
+    );
+    // Bad params: no message, params not an object, unknown task.
+    assert_eq!(
+        rpc(
+            &v1,
+            r#"{"jsonrpc":"2.0","id":"a","method":"SendMessage","params":{}}"#
+        )
+        .2["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        rpc(
+            &v1,
+            r#"{"jsonrpc":"2.0","id":"a","method":"SendMessage","params":[1]}"#
+        )
+        .2["error"]["code"],
+        -32602
+    );
+    let (_, _, v) = rpc(
+        &v1,
+        r#"{"jsonrpc":"2.0","id":7,"method":"GetTask","params":{"id":"nope"}}"#,
+    );
+    assert_eq!(
+        (v["error"]["code"].as_i64(), v["id"].as_i64()),
+        (Some(-32001), Some(7))
+    );
+    // A push-notification webhook to a private address is refused (SSRF).
+    let (_, _, v) = rpc(
+        &v1,
+        r#"{"jsonrpc":"2.0","id":8,"method":"SendMessage","params":{"message":{"messageId":"m","role":"ROLE_USER","parts":[{"text":"task: x"}]},"configuration":{"taskPushNotificationConfig":{"url":"https://169.254.169.254/latest"}}}}"#,
+    );
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("private"),
+        "{v}"
+    );
+    // Oversized.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{{"x":"{}"}}}}"#,
+        "a".repeat(5 << 20)
+    );
+    let (s, _, _) = raw(port, "POST", "/", &auth, big.as_bytes());
+    assert_eq!(s, 413);
+    // REST: unknown route, bad body; GET on the JSON-RPC endpoint.
+    let (s, _, body) = raw(port, "GET", "/rest/etc/passwd", &v1, b"");
+    assert_eq!(s, 404, "{body}");
+    let (s, _, body) = raw(port, "POST", "/rest/message:send", &v1, b"not json");
+    assert_eq!(s, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("status")["error"]["status"],
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(raw(port, "GET", "/", &v1, b"").0, 405);
+    // The card: ETag and If-None-Match.
+    let (s, head, _) = raw(port, "GET", "/.well-known/agent-card.json", &[], b"");
+    assert_eq!(s, 200);
+    let etag = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("etag:")
+                .then(|| l[5..].trim().to_owned())
+        })
+        .expect("etag");
+    assert_eq!(
+        raw(
+            port,
+            "GET",
+            "/.well-known/agent-card.json",
+            &[("if-none-match", &etag)],
+            b""
+        )
+        .0,
+        304
+    );
+    // Still serving.
+    let (_, _, v) = rpc(
+        &v1,
+        r#"{"jsonrpc":"2.0","id":9,"method":"SendMessage","params":{"message":{"messageId":"m9","role":"ROLE_USER","parts":[{"text":"still here"}]}}}"#,
+    );
+    assert_eq!(
+        v["result"]["message"]["parts"][0]["text"], "echo: still here",
+        "{v}"
+    );
+}
+
+#[test]
+fn a_handshake_attested_caller_passes_the_gateway() {
+    let Some(python) = need("AGENTMESH_PEERS_PYTHON") else {
+        return;
+    };
+    if !python_has_a2a(&python) {
+        return;
+    }
+    let h = Home::new();
+    h.agent("caller", "message:echo");
+    let key = h.file("upstream.json");
+    gen_jwk(&python, &key);
+    let (_agent, upstream) = agent(&python, &key);
+    let (cfg, port) = gateway_config(&h, upstream, &h.file("upstream.pub.json"));
+    let _gw = h.spawn(
+        &["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")],
+        port,
+    );
+    // The caller proves who it is to the gateway (whose challenge is signed
+    // by the mesh authority, which the caller's registry trusts).
+    let done = h.json(&[
+        "iatp",
+        "handshake",
+        &format!("http://127.0.0.1:{port}"),
+        "--agent",
+        "caller",
+    ]);
+    let att = done["attestation"]
+        .as_str()
+        .expect("attestation")
+        .to_owned();
+    assert!(att.starts_with("amat1."), "{done}");
+    assert_eq!(done["attested"]["name"], "caller");
+    // As a bearer, through the SDK client.
+    let r = drive(
+        &python,
+        port,
+        "1.0",
+        "jsonrpc",
+        &att,
+        &json!([{"op": "send", "text": "attested"}]),
+        &[],
+    );
+    assert_eq!(
+        r[0]["ok"]["message"]["parts"][0]["text"], "echo: attested",
+        "{}",
+        r[0]
+    );
+    // In the message metadata (the A2A extension), without any header.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {
+        "messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "via metadata"}],
+        "metadata": {"dev.agentmesh/iatp": {"attestation": att}}}}});
+    let (s, head, out) = raw(
+        port,
+        "POST",
+        "/",
+        &[
+            ("content-type", "application/json"),
+            ("a2a-version", "1.0"),
+            ("a2a-extensions", "https://agentmesh.dev/ext/iatp/v1"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(s, 200, "{out}");
+    assert!(out.contains("echo: via metadata"), "{out}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("a2a-extensions: https://agentmesh.dev/ext/iatp/v1"),
+        "{head}"
+    );
+    // A tampered attestation is refused.
+    let mut bad = att.clone().into_bytes();
+    let i = 10;
+    bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
+    let bad = String::from_utf8(bad).expect("ascii");
+    let (s, _, out) = raw(
+        port,
+        "POST",
+        "/",
+        &[
+            ("authorization", &format!("Bearer {bad}")),
+            ("a2a-version", "1.0"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(s, 401, "{out}");
+    // The handshake itself is an audit leaf.
+    h.audit_until(|entries| {
+        entries
+            .iter()
+            .any(|e| e["event"] == "iatp.handshake" && e["decision"] == "allow")
+    });
+}
