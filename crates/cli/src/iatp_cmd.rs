@@ -100,6 +100,11 @@ impl MeshDirectory {
                 if let Err(e) = me.reload(&mesh).await {
                     eprintln!("agentmesh: registry reload failed, keeping the last view: {e}");
                 }
+                // Entries other processes queued while this one holds the
+                // audit log (another `iatp serve` on the same home).
+                if mesh.audit_opened() {
+                    let _ = mesh.drain_audit_outbox().await;
+                }
             }
         })
     }
