@@ -63,8 +63,9 @@ pub struct PushSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CardSignatures {
-    /// A signed card must verify under a configured key; unsigned is
-    /// accepted.
+    /// With `card_keys`, a signed card must verify under one of them;
+    /// without, signatures are not checked (the start-up log says so).
+    /// Unsigned cards are accepted.
     #[default]
     VerifyIfSigned,
     /// The card must be signed and verify.
@@ -80,7 +81,12 @@ pub struct AgentConfig {
     pub name: String,
     /// The agent's base URL; its card is read from
     /// `<url>/.well-known/agent-card.json`.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Instead of `url`: an MCP server (Streamable HTTP endpoint) whose
+    /// tools the gateway offers as this agent's skills (the bridge).
+    #[serde(default)]
+    pub mcp: Option<String>,
     /// JWK files (public keys) that may sign the upstream's card.
     #[serde(default)]
     pub card_keys: Vec<PathBuf>,
@@ -159,15 +165,38 @@ impl A2aConfig {
             if !seen.insert(a.name.as_str()) {
                 return Err(err(format!("agent `{}` is listed twice", a.name)));
             }
-            if !(a.url.starts_with("http://") || a.url.starts_with("https://"))
-                || a.url.parse::<hyper::Uri>().is_err()
+            let url = match (&a.url, &a.mcp) {
+                (Some(u), None) | (None, Some(u)) => u,
+                _ => {
+                    return Err(err(format!(
+                        "agent `{}`: give exactly one of `url` (an A2A agent) or `mcp` (an MCP server to offer as an agent)",
+                        a.name
+                    )));
+                }
+            };
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.parse::<hyper::Uri>().is_err()
             {
                 return Err(err(format!(
-                    "agent `{}`: `{}` is not an http(s) URL",
-                    a.name, a.url
+                    "agent `{}`: `{url}` is not an http(s) URL",
+                    a.name
                 )));
             }
-            if a.url.starts_with("https://") {
+            if a.mcp.is_some()
+                && (!a.card_keys.is_empty() || a.card_signatures == CardSignatures::Require)
+            {
+                return Err(err(format!(
+                    "agent `{}`: an MCP-backed agent has no upstream card to verify; drop card_keys/card_signatures",
+                    a.name
+                )));
+            }
+            if a.card_signatures == CardSignatures::Require && a.card_keys.is_empty() {
+                return Err(err(format!(
+                    "agent `{}`: card_signatures: require needs card_keys (the keys that may sign its card)",
+                    a.name
+                )));
+            }
+            if url.starts_with("https://") {
                 return Err(err(format!(
                     "agent `{}`: https upstreams are not supported yet (the gateway's client speaks plain HTTP); front a loopback or in-cluster http:// URL",
                     a.name
@@ -215,13 +244,18 @@ mod tests {
     #[test]
     fn a_full_config_loads_and_mistakes_are_named() {
         let cfg = A2aConfig::parse(
-            "listen: 127.0.0.1:9000\npolicy: p.yaml\npush_notifications: {allow_http: true}\nagents:\n  - name: echo\n    url: http://127.0.0.1:9001\n    card_signatures: require\n",
+            "listen: 127.0.0.1:9000\npolicy: p.yaml\npush_notifications: {allow_http: true}\nagents:\n  - name: echo\n    url: http://127.0.0.1:9001\n    card_keys: [k.jwk]\n    card_signatures: require\n",
         )
         .expect("parses");
         assert_eq!(cfg.agents[0].card_signatures, CardSignatures::Require);
         assert_eq!(cfg.public_base(), "http://127.0.0.1:9000");
         for (bad, says) in [
             ("policy: p\nagents: []\n", "empty"),
+            ("policy: p\nagents:\n  - {name: a}\n", "exactly one"),
+            (
+                "policy: p\nagents:\n  - {name: a, url: 'http://x', mcp: 'http://y/mcp'}\n",
+                "exactly one",
+            ),
             (
                 "policy: p\nagents:\n  - {name: a, url: ftp://x}\n",
                 "not an http",

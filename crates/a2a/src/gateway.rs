@@ -83,21 +83,25 @@ pub enum StartError {
     Agent { agent: String, message: String },
 }
 
-struct Served {
-    text: Arc<str>,
+pub(crate) struct Served {
+    pub(crate) text: Arc<str>,
     etag: String,
-    endpoints: Endpoints,
+    pub(crate) endpoints: Endpoints,
     /// The key id that verified the upstream's card, when signed.
     upstream_kid: Option<String>,
+    /// The upstream's card carried signatures.
+    upstream_signed: bool,
 }
 
-struct Agent {
-    name: Arc<str>,
+pub(crate) struct Agent {
+    pub(crate) name: Arc<str>,
     cfg: AgentConfig,
     keys: Vec<CardKey>,
     /// `""` with one agent, `/<name>` with several.
-    prefix: String,
-    served: RwLock<Arc<Served>>,
+    pub(crate) prefix: String,
+    pub(crate) served: RwLock<Arc<Served>>,
+    /// For an agent made of an MCP server's tools (the bridge).
+    pub(crate) mcp: Option<Arc<crate::bridge::McpBackend>>,
 }
 
 struct TaskEntry {
@@ -107,12 +111,12 @@ struct TaskEntry {
     seen: u64,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     cfg: A2aConfig,
-    engine: Engine,
-    http: HttpClient,
-    timeout: Duration,
-    agents: Vec<Agent>,
+    pub(crate) engine: Engine,
+    pub(crate) http: HttpClient,
+    pub(crate) timeout: Duration,
+    pub(crate) agents: Vec<Agent>,
     tasks: Mutex<HashMap<String, TaskEntry>>,
     card_key: KeyPair,
     kid: String,
@@ -123,7 +127,7 @@ struct Inner {
 /// A running A2A gateway.
 #[derive(Clone)]
 pub struct Gateway {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -134,18 +138,18 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     agentmesh_store::unix_now()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Binding {
+pub(crate) enum Binding {
     JsonRpc,
     Rest,
 }
 
 /// One refusal, rendered per binding.
-struct Failure {
+pub(crate) struct Failure {
     http: u16,
     rpc: i64,
     message: String,
@@ -155,7 +159,7 @@ struct Failure {
 }
 
 impl Failure {
-    fn new(http: u16, rpc: i64, reason: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(http: u16, rpc: i64, reason: &str, message: impl Into<String>) -> Self {
         Failure {
             http,
             rpc,
@@ -166,7 +170,15 @@ impl Failure {
         }
     }
 
-    fn render(self, binding: Binding, id: &Value) -> Response {
+    pub(crate) fn rpc_code(&self) -> i64 {
+        self.rpc
+    }
+
+    pub(crate) fn message_text(&self) -> String {
+        self.message.clone()
+    }
+
+    pub(crate) fn render(self, binding: Binding, id: &Value) -> Response {
         let details = vec![error_info(&self.reason, DOMAIN, self.metadata)];
         let (status, body) = match binding {
             Binding::JsonRpc => (
@@ -202,7 +214,7 @@ impl Failure {
     }
 }
 
-fn invalid(message: impl Into<String>) -> Failure {
+pub(crate) fn invalid(message: impl Into<String>) -> Failure {
     Failure::new(
         400,
         agentmesh_mcp::message::INVALID_PARAMS,
@@ -220,7 +232,7 @@ fn task_not_found(task: &str) -> Failure {
     )
 }
 
-fn denial(v: &Verdict) -> Failure {
+pub(crate) fn denial(v: &Verdict) -> Failure {
     let d = &v.decision;
     let (http, rpc) = match (d.outcome, d.reason) {
         (Outcome::RateLimited, _) => (429, RATE_LIMITED),
@@ -252,7 +264,7 @@ fn denial(v: &Verdict) -> Failure {
     }
 }
 
-fn unauthorized(e: &AuthError) -> Failure {
+pub(crate) fn unauthorized(e: &AuthError) -> Failure {
     let mut f = Failure::new(
         if matches!(e, AuthError::Inactive(_)) {
             403
@@ -428,7 +440,20 @@ impl Gateway {
                     );
                 }
             }
+            let mcp = match &a.mcp {
+                Some(url) => Some(Arc::new(
+                    crate::bridge::McpBackend::new(
+                        &a.name,
+                        url,
+                        http.clone(),
+                        Duration::from_secs(cfg.upstream_timeout_secs.max(1)),
+                    )
+                    .map_err(fail)?,
+                )),
+                None => None,
+            };
             agents.push(Agent {
+                mcp,
                 name: a.name.as_str().into(),
                 cfg: a.clone(),
                 keys,
@@ -442,6 +467,7 @@ impl Gateway {
                     etag: String::new(),
                     endpoints: Endpoints::default(),
                     upstream_kid: None,
+                    upstream_signed: false,
                 })),
             });
         }
@@ -484,9 +510,11 @@ impl Gateway {
                     a.prefix,
                     s.endpoints.jsonrpc.as_deref().unwrap_or("none"),
                     s.endpoints.rest.as_deref().unwrap_or("none"),
-                    match &s.upstream_kid {
-                        Some(k) => format!("signature verified (kid {k})"),
-                        None => "unsigned".into(),
+                    match (&s.upstream_kid, s.upstream_signed, a.mcp.is_some()) {
+                        (_, _, true) => "made from the MCP server's tools".into(),
+                        (Some(k), _, _) => format!("signature verified (kid {k})"),
+                        (None, true, _) => "signed, NOT verified: configure card_keys".into(),
+                        (None, false, _) => "unsigned".into(),
                     }
                 )
             })
@@ -520,7 +548,27 @@ impl Gateway {
     /// re-signs it.
     async fn refresh_card(&self, i: usize) -> Result<(), String> {
         let agent = &self.inner.agents[i];
-        let base = agent.cfg.url.trim_end_matches('/');
+        let mine = format!("{}{}", self.inner.base, agent.prefix);
+        if let Some(m) = &agent.mcp {
+            let mut card = m.card(&agent.name, &mine).await?;
+            card::sign_card(
+                &mut card,
+                &self.inner.card_key,
+                &self.inner.kid,
+                Some(&format!("{}/.well-known/jwks.json", self.inner.base)),
+            );
+            let text = card.to_string();
+            let etag = card::etag(&text);
+            *agent.served.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Served {
+                text: text.into(),
+                etag,
+                endpoints: Endpoints::default(),
+                upstream_kid: None,
+                upstream_signed: false,
+            });
+            return Ok(());
+        }
+        let base = agent.cfg.url.as_deref().unwrap_or("").trim_end_matches('/');
         let mut found = None;
         for path in ["/.well-known/agent-card.json", "/.well-known/agent.json"] {
             if let Ok((200, body)) = self.fetch(&format!("{base}{path}")).await {
@@ -533,7 +581,17 @@ impl Gateway {
         })?;
         let upstream: Value =
             serde_json::from_slice(&body).map_err(|e| format!("agent card is not JSON: {e}"))?;
-        let verified = card::verify_card(&upstream, &agent.keys).map_err(|e| e.to_string())?;
+        let signed = upstream
+            .get("signatures")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        // Without configured keys there is nothing to verify against (the
+        // start-up log says so); with keys, a signature must verify.
+        let verified = if agent.keys.is_empty() {
+            None
+        } else {
+            card::verify_card(&upstream, &agent.keys).map_err(|e| e.to_string())?
+        };
         if verified.is_none() && agent.cfg.card_signatures == CardSignatures::Require {
             return Err(card::CardError::Unsigned.to_string());
         }
@@ -541,7 +599,6 @@ impl Gateway {
         if endpoints.jsonrpc.is_none() && endpoints.rest.is_none() {
             return Err(card::CardError::NoInterface.to_string());
         }
-        let mine = format!("{}{}", self.inner.base, agent.prefix);
         let mut served = card::rewrite(
             &upstream,
             &format!("{mine}/"),
@@ -565,6 +622,7 @@ impl Gateway {
             etag,
             endpoints,
             upstream_kid: verified,
+            upstream_signed: signed,
         });
         Ok(())
     }
@@ -598,6 +656,7 @@ impl Gateway {
             .route("/healthz", axum::routing::get(|| async { "ok" }))
             .route("/metrics", axum::routing::get(metrics))
             .route("/.well-known/jwks.json", axum::routing::get(jwks))
+            .route("/mcp", axum::routing::post(crate::bridge::mcp_endpoint))
             .fallback(handle)
             .with_state(self.clone());
         if let Some(s) = &self.inner.iatp {
@@ -637,7 +696,7 @@ impl Gateway {
         Some((i, tail))
     }
 
-    fn authenticate(
+    pub(crate) fn authenticate(
         &self,
         headers: &HeaderMap,
         body: &[u8],
@@ -712,7 +771,7 @@ impl Gateway {
 
     /// Judges one operation; returns the upstream that serves it, the
     /// verdict and the capability it was judged under.
-    async fn govern(
+    pub(crate) async fn govern(
         &self,
         p: &Principal,
         agent: usize,
@@ -720,6 +779,7 @@ impl Gateway {
         params: &Value,
         task: Option<&str>,
         size: usize,
+        note: Option<Value>,
     ) -> Result<(usize, Verdict, Capability), Failure> {
         let mut target = agent;
         let mut capability = None;
@@ -778,7 +838,7 @@ impl Gateway {
             data,
             upstream: Some(name.clone()),
             trace_id: None,
-            note: None,
+            note,
         };
         let engine = &self.inner.engine;
         let mut verdict = engine.decide(p, &call);
@@ -800,7 +860,13 @@ impl Gateway {
         }
     }
 
-    fn learn(&self, agent: usize, p: &Principal, capability: &Capability, ids: &[String]) {
+    pub(crate) fn learn(
+        &self,
+        agent: usize,
+        p: &Principal,
+        capability: &Capability,
+        ids: &[String],
+    ) {
         if ids.is_empty() {
             return;
         }
@@ -1106,12 +1172,19 @@ async fn dispatch(
 ) -> Response {
     let b = inc.binding;
     let (target, verdict, capability) = match gw
-        .govern(p, inc.agent, op, params, task, inc.bytes.len())
+        .govern(p, inc.agent, op, params, task, inc.bytes.len(), None)
         .await
     {
         Ok(x) => x,
         Err(f) => return f.render(b, id),
     };
+    if let Some(m) = gw.inner.agents[target].mcp.clone() {
+        let version = Version::from_param(inc.version.as_deref()).unwrap_or(Version::V0_3);
+        return crate::bridge::answer_from_mcp(
+            gw, p, target, &m, op, b, version, params, verdict, id,
+        )
+        .await;
+    }
     let served = gw.inner.agents[target]
         .served
         .read()

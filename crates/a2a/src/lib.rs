@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bridge;
 pub mod card;
 pub mod config;
 pub mod gateway;

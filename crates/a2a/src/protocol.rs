@@ -243,6 +243,18 @@ pub fn parts_of(message: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The tool a message to an MCP-backed agent names: `{"tool": …}` in
+/// its first data part.
+pub fn tool_of(message: &Value) -> Option<String> {
+    parts_of(message)
+        .as_array()?
+        .iter()
+        .find_map(|p| p.get("data"))
+        .and_then(|d| d.get("tool"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
 /// What policy sees of a message: the skill (from metadata, when the
 /// client names one), the parts, their joined text, the ids.
 pub fn message_arguments(agent: &str, message: &Value) -> (Option<String>, Value) {
@@ -250,7 +262,8 @@ pub fn message_arguments(agent: &str, message: &Value) -> (Option<String>, Value
         .iter()
         .find_map(|k| message.pointer(&format!("/metadata/{k}")))
         .and_then(Value::as_str)
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| tool_of(message));
     // 0.3 REST bodies carry the parts as `content`.
     let parts: Vec<Value> = message
         .get("parts")

@@ -78,12 +78,32 @@ fn drive(
     steps: &Value,
     extra: &[&str],
 ) -> Vec<Value> {
+    drive_at(
+        python,
+        &format!("http://127.0.0.1:{port}"),
+        version,
+        transport,
+        bearer,
+        steps,
+        extra,
+    )
+}
+
+fn drive_at(
+    python: &Path,
+    url: &str,
+    version: &str,
+    transport: &str,
+    bearer: &str,
+    steps: &Value,
+    extra: &[&str],
+) -> Vec<Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = dir.path().join("steps.json");
     std::fs::write(&f, steps.to_string()).expect("steps");
     let out = Command::new(python)
         .arg(repo().join("interop/a2a/drive.py"))
-        .args(["--url", &format!("http://127.0.0.1:{port}")])
+        .args(["--url", url])
         .args([
             "--version",
             version,
@@ -575,4 +595,210 @@ fn a_handshake_attested_caller_passes_the_gateway() {
             .iter()
             .any(|e| e["event"] == "iatp.handshake" && e["decision"] == "allow")
     });
+}
+
+fn mcp_fixture(python: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new(python)
+        .arg(repo().join("interop/mcp/fixture_server.py"))
+        .arg("http")
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fixture");
+    let p = Proc(child);
+    wait_port(port);
+    (p, port)
+}
+
+fn mcp_drive(python: &Path, url: &str, bearer: &str, steps: &Value) -> Vec<Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("steps.json");
+    std::fs::write(&f, steps.to_string()).expect("steps");
+    let out = Command::new(python)
+        .arg(repo().join("interop/mcp/drive.py"))
+        .arg("--steps")
+        .arg(&f)
+        .args(["--mode", "legacy", "--url", url, "--bearer", bearer])
+        .output()
+        .expect("mcp drive.py");
+    assert!(
+        out.status.success(),
+        "mcp drive.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn the_bridge_works_both_ways_and_the_audit_links_the_legs() {
+    let Some(python) = need("AGENTMESH_PEERS_PYTHON") else {
+        return;
+    };
+    if !python_has_a2a(&python) {
+        return;
+    }
+    let h = Home::new();
+    h.agent(
+        "caller",
+        "message:echo,call:echo:ask,message:tools,call:tools:echo,call:tools:add",
+    );
+    h.write(
+        "policy.yaml",
+        r#"
+version: "1.0"
+agents: ["*"]
+sponsor: alice@company.com
+default_action: deny
+rules:
+  - name: bridge
+    condition: "action.type in ['agent_message', 'tool_call']"
+    action: allow
+"#,
+    );
+    let key = h.file("upstream.json");
+    gen_jwk(&python, &key);
+    let (_agent, upstream) = agent(&python, &key);
+    let (_fixture, fport) = mcp_fixture(&python);
+    let port = free_port();
+    let cfg = h.write(
+        "a2a.yaml",
+        &format!(
+            "listen: 127.0.0.1:{port}\npolicy: policy.yaml\nagents:\n  - name: echo\n    url: http://127.0.0.1:{upstream}\n  - name: tools\n    mcp: http://127.0.0.1:{fport}/mcp\n"
+        ),
+    );
+    let _gw = h.spawn(
+        &["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")],
+        port,
+    );
+    let token = h.credential("caller");
+
+    // An MCP client (the official Python SDK) asks the A2A agent.
+    let r = mcp_drive(
+        &python,
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &token,
+        &json!([
+            {"op": "list_tools"},
+            {"op": "call", "name": "ask_echo", "args": {"text": "hi from mcp"}},
+            {"op": "call", "name": "ask_echo", "args": {"text": "task: bridged"}},
+            {"op": "call", "name": "ask_nobody", "args": {"text": "x"}},
+        ]),
+    );
+    let names: Vec<&str> = r[0]["ok"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["ask_echo"], "{}", r[0]);
+    assert_eq!(
+        r[1]["ok"]["content"][0]["text"], "echo: hi from mcp",
+        "{}",
+        r[1]
+    );
+    assert_eq!(r[1]["ok"]["isError"], false);
+    assert!(r[2].to_string().contains("done: bridged"), "{}", r[2]);
+    assert_eq!(
+        r[2]["ok"]["structuredContent"]["state"], "TASK_STATE_COMPLETED",
+        "{}",
+        r[2]
+    );
+    assert!(r[3].get("error").is_some(), "{}", r[3]);
+
+    // An A2A client (a2a-sdk, both versions) asks the MCP-backed agent.
+    let gw_jwk =
+        serde_json::from_str::<Value>(&raw(port, "GET", "/.well-known/jwks.json", &[], b"").2)
+            .expect("jwks")["keys"][0]
+            .clone();
+    let steps = json!([
+        {"op": "card", "verify_jwk": gw_jwk},
+        {"op": "send", "data": {"tool": "echo", "arguments": {"text": "hi from a2a"}}},
+        {"op": "send", "data": {"tool": "add", "arguments": {"a": 2, "b": 3}}},
+        {"op": "send", "data": {"tool": "write_file", "arguments": {"path": "/tmp/x", "content": "no"}}},
+    ]);
+    for version in ["1.0", "0.3"] {
+        let r = drive_at(
+            &python,
+            &format!("http://127.0.0.1:{port}/tools"),
+            version,
+            "jsonrpc",
+            &token,
+            &steps,
+            &[],
+        );
+        assert_eq!(r[0]["ok"]["verified"], true, "{version}: {}", r[0]);
+        let skills: Vec<&str> = r[0]["ok"]["card"]["skills"]
+            .as_array()
+            .expect("skills")
+            .iter()
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        assert!(
+            skills.contains(&"echo") && skills.contains(&"add"),
+            "{skills:?}"
+        );
+        assert_eq!(
+            r[1]["ok"]["message"]["parts"][0]["text"], "hi from a2a",
+            "{version}: {}",
+            r[1]
+        );
+        assert_eq!(
+            r[2]["ok"]["message"]["parts"][0]["text"], "5",
+            "{version}: {}",
+            r[2]
+        );
+        // Not in the caller's capabilities: denied at the first leg.
+        assert!(r[3].get("error").is_some(), "{version}: {}", r[3]);
+    }
+
+    // Both legs are decision leaves; the second names the first.
+    let entries = h.audit_until(|entries| {
+        let legs = |from: &str| {
+            entries
+                .iter()
+                .filter(|e| {
+                    e["event"] == "decision" && e["detail"]["note"]["bridge"]["from"] == from
+                })
+                .count()
+        };
+        legs("mcp") >= 2 && legs("a2a") >= 4
+    });
+    let by_seq = |seq: &Value| {
+        entries
+            .iter()
+            .find(|e| e["seq"] == *seq)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    for e in entries
+        .iter()
+        .filter(|e| e["event"] == "decision" && e["detail"]["note"]["bridge"].is_object())
+    {
+        let first = by_seq(&e["detail"]["note"]["bridge"]["first_leg_audit_index"]);
+        assert_eq!(first["event"], "decision", "{e}");
+        assert_eq!(first["agent"], e["agent"], "the same caller on both legs");
+        match e["detail"]["note"]["bridge"]["from"].as_str() {
+            Some("mcp") => {
+                assert_eq!(first["action"], "ask_echo", "{first}");
+                assert_eq!(e["action"], "echo", "{e}");
+            }
+            Some("a2a") => {
+                assert!(
+                    first["action"].as_str().unwrap_or("").starts_with("tools/"),
+                    "{first}"
+                );
+                assert!(
+                    e["action"].as_str().unwrap_or("").starts_with("tools__"),
+                    "{e}"
+                );
+            }
+            other => panic!("unexpected bridge note {other:?}"),
+        }
+    }
 }
