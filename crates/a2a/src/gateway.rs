@@ -771,6 +771,7 @@ impl Gateway {
 
     /// Judges one operation; returns the upstream that serves it, the
     /// verdict and the capability it was judged under.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn govern(
         &self,
         p: &Principal,
@@ -1135,7 +1136,7 @@ async fn rest_call(gw: &Gateway, inc: &Incoming) -> Response {
     let params: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        match serde_json::from_slice(&bytes) {
+        match serde_json::from_slice(bytes) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => return invalid("the body must be a JSON object").render(b, &Value::Null),
             Err(e) => return invalid(format!("the body is not JSON: {e}")).render(b, &Value::Null),

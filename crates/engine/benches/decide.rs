@@ -57,6 +57,8 @@ struct Setup {
     _dir: tempfile::TempDir,
     engine: Engine,
     credential: String,
+    /// An IATP attestation for a3, issued by the mesh key (a trusted issuer).
+    attestation: String,
     chain_principal: agentmesh_engine::Principal,
 }
 
@@ -108,6 +110,7 @@ async fn setup() -> Setup {
         PolicyHandle::new(hundred_rules()),
         EngineConfig {
             audience: "bench".into(),
+            attestation_issuers: vec![*mesh.home().mesh_key().expect("mk").public()],
             ..EngineConfig::default()
         },
     )
@@ -130,10 +133,26 @@ async fn setup() -> Setup {
         3600,
         now,
     );
+    let attestation = agentmesh_iatp::Attestation {
+        v: 1,
+        id: "bench-handshake".into(),
+        iss: mesh.home().mesh_key().expect("mk").did().to_string(),
+        sub: a3.did.to_mesh().to_string(),
+        name: "a3".into(),
+        aud: "*".into(),
+        trust_milli: 500,
+        tier: "standard".into(),
+        capabilities: vec!["call:fs:*".into()],
+        iat: now,
+        exp: now + 3600,
+        transcript: "AAAA".into(),
+    }
+    .encode(&mesh.home().mesh_key().expect("mk"));
     Setup {
         _dir: dir,
         engine,
         credential,
+        attestation,
         chain_principal,
     }
 }
@@ -184,6 +203,15 @@ fn main() {
             )
         })
     });
+    crit.bench_function("engine/authenticate IATP attestation (cache hit)", |b| {
+        b.iter(|| {
+            black_box(
+                s.engine
+                    .authenticate(Presented::Attestation(&s.attestation))
+                    .expect("ok"),
+            )
+        })
+    });
     crit.bench_function("engine/revalidate 3-link chain (cache hit)", |b| {
         b.iter(|| s.engine.revalidate(&s.chain_principal).expect("ok"))
     });
@@ -215,6 +243,21 @@ fn main() {
             200_000
         },
         full,
+    );
+    percentiles(
+        "engine/attested-caller check (IATP attestation, cached)",
+        if std::env::var_os("QUICK").is_some() {
+            20_000
+        } else {
+            200_000
+        },
+        || {
+            black_box(
+                s.engine
+                    .authenticate(Presented::Attestation(&s.attestation))
+                    .expect("attested"),
+            );
+        },
     );
     let log = s.engine.audit().clone();
     let queued = log.size();

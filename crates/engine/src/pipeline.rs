@@ -1279,16 +1279,15 @@ impl DecisionLeaf {
     }
 }
 
+/// A checked attestation and its subject.
+type Attested = Arc<(agentmesh_iatp::Attestation, agentmesh_identity::Did)>;
+
 /// IATP attestations whose signature was already checked, keyed by their
 /// text. A hit still checks time, audience and the issuer list.
 struct AttestationCache {
     capacity: usize,
     entries: std::sync::RwLock<
-        std::collections::HashMap<
-            Box<str>,
-            Arc<(agentmesh_iatp::Attestation, agentmesh_identity::Did)>,
-            foldhash::fast::RandomState,
-        >,
+        std::collections::HashMap<Box<str>, Attested, foldhash::fast::RandomState>,
     >,
 }
 
@@ -1300,12 +1299,7 @@ impl AttestationCache {
         }
     }
 
-    fn verify(
-        &self,
-        text: &str,
-        cfg: &EngineConfig,
-        now: u64,
-    ) -> Result<Arc<(agentmesh_iatp::Attestation, agentmesh_identity::Did)>, AuthError> {
+    fn verify(&self, text: &str, cfg: &EngineConfig, now: u64) -> Result<Attested, AuthError> {
         use agentmesh_iatp::{Attestation, HandshakeError};
         let hit = self
             .entries

@@ -165,7 +165,7 @@ async fn response(State(s): State<Arc<Service>>, body: Body) -> HttpResponse {
         Ok(v) => {
             if let Some(f) = &s.on_outcome {
                 f(&Outcome::Attested {
-                    prover: v.prover.clone(),
+                    prover: v.prover,
                     facts: v.facts.clone(),
                     attestation_id: v.attestation.id.clone(),
                     exp: v.attestation.exp,

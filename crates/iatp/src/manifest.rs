@@ -288,13 +288,13 @@ mod tests {
         assert_eq!(f.reversibility, "none");
         assert_eq!(f.unknown_fields, vec!["extra".to_owned()]);
         assert_eq!(
-            parse(b"[]").unwrap_err(),
+            parse(b"[]").expect_err("must fail"),
             ManifestError::NotJson("not an object".into())
         );
-        assert_eq!(parse(b"{}").unwrap_err(), ManifestError::NoAgent);
+        assert_eq!(parse(b"{}").expect_err("must fail"), ManifestError::NoAgent);
         assert!(parse(b"{").is_err());
         assert_eq!(
-            parse(&vec![b' '; MAX_MANIFEST_LEN + 1]).unwrap_err(),
+            parse(&vec![b' '; MAX_MANIFEST_LEN + 1]).expect_err("must fail"),
             ManifestError::TooLarge
         );
     }

@@ -358,7 +358,10 @@ mod tests {
         assert_eq!(ok.facts.name, "beta");
         assert_eq!(ok.attestation.trust_milli, 800);
         // Replayed.
-        assert_eq!(v.verify(&r, ch, &dir, 102).unwrap_err().code(), "replayed");
+        assert_eq!(
+            v.verify(&r, ch, &dir, 102).expect_err("must fail").code(),
+            "replayed"
+        );
         // Signed by another key.
         let c = v.challenge(None, 100).expect("challenge");
         let mut forged = Response::answer(
@@ -368,7 +371,9 @@ mod tests {
         );
         forged.prover = p.did().to_string();
         assert_eq!(
-            v.verify(&forged, ch, &dir, 101).unwrap_err().code(),
+            v.verify(&forged, ch, &dir, 101)
+                .expect_err("must fail")
+                .code(),
             "bad_signature"
         );
         // The real prover can still answer that challenge (a forgery does
@@ -379,7 +384,7 @@ mod tests {
         let c = v.challenge(None, 100).expect("challenge");
         let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
         assert_eq!(
-            v.verify(&r, ch, &dir, 130).unwrap_err().code(),
+            v.verify(&r, ch, &dir, 130).expect_err("must fail").code(),
             "challenge_expired"
         );
         // Trust below the threshold, from the registry.
@@ -390,7 +395,7 @@ mod tests {
             "origin:http://127.0.0.1:9",
         );
         assert_eq!(
-            v.verify(&r, ch, &dir, 101).unwrap_err().code(),
+            v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "trust_below_threshold"
         );
         // Unregistered.
@@ -401,14 +406,14 @@ mod tests {
             "origin:http://127.0.0.1:9",
         );
         assert_eq!(
-            v.verify(&r, ch, &dir, 101).unwrap_err().code(),
+            v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "unknown_agent"
         );
         // Bound to another channel.
         let c = v.challenge(None, 100).expect("challenge");
         let r = Response::answer(&c, &p, "origin:http://evil:9");
         assert_eq!(
-            v.verify(&r, ch, &dir, 101).unwrap_err().code(),
+            v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "channel_mismatch"
         );
         // Never issued here.
@@ -416,7 +421,7 @@ mod tests {
         let c = other.challenge(None, 100).expect("challenge");
         let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
         assert_eq!(
-            v.verify(&r, ch, &dir, 101).unwrap_err().code(),
+            v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "unknown_challenge"
         );
         // For another prover.
@@ -425,7 +430,7 @@ mod tests {
             .expect("challenge");
         let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
         assert_eq!(
-            v.verify(&r, ch, &dir, 101).unwrap_err().code(),
+            v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "wrong_peer"
         );
     }
@@ -439,7 +444,7 @@ mod tests {
         let other = serde_json::json!([{"text": "bye"}]);
         assert_eq!(
             v.verify(&r, Channel::Request(&other), &dir, 101)
-                .unwrap_err()
+                .expect_err("must fail")
                 .code(),
             "channel_mismatch"
         );
@@ -450,21 +455,21 @@ mod tests {
     fn the_prover_checks_the_verifier_too() {
         let (v, p, _, _) = setup();
         let dir = Dir(vec![
-            (v.did().clone(), facts("gw", 0.9)),
+            (*v.did(), facts("gw", 0.9)),
             (p.did(), facts("beta", 0.8)),
         ]);
         let c = v.challenge(None, 100).expect("challenge");
         let (did, f) = check_verifier(&c, Some(v.did()), &dir, 0.5, 101).expect("ok");
-        assert_eq!((did, f.name.as_str()), (v.did().clone(), "gw"));
+        assert_eq!((did, f.name.as_str()), (*v.did(), "gw"));
         assert_eq!(
             check_verifier(&c, Some(&p.did()), &dir, 0.5, 101)
-                .unwrap_err()
+                .expect_err("must fail")
                 .code(),
             "wrong_peer"
         );
         assert_eq!(
             check_verifier(&c, None, &dir, 0.95, 101)
-                .unwrap_err()
+                .expect_err("must fail")
                 .code(),
             "trust_below_threshold"
         );
@@ -482,7 +487,10 @@ mod tests {
         for _ in 0..3 {
             v.challenge(None, 100).expect("room");
         }
-        assert_eq!(v.challenge(None, 100).unwrap_err().code(), "busy");
+        assert_eq!(
+            v.challenge(None, 100).expect_err("must fail").code(),
+            "busy"
+        );
         // Once they expired (plus the grace minute) there is room again.
         assert!(v.challenge(None, 200).is_ok());
         assert_eq!(v.outstanding(), 1);
