@@ -13,6 +13,11 @@
 //!   generator waiting (coordinated omission).
 //! * `--legacy`: opens a 2025-11-25 session (`initialize`) and sends its
 //!   `Mcp-Session-Id`; otherwise requests carry the 2026-07-28 `_meta`.
+//! * `--a2a`: A2A 1.0 `SendMessage` requests (JSON-RPC, `A2A-Version: 1.0`)
+//!   with a 1 KB text part instead of MCP.
+//! * `--serve-a2a PORT`: instead of generating load, be a minimal fast A2A
+//!   agent on 127.0.0.1:PORT (a card, and a fixed answer to every
+//!   `SendMessage`), so the gateway's own cost can be measured.
 //!
 //! Every response is checked: HTTP 200, a `result`, no `"isError":true`.
 //! Prints one JSON object.
@@ -23,6 +28,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::client::conn::http1;
+use hyper::server::conn::http1 as server_http1;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +44,8 @@ struct Args {
     body_bytes: usize,
     bearer: Option<String>,
     legacy: bool,
+    a2a: bool,
+    serve_a2a: Option<u16>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +58,8 @@ fn parse_args() -> Result<Args, String> {
         body_bytes: 1024,
         bearer: None,
         legacy: false,
+        a2a: false,
+        serve_a2a: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -67,10 +77,14 @@ fn parse_args() -> Result<Args, String> {
             }
             "--bearer" => a.bearer = Some(val()?),
             "--legacy" => a.legacy = true,
+            "--a2a" => a.a2a = true,
+            "--serve-a2a" => {
+                a.serve_a2a = Some(val()?.parse().map_err(|e| format!("--serve-a2a: {e}"))?)
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if a.url.is_empty() {
+    if a.url.is_empty() && a.serve_a2a.is_none() {
         return Err("--url is required".into());
     }
     if a.connections == 0 {
@@ -125,6 +139,12 @@ struct Shared {
 }
 
 fn body(shared: &Shared, id: u64) -> String {
+    if shared.args.a2a {
+        return format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"SendMessage","params":{{"message":{{"messageId":"m{id}","role":"ROLE_USER","parts":[{{"text":"{}"}}]}}}}}}"#,
+            shared.padding
+        );
+    }
     let meta = if shared.args.legacy {
         String::new()
     } else {
@@ -148,7 +168,9 @@ async fn send(
         .header("host", format!("{}:{}", s.target.host, s.target.port))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
-    if s.args.legacy {
+    if s.args.a2a {
+        req = req.header("a2a-version", "1.0");
+    } else if s.args.legacy {
         req = req.header("mcp-protocol-version", "2025-11-25");
     } else {
         req = req
@@ -193,7 +215,7 @@ fn memfind(h: &[u8], n: &[u8]) -> bool {
 }
 
 async fn open_session(args: &Args, t: &Target) -> Result<Option<String>, String> {
-    if !args.legacy {
+    if !args.legacy || args.a2a {
         return Ok(None);
     }
     let shared = Shared {
@@ -352,6 +374,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(port) = args.serve_a2a {
+        let code = rt.block_on(serve_a2a(port));
+        std::process::exit(code);
+    }
     let code = rt.block_on(async move {
         let t = match target(&args.url) {
             Ok(t) => t,
@@ -367,7 +393,11 @@ fn main() {
                 return 1;
             }
         };
-        let skeleton = r#"{"jsonrpc":"2.0","id":0000000000,"method":"tools/call","params":{"name":"echo","arguments":{"text":""}}}"#;
+        let skeleton = if args.a2a {
+            r#"{"jsonrpc":"2.0","id":0000000000,"method":"SendMessage","params":{"message":{"messageId":"m0000000000","role":"ROLE_USER","parts":[{"text":""}]}}}"#
+        } else {
+            r#"{"jsonrpc":"2.0","id":0000000000,"method":"tools/call","params":{"name":"echo","arguments":{"text":""}}}"#
+        };
         let padding = "a".repeat(args.body_bytes.saturating_sub(skeleton.len()));
         let shared = Arc::new(Shared { args: args.clone(), target: t, session, padding });
         let start = Instant::now() + Duration::from_millis(50);
@@ -410,4 +440,63 @@ fn main() {
         i32::from(all.bad > 0)
     });
     std::process::exit(code);
+}
+
+/// A minimal, fast A2A 1.0 agent: its card, and one fixed message for any
+/// JSON-RPC request (echoing the request's id). Only for measuring what a
+/// gateway in front of it adds.
+async fn serve_a2a(port: u16) -> i32 {
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("agentmesh-loadgen: bind 127.0.0.1:{port}: {e}");
+            return 2;
+        }
+    };
+    let card: Bytes = serde_json::json!({
+        "name": "fast-a2a", "description": "A fixed-answer A2A agent for benchmarks", "version": "1.0.0",
+        "supportedInterfaces": [{"url": format!("http://127.0.0.1:{port}/"), "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}],
+        "capabilities": {"streaming": false},
+        "defaultInputModes": ["text/plain"], "defaultOutputModes": ["text/plain"],
+        "skills": [{"id": "echo", "name": "Echo", "description": "Answers ok", "tags": ["bench"]}],
+    })
+    .to_string()
+    .into();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let card = card.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let card = card.clone();
+                async move {
+                    let body = if req.method() == hyper::Method::GET {
+                        card
+                    } else {
+                        let bytes = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|c| c.to_bytes())
+                            .unwrap_or_default();
+                        let id = serde_json::from_slice::<serde_json::Value>(&bytes)
+                            .ok()
+                            .and_then(|v| v.get("id").cloned())
+                            .unwrap_or(serde_json::Value::Null);
+                        Bytes::from(format!(
+                            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"message":{{"messageId":"r","role":"ROLE_AGENT","parts":[{{"text":"ok"}}]}}}}}}"#
+                        ))
+                    };
+                    hyper::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Full::new(body))
+                }
+            });
+            let _ = server_http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
