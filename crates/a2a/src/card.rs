@@ -8,7 +8,7 @@
 //! them, so the served card carries the gateway's own EdDSA signature,
 //! whose key is published at `/.well-known/jwks.json`.
 
-use crate::jcs::canonicalize;
+use agentmesh_identity::jcs::canonicalize;
 use agentmesh_identity::{KeyPair, PublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

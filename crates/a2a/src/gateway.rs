@@ -265,12 +265,13 @@ pub(crate) fn denial(v: &Verdict) -> Failure {
 }
 
 pub(crate) fn unauthorized(e: &AuthError) -> Failure {
+    let forbidden = match e {
+        AuthError::Inactive(_) => true,
+        AuthError::Attestation(h) => h.status() == 403,
+        _ => false,
+    };
     let mut f = Failure::new(
-        if matches!(e, AuthError::Inactive(_)) {
-            403
-        } else {
-            401
-        },
+        if forbidden { 403 } else { 401 },
         UNAUTHENTICATED,
         "UNAUTHENTICATED",
         e.to_string(),

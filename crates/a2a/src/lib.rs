@@ -8,5 +8,6 @@ pub mod bridge;
 pub mod card;
 pub mod config;
 pub mod gateway;
-pub mod jcs;
+/// RFC 8785, shared with the IATP request binding.
+pub use agentmesh_identity::jcs;
 pub mod protocol;

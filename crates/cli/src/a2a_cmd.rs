@@ -108,6 +108,12 @@ pub async fn run(
     let iatp = cfg.iatp.enabled.then(|| {
         let mut origins = vec![format!("http://{addr}")];
         origins.push(cfg.public_base());
+        origins.extend(
+            cfg.iatp
+                .public_urls
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+        );
         gateway_verifier(
             &engine,
             KeyPair::from_seed(&key.seed()),

@@ -180,7 +180,14 @@ async fn serve(
         agentmesh_iatp::http::router(crate::a2a_cmd::gateway_verifier(
             &engine,
             key,
-            vec![format!("http://{addr}")],
+            std::iter::once(format!("http://{addr}"))
+                .chain(
+                    cfg.iatp
+                        .public_urls
+                        .iter()
+                        .map(|u| u.trim_end_matches('/').to_owned()),
+                )
+                .collect(),
             cfg.iatp.min_trust,
             cfg.iatp.challenge_ttl_secs,
             cfg.iatp.attestation_ttl_secs,

@@ -573,6 +573,39 @@ fn a_handshake_attested_caller_passes_the_gateway() {
             .contains("a2a-extensions: https://agentmesh.dev/ext/iatp/v1"),
         "{head}"
     );
+    // A response to the gateway's challenge bound to the message's parts,
+    // in the metadata: accepted once; the same message again is a replay.
+    let key = agentmesh_store::read_private_key(&h.path.join("keys/agents/caller.key"))
+        .expect("caller's key");
+    let base = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let challenge = rt
+        .block_on(agentmesh_iatp::http::HandshakeClient::new().challenge(&base, &key.did()))
+        .expect("challenge");
+    let parts = json!([{"text": "bound to this message"}]);
+    let response = agentmesh_iatp::Response::answer(
+        &challenge,
+        &key,
+        &agentmesh_iatp::request_channel(&parts),
+    );
+    let bound = json!({"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {"message": {
+        "messageId": "m2", "role": "ROLE_USER", "parts": parts,
+        "metadata": {"dev.agentmesh/iatp": {"response": response}}}}});
+    let headers = [("content-type", "application/json"), ("a2a-version", "1.0")];
+    let (s, _, out) = raw(port, "POST", "/", &headers, bound.to_string().as_bytes());
+    assert_eq!(s, 200, "{out}");
+    assert!(out.contains("echo: bound to this message"), "{out}");
+    let (s, _, out) = raw(port, "POST", "/", &headers, bound.to_string().as_bytes());
+    assert_eq!(s, 401, "{out}");
+    assert!(out.contains("replayed"), "{out}");
+    // The same response moved onto other parts: the binding fails.
+    let mut moved = bound.clone();
+    moved["params"]["message"]["parts"] = json!([{"text": "something else"}]);
+    let (s, _, out) = raw(port, "POST", "/", &headers, moved.to_string().as_bytes());
+    assert_eq!(s, 401, "{out}");
     // A tampered attestation is refused.
     let mut bad = att.clone().into_bytes();
     let i = 10;

@@ -185,12 +185,14 @@ impl AuthError {
             AuthError::Inactive(_) => "agent_inactive",
             AuthError::CredentialRevoked(_) => "credential_revoked",
             AuthError::Attestation(e) => match e.code() {
-                "attestation_expired" => "attestation_expired",
                 "untrusted_issuer" => "attestation_untrusted_issuer",
                 "wrong_audience" => "attestation_wrong_audience",
                 "bad_signature" => "attestation_bad_signature",
                 "not_yet_valid" => "attestation_not_yet_valid",
-                _ => "attestation_malformed",
+                "malformed" => "attestation_malformed",
+                // The handshake's own codes (a request-bound response that
+                // failed): `replayed`, `channel_mismatch`, …
+                other => other,
             },
         }
     }

@@ -16,7 +16,7 @@ use crate::wire::{
 use agentmesh_identity::{Did, KeyPair};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response as HttpResponse;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -126,6 +126,11 @@ async fn challenge(State(s): State<Arc<Service>>, body: Body) -> HttpResponse {
             Ok(v) => v,
             Err(e) => return error_response(&HandshakeError::Malformed(format!("body: {e}"))),
         };
+        if !v.is_object() {
+            return error_response(&HandshakeError::Malformed(
+                "the body must be a JSON object (or empty)".into(),
+            ));
+        }
         match v.get("prover") {
             None | Some(Value::Null) => None,
             Some(Value::String(p)) => match Did::parse(p) {
@@ -196,8 +201,7 @@ async fn response(State(s): State<Arc<Service>>, body: Body) -> HttpResponse {
     }
 }
 
-async fn info(State(s): State<Arc<Service>>, headers: HeaderMap) -> HttpResponse {
-    let _ = headers;
+async fn info(State(s): State<Arc<Service>>) -> HttpResponse {
     json_response(
         StatusCode::OK,
         &json!({
@@ -352,6 +356,15 @@ impl HandshakeClient {
     ) -> Result<Completed, ClientError> {
         let base = check_base(base)?.to_owned();
         let challenge = self.challenge(&base, &prover.did()).await?;
+        if challenge
+            .prover
+            .as_deref()
+            .is_some_and(|p| Did::parse(p).ok() != Some(prover.did()))
+        {
+            return Err(ClientError::Peer(HandshakeError::Mismatch(
+                "the challenge names another prover",
+            )));
+        }
         let (verifier, verifier_facts) =
             check_verifier(&challenge, expected, dir, min_trust, now_secs())
                 .map_err(ClientError::Peer)?;
@@ -361,6 +374,15 @@ impl HandshakeClient {
         if issuer != verifier || attested.sub != prover.did().to_string() {
             return Err(ClientError::Peer(HandshakeError::Mismatch(
                 "the attestation is not the verifier's, about us",
+            )));
+        }
+        // It must conclude *this* handshake.
+        let transcript = crate::wire::b64(&agentmesh_identity::sha256(
+            response.transcript().as_bytes(),
+        ));
+        if attested.id != challenge.id || attested.transcript != transcript {
+            return Err(ClientError::Peer(HandshakeError::Mismatch(
+                "the attestation concludes another handshake",
             )));
         }
         Ok(Completed {

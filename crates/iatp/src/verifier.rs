@@ -61,8 +61,9 @@ impl Default for VerifierConfig {
 /// Where the response must be bound.
 #[derive(Debug, Clone, Copy)]
 pub enum Channel<'a> {
-    /// The handshake ran over HTTP to one of these origins (as the verifier
-    /// knows itself: its `Host`, or its configured public URL).
+    /// The handshake ran over HTTP to one of these origins: the verifier's
+    /// own listen address and configured public URLs (never the request's
+    /// `Host`, which a relay controls).
     Origins(&'a [String]),
     /// The response rides in a request that asks for `governed`.
     Request(&'a Value),
@@ -159,6 +160,11 @@ impl Verifier {
     pub fn challenge(&self, prover: Option<&Did>, now: u64) -> Result<Challenge, HandshakeError> {
         let c = Challenge::new(&self.key, prover, now, self.cfg.challenge_ttl_secs);
         let mut map = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget long-dead challenges as the table grows (every 1,024
+        // issues), so it does not stay at its high-water mark.
+        if map.len() % 1024 == 1023 {
+            map.retain(|_, o| now < o.challenge.expires_at.saturating_add(60));
+        }
         if map.len() >= self.cfg.max_outstanding {
             // Forget challenges expired over a minute ago (long enough to
             // name a late answer `challenge_expired`).
@@ -216,8 +222,10 @@ impl Verifier {
                     now,
                 });
             }
+            // Compared as keys: `did:mesh:X` and `did:key:X` are one peer.
             if let Some(p) = &c.prover
-                && *p != r.prover
+                && agentmesh_identity::Did::parse(p).ok()
+                    != agentmesh_identity::Did::parse(&r.prover).ok()
             {
                 return Err(HandshakeError::WrongPeer {
                     want: p.clone(),

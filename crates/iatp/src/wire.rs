@@ -391,12 +391,16 @@ pub fn origin_channel(origin: &str) -> String {
 }
 
 /// The channel binding of a response carried inside a request: SHA-256 of
-/// the canonical JSON of what the request asks for (A2A: the message's
-/// `parts`; MCP: the call's `arguments`).
+/// the RFC 8785 form of what the request asks for (A2A: the message's
+/// `parts`; MCP: the call's `arguments`). Unlike the signed payloads here,
+/// this value is the caller's and may hold any number, so it is
+/// canonicalised by full JCS (ECMAScript number form).
 pub fn request_channel(governed: &Value) -> String {
     format!(
         "request:{}",
-        b64(&sha256(to_canonical_json(governed).as_bytes()))
+        b64(&sha256(
+            agentmesh_identity::jcs::canonicalize(governed).as_bytes()
+        ))
     )
 }
 

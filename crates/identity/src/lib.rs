@@ -25,6 +25,7 @@ pub use canonical::{canonical_json, to_canonical_json};
 pub use did::{Did, DidError, DidMethod};
 pub use document::{DidDocument, Jwk, JwkError, VerificationMethod};
 pub use keys::{KeyError, KeyPair, PublicKey, SIGNATURE_LEN, Signature, sha256};
+pub mod jcs;
 pub use names::{NameError, validate_agent_name, validate_email};
 pub use spiffe::{SpiffeError, SpiffeId};
 pub use sponsorship::{SPONSORSHIP_DOMAIN, Sponsorship, SponsorshipError};

@@ -78,6 +78,11 @@ pub struct IatpSettings {
     pub attestation_ttl_secs: u64,
     #[serde(default = "default_challenge_ttl")]
     pub challenge_ttl_secs: u64,
+    /// Other origins provers may dial the verifier by (`https://gw.example`,
+    /// a proxy): the response's channel binding must name one of these or
+    /// the listen address.
+    #[serde(default)]
+    pub public_urls: Vec<String>,
 }
 
 impl Default for IatpSettings {
@@ -87,6 +92,7 @@ impl Default for IatpSettings {
             min_trust: default_min_trust(),
             attestation_ttl_secs: default_attestation_ttl(),
             challenge_ttl_secs: default_challenge_ttl(),
+            public_urls: Vec::new(),
         }
     }
 }
