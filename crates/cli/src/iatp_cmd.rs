@@ -213,9 +213,30 @@ pub async fn serve(mesh: Mesh, a: ServeArgs) -> Result<Output> {
     let on_outcome: OnOutcome = Arc::new(move |o: &Outcome| {
         let draft = outcome_draft(&me, o);
         let m = audit_mesh.clone();
+        // A completed handshake is a trust event for the prover (only
+        // successes: a refusal cannot be attributed to the DID it claims).
+        let attested = match o {
+            Outcome::Attested { prover, .. } => Some(prover.to_string()),
+            Outcome::Refused { .. } => None,
+        };
         tokio::spawn(async move {
             if let Err(e) = m.record(draft).await {
                 eprintln!("agentmesh: could not audit a handshake: {e}");
+            }
+            if let Some(did) = attested
+                && let Ok(agent) = m.agent(&did).await
+            {
+                let now_ms = unix_now().saturating_mul(1000);
+                if let Err(e) = m
+                    .trust_event(
+                        &agent,
+                        agentmesh_trust::EventKind::Handshake { ok: true },
+                        now_ms,
+                    )
+                    .await
+                {
+                    eprintln!("agentmesh: could not record the handshake's trust event: {e}");
+                }
             }
         });
     });

@@ -622,11 +622,14 @@ fn a_handshake_attested_caller_passes_the_gateway() {
         body.to_string().as_bytes(),
     );
     assert_eq!(s, 401, "{out}");
-    // The handshake itself is an audit leaf.
+    // The handshake itself is an audit leaf, and a trust event for the caller.
     h.audit_until(|entries| {
         entries
             .iter()
             .any(|e| e["event"] == "iatp.handshake" && e["decision"] == "allow")
+            && entries
+                .iter()
+                .any(|e| e["event"] == "trust.event" && e["detail"]["kind"] == "handshake")
     });
 }
 

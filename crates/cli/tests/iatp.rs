@@ -156,7 +156,13 @@ fn two_peers_complete_the_handshake_and_every_failure_has_its_own_reason() {
         "{m}"
     );
 
-    // Every outcome is an audit leaf with its reason.
+    // Every outcome is an audit leaf with its reason; the completed ones are
+    // trust events for the prover.
+    h.audit_until(|entries| {
+        entries
+            .iter()
+            .any(|e| e["event"] == "trust.event" && e["detail"]["kind"] == "handshake")
+    });
     h.audit_until(|entries| {
         let hs: Vec<&Value> = entries
             .iter()

@@ -682,6 +682,17 @@ impl Engine {
     }
 
     /// Applies a trust event outside a decision and records it.
+    /// Records a completed IATP handshake as a trust event for the agent
+    /// that proved itself. Only successes: a refused response cannot be
+    /// attributed to the DID it claims (anyone can claim one), so failures
+    /// are audited, never scored.
+    pub fn record_handshake(&self, did: &agentmesh_identity::Did) {
+        let agent = self.inner.snapshot.load().agent(did).cloned();
+        if let Some(agent) = agent {
+            self.trust_only(&agent, EventKind::Handshake { ok: true });
+        }
+    }
+
     fn trust_only(&self, agent: &AgentView, kind: EventKind) {
         let did = agent.did_text.to_string();
         let mut shard = self.inner.trust.lock(&did);
