@@ -15,7 +15,8 @@ Behaviour, keyed on the first part of the user message:
   text "slow: X"       -> Task: working, a status update every 0.5 s for ~2 s, then
                           artifact "done: X" and completed (for SubscribeToTask/cancel tests)
   any other text T     -> direct Message "echo: T" (metadata.requestedExtensions lists
-                          the A2A-Extensions the request carried, if any)
+                          the A2A-Extensions the request carried, if any;
+                          metadata.receivedMetadataKeys the message's metadata keys)
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class TestExecutor(AgentExecutor):
                 # Lets a test see which A2A-Extensions (or 0.3 X-A2A-Extensions)
                 # reached the agent through a gateway.
                 reply.metadata.update({'requestedExtensions': sorted(context.requested_extensions)})
+            received = context.message.metadata if context.message is not None else None
+            if received is not None and len(received) > 0:
+                # Lets a test see which metadata keys reached the agent (a
+                # gateway must strip the credentials it consumed).
+                reply.metadata.update({'receivedMetadataKeys': sorted(received.keys())})
             await event_queue.enqueue_event(reply)
 
     async def _run_task(

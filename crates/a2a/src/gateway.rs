@@ -1161,6 +1161,35 @@ async fn rest_call(gw: &Gateway, inc: &Incoming) -> Response {
     .await
 }
 
+/// The body to forward: as received, except that IATP credentials in the
+/// message metadata are removed. An attestation is bearer-grade for five
+/// minutes: the agent behind the gateway must not get one to replay.
+fn forwarded_body(inc: &Incoming) -> Bytes {
+    let key = agentmesh_iatp::METADATA_KEY.as_bytes();
+    if !inc.bytes.windows(key.len()).any(|w| w == key) {
+        return inc.bytes.clone();
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&inc.bytes) else {
+        return inc.bytes.clone();
+    };
+    let params = match inc.binding {
+        Binding::JsonRpc => v.get_mut("params"),
+        Binding::Rest => Some(&mut v),
+    };
+    if let Some(params) = params {
+        for k in ["message", "request"] {
+            if let Some(md) = params
+                .get_mut(k)
+                .and_then(|m| m.get_mut("metadata"))
+                .and_then(Value::as_object_mut)
+            {
+                md.remove(agentmesh_iatp::METADATA_KEY);
+            }
+        }
+    }
+    Bytes::from(v.to_string())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn dispatch(
     gw: &Gateway,
@@ -1233,7 +1262,7 @@ async fn dispatch(
         // The `?A2A-Version=` form, as the header upstreams read.
         req = req.header("a2a-version", v);
     }
-    let req = match req.body(Full::new(inc.bytes.clone())) {
+    let req = match req.body(Full::new(forwarded_body(inc))) {
         Ok(r) => r,
         Err(e) => return invalid(format!("cannot forward: {e}")).render(b, id),
     };

@@ -554,7 +554,7 @@ fn a_handshake_attested_caller_passes_the_gateway() {
     // In the message metadata (the A2A extension), without any header.
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {
         "messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "via metadata"}],
-        "metadata": {"dev.agentmesh/iatp": {"attestation": att}}}}});
+        "metadata": {"dev.agentmesh/iatp": {"attestation": att}, "keep": "yes"}}}});
     let (s, head, out) = raw(
         port,
         "POST",
@@ -568,6 +568,13 @@ fn a_handshake_attested_caller_passes_the_gateway() {
     );
     assert_eq!(s, 200, "{out}");
     assert!(out.contains("echo: via metadata"), "{out}");
+    // The agent got the rest of the metadata, never the attestation.
+    let answer: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        answer["result"]["message"]["metadata"]["receivedMetadataKeys"],
+        json!(["keep"]),
+        "{out}"
+    );
     assert!(
         head.to_ascii_lowercase()
             .contains("a2a-extensions: https://agentmesh.dev/ext/iatp/v1"),

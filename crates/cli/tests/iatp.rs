@@ -184,3 +184,90 @@ fn two_peers_complete_the_handshake_and_every_failure_has_its_own_reason() {
             .all(|r| reasons.contains(r))
     });
 }
+
+#[test]
+fn the_mcp_gateway_accepts_an_attestation_in_meta_or_as_a_bearer() {
+    let Some(python) = support::need("AGENTMESH_PEERS_PYTHON") else {
+        return;
+    };
+    let h = Home::new();
+    h.agent("caller", "call:fixture:echo");
+    h.write(
+        "policy.yaml",
+        "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@company.com\ndefault_action: deny\nrules:\n  - name: calls\n    condition: \"action.type == 'tool_call'\"\n    action: allow\n",
+    );
+    let fport = free_port();
+    let fixture = std::process::Command::new(&python)
+        .arg(support::repo().join("interop/mcp/fixture_server.py"))
+        .arg("http")
+        .arg(fport.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("fixture");
+    let _fixture = support::Proc(fixture);
+    support::wait_port(fport);
+    let port = free_port();
+    let cfg = h.write(
+        "gw.yaml",
+        &format!(
+            "listen: 127.0.0.1:{port}\npolicy: policy.yaml\nupstreams:\n  - name: fixture\n    url: http://127.0.0.1:{fport}/mcp\n"
+        ),
+    );
+    let _gw = h.spawn(
+        &["mcp", "gateway", "--config", cfg.to_str().expect("utf-8")],
+        port,
+    );
+    let done = h.json(&[
+        "iatp",
+        "handshake",
+        &format!("http://127.0.0.1:{port}"),
+        "--agent",
+        "caller",
+    ]);
+    let att = done["attestation"]
+        .as_str()
+        .expect("attestation")
+        .to_owned();
+    let call = |meta_att: Option<&str>, bearer: Option<&str>| {
+        let mut meta = serde_json::json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+        });
+        if let Some(a) = meta_att {
+            meta["dev.agentmesh/iatp"] = serde_json::json!({"attestation": a});
+        }
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "attested"}, "_meta": meta}});
+        let auth = bearer.map(|b| format!("Bearer {b}"));
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let (status, _, out) =
+            support::raw(port, "POST", "/mcp", &headers, body.to_string().as_bytes());
+        (status, out)
+    };
+    let (s, out) = call(Some(&att), None);
+    assert_eq!(s, 200, "{out}");
+    assert!(
+        out.contains("attested") && !out.contains("\"error\""),
+        "{out}"
+    );
+    let (s, out) = call(None, Some(&att));
+    assert_eq!(s, 200, "{out}");
+    assert!(out.contains("attested"), "{out}");
+    let mut bad = att.into_bytes();
+    bad[12] = if bad[12] == b'A' { b'B' } else { b'A' };
+    let bad = String::from_utf8(bad).expect("ascii");
+    let (s, out) = call(Some(&bad), None);
+    assert_eq!(s, 401, "{out}");
+    let (s, _) = call(None, None);
+    assert_eq!(s, 401);
+}

@@ -337,6 +337,28 @@ impl Gateway {
     }
 }
 
+/// The body without `params._meta["dev.agentmesh/iatp"]` (re-encoded only
+/// when it is there).
+fn strip_meta_attestation(body: Bytes) -> Bytes {
+    let key = agentmesh_iatp::METADATA_KEY.as_bytes();
+    if !body.windows(key.len()).any(|w| w == key) {
+        return body;
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let removed = v
+        .pointer_mut("/params/_meta")
+        .and_then(Value::as_object_mut)
+        .and_then(|meta| meta.remove(agentmesh_iatp::METADATA_KEY))
+        .is_some();
+    if removed {
+        Bytes::from(v.to_string())
+    } else {
+        body
+    }
+}
+
 /// `params._meta["dev.agentmesh/iatp"].attestation`, when the body carries
 /// one (looked for only when the key's bytes occur in the body).
 fn meta_attestation(body: &[u8]) -> Option<String> {
@@ -409,6 +431,8 @@ async fn handle(
         Ok(p) => p,
         Err(e) => return unauthorized(&e),
     };
+    // An IATP attestation in `_meta` is bearer-grade: never forwarded.
+    let bytes = strip_meta_attestation(bytes);
     match method {
         Method::POST => post(&gw, &principal, &headers, bytes).await,
         Method::GET => get_stream(&gw, &principal, &headers).await,
@@ -1377,4 +1401,22 @@ async fn metrics(
         ),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attestation_in_meta_is_found_and_never_forwarded() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"x":1,"dev.agentmesh/iatp":{"attestation":"amat1.a.b"}}}}"#;
+        assert_eq!(meta_attestation(body).as_deref(), Some("amat1.a.b"));
+        let out = strip_meta_attestation(Bytes::from_static(body));
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["params"]["_meta"], json!({"x": 1}));
+        assert_eq!(meta_attestation(&out), None);
+        // Bodies without it pass byte for byte.
+        let plain = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+        assert_eq!(strip_meta_attestation(plain.clone()), plain);
+    }
 }
