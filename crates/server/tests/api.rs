@@ -559,6 +559,29 @@ async fn hostile_input(s: &Server) {
             _ => None,
         };
         for body in &cases {
+            if body.len() > 1 << 20 {
+                // The server answers 413 as soon as the body passes its
+                // limit and closes the connection; a client still writing
+                // the rest may see the close before the answer. Either is
+                // a refusal that loses nothing; a 2xx or 5xx is not.
+                let anon = ControlPlane::new(s.cp.url(), None).expect("client");
+                match anon
+                    .send(method(r.method), &path, Some(body.clone()), bearer)
+                    .await
+                {
+                    Ok((st, _)) => assert!(
+                        (400..500).contains(&st.as_u16()),
+                        "{} {path} with an oversized body answered {st}",
+                        r.method
+                    ),
+                    Err(e) => assert!(
+                        e.to_string().contains("unreachable"),
+                        "{} {path} with an oversized body: {e}",
+                        r.method
+                    ),
+                }
+                continue;
+            }
             let (st, e) = status_of(s, method(r.method), &path, Some(body.clone()), bearer).await;
             assert!(
                 (400..500).contains(&st),
