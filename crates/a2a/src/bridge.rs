@@ -154,8 +154,17 @@ impl McpBackend {
     }
 }
 
+/// A message id. Ids need to be unique, not secret: without randomness a
+/// process-wide counter with the time keeps them apart.
 fn random_id() -> String {
-    agentmesh_iatp::wire::random_b64(12)
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    agentmesh_iatp::wire::random_b64(12).unwrap_or_else(|_| {
+        format!(
+            "am-{}-{}",
+            crate::gateway::now_secs(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    })
 }
 
 /// Which leg came first, for the second leg's audit entry.

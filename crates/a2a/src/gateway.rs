@@ -551,22 +551,8 @@ impl Gateway {
         let agent = &self.inner.agents[i];
         let mine = format!("{}{}", self.inner.base, agent.prefix);
         if let Some(m) = &agent.mcp {
-            let mut card = m.card(&agent.name, &mine).await?;
-            card::sign_card(
-                &mut card,
-                &self.inner.card_key,
-                &self.inner.kid,
-                Some(&format!("{}/.well-known/jwks.json", self.inner.base)),
-            );
-            let text = card.to_string();
-            let etag = card::etag(&text);
-            *agent.served.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Served {
-                text: text.into(),
-                etag,
-                endpoints: Endpoints::default(),
-                upstream_kid: None,
-                upstream_signed: false,
-            });
+            let card = m.card(&agent.name, &mine).await?;
+            self.publish(agent, card, Endpoints::default(), None, false);
             return Ok(());
         }
         let base = agent.cfg.url.as_deref().unwrap_or("").trim_end_matches('/');
@@ -600,7 +586,7 @@ impl Gateway {
         if endpoints.jsonrpc.is_none() && endpoints.rest.is_none() {
             return Err(card::CardError::NoInterface.to_string());
         }
-        let mut served = card::rewrite(
+        let served = card::rewrite(
             &upstream,
             &format!("{mine}/"),
             endpoints
@@ -610,22 +596,39 @@ impl Gateway {
                 .as_deref(),
         )
         .map_err(|e| e.to_string())?;
+        self.publish(agent, served, endpoints, verified, signed);
+        Ok(())
+    }
+
+    /// Signs a card with the gateway's key (its JWKS named as `jku`).
+    pub(crate) fn sign(&self, card: &mut Value) {
         card::sign_card(
-            &mut served,
+            card,
             &self.inner.card_key,
             &self.inner.kid,
             Some(&format!("{}/.well-known/jwks.json", self.inner.base)),
         );
-        let text = served.to_string();
+    }
+
+    /// Signs `card` and makes it the one served for `agent`.
+    fn publish(
+        &self,
+        agent: &Agent,
+        mut card: Value,
+        endpoints: Endpoints,
+        upstream_kid: Option<String>,
+        upstream_signed: bool,
+    ) {
+        self.sign(&mut card);
+        let text = card.to_string();
         let etag = card::etag(&text);
         *agent.served.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Served {
             text: text.into(),
             etag,
             endpoints,
-            upstream_kid: verified,
-            upstream_signed: signed,
+            upstream_kid,
+            upstream_signed,
         });
-        Ok(())
     }
 
     /// Serves until `shutdown` resolves.
@@ -1038,7 +1041,7 @@ struct Incoming {
 async fn jsonrpc(gw: &Gateway, inc: &Incoming) -> Response {
     let b = Binding::JsonRpc;
     let version = inc.version.as_deref();
-    let msg: Value = match serde_json::from_slice(&inc.bytes) {
+    let mut msg: Value = match serde_json::from_slice(&inc.bytes) {
         Ok(v) => v,
         Err(e) => {
             return Failure::new(
@@ -1086,7 +1089,11 @@ async fn jsonrpc(gw: &Gateway, inc: &Incoming) -> Response {
         )
         .render(b, &id);
     };
-    let params = msg.get("params").cloned().unwrap_or_else(|| json!({}));
+    // Taken, not cloned: the body's bytes are what is forwarded.
+    let params = msg
+        .get_mut("params")
+        .map(Value::take)
+        .unwrap_or_else(|| json!({}));
     if !params.is_object() {
         return invalid("params must be an object").render(b, &id);
     }
@@ -1453,19 +1460,30 @@ async fn relay(
                 && let Some(card) = v.pointer(result_ptr).cloned()
             {
                 let base = format!("{}{}", gw.inner.base, gw.inner.agents[agent].prefix);
-                if let Ok(mut c) =
-                    card::rewrite(&card, &format!("{base}/"), Some(&format!("{base}/rest")))
-                {
-                    card::sign_card(
-                        &mut c,
-                        &gw.inner.card_key,
-                        &gw.inner.kid,
-                        Some(&format!("{}/.well-known/jwks.json", gw.inner.base)),
-                    );
-                    if let Some(slot) = v.pointer_mut(result_ptr) {
-                        *slot = c;
+                match card::rewrite(&card, &format!("{base}/"), Some(&format!("{base}/rest"))) {
+                    Ok(mut c) => {
+                        gw.sign(&mut c);
+                        if let Some(slot) = v.pointer_mut(result_ptr) {
+                            *slot = c;
+                        }
+                        out = Bytes::from(v.to_string());
                     }
-                    out = Bytes::from(v.to_string());
+                    // Never pass on a card that points past the gateway.
+                    Err(e) => {
+                        gw.inner.engine.record_result(
+                            p,
+                            &verdict,
+                            false,
+                            json!({"upstream_error": e.to_string()}),
+                        );
+                        return Failure::new(
+                            502,
+                            protocol::INVALID_AGENT_RESPONSE,
+                            "INVALID_AGENT_RESPONSE",
+                            format!("the agent's extended card is unusable: {e}"),
+                        )
+                        .render(b, &Value::Null);
+                    }
                 }
             }
         }

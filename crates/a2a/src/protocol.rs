@@ -332,6 +332,7 @@ pub fn terminal(result: &Value) -> bool {
 /// A2A error codes (JSON-RPC).
 pub const TASK_NOT_FOUND: i64 = -32001;
 pub const UNSUPPORTED_OPERATION: i64 = -32004;
+pub const INVALID_AGENT_RESPONSE: i64 = -32006;
 pub const EXTENDED_CARD_NOT_CONFIGURED: i64 = -32007;
 pub const VERSION_NOT_SUPPORTED: i64 = -32009;
 

@@ -40,35 +40,21 @@ impl MeshDirectory {
         for (agent, state) in mesh.registry().trust_states().await? {
             engine.restore(&agent, state);
         }
-        let sponsors: HashMap<String, bool> = mesh
-            .registry()
-            .list_sponsors()
-            .await?
-            .into_iter()
-            .map(|s| (s.email, s.active))
-            .collect();
+        // The engine's view of the registry, so liveness reads exactly as
+        // the gateways read it.
+        let snapshot = agentmesh_engine::Snapshot::load(mesh.registry(), 0).await?;
         let now = unix_now();
         let mut map = HashMap::new();
-        for a in mesh.registry().list_agents().await? {
-            let did = a.did.to_mesh().to_string();
-            let score = engine.score(&did, now * 1000);
-            let inactive = if a.status != agentmesh_delegation::AgentStatus::Active {
-                Some(format!("agent `{}` is {:?}", a.name, a.status).to_lowercase())
-            } else if a.expires_at.is_some_and(|e| now >= e) {
-                Some(format!("agent `{}`'s registration has expired", a.name))
-            } else if !sponsors.get(&a.sponsor).copied().unwrap_or(false) {
-                Some(format!("the sponsor of agent `{}` is deactivated", a.name))
-            } else {
-                None
-            };
+        for a in snapshot.agents() {
+            let score = engine.score(&a.did_text, now * 1000);
             map.insert(
                 *a.did.key_bytes(),
                 PeerFacts {
-                    name: a.name.clone(),
-                    inactive,
+                    name: a.name.to_string(),
+                    inactive: a.inactive_reason(now),
                     trust: score.score,
                     tier: tier_of(score.score, score.uncertainty, &cfg).to_owned(),
-                    capabilities: a.capabilities.iter().map(|c| c.to_string()).collect(),
+                    capabilities: a.capability_names.to_vec(),
                 },
             );
         }

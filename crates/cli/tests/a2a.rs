@@ -142,6 +142,38 @@ fn gateway_config(h: &Home, upstream: u16, keyfile: &Path) -> (std::path::PathBu
     (cfg, port)
 }
 
+/// A home with agent `caller`, a signed `a2a-sdk` agent, and the gateway
+/// in front of it (requiring the card's signature).
+struct Fronted {
+    h: Home,
+    _agent: Proc,
+    _gw: Proc,
+    port: u16,
+}
+
+fn fronted() -> Option<Fronted> {
+    let python = need("AGENTMESH_PEERS_PYTHON")?;
+    if !python_has_a2a(&python) {
+        return None;
+    }
+    let h = Home::new();
+    h.agent("caller", "message:echo");
+    let key = h.file("upstream.json");
+    gen_jwk(&python, &key);
+    let (agent, upstream) = agent(&python, &key);
+    let (cfg, port) = gateway_config(&h, upstream, &h.file("upstream.pub.json"));
+    let gw = h.spawn(
+        &["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")],
+        port,
+    );
+    Some(Fronted {
+        h,
+        _agent: agent,
+        _gw: gw,
+        port,
+    })
+}
+
 fn last_state(events: &[Value]) -> String {
     events
         .iter()
@@ -332,22 +364,15 @@ fn a2a_sdk_clients_of_both_versions_and_bindings_through_the_gateway() {
 
 #[test]
 fn hostile_requests_get_protocol_errors_and_the_gateway_keeps_serving() {
-    let Some(python) = need("AGENTMESH_PEERS_PYTHON") else {
+    let Some(Fronted {
+        h,
+        _agent,
+        _gw,
+        port,
+    }) = fronted()
+    else {
         return;
     };
-    if !python_has_a2a(&python) {
-        return;
-    }
-    let h = Home::new();
-    h.agent("caller", "message:echo");
-    let key = h.file("upstream.json");
-    gen_jwk(&python, &key);
-    let (_agent, upstream) = agent(&python, &key);
-    let (cfg, port) = gateway_config(&h, upstream, &h.file("upstream.pub.json"));
-    let _gw = h.spawn(
-        &["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")],
-        port,
-    );
     let bearer = format!("Bearer {}", h.credential("caller"));
     let auth = [
         ("authorization", bearer.as_str()),
@@ -505,22 +530,16 @@ fn hostile_requests_get_protocol_errors_and_the_gateway_keeps_serving() {
 
 #[test]
 fn a_handshake_attested_caller_passes_the_gateway() {
-    let Some(python) = need("AGENTMESH_PEERS_PYTHON") else {
+    let Some(Fronted {
+        h,
+        _agent,
+        _gw,
+        port,
+    }) = fronted()
+    else {
         return;
     };
-    if !python_has_a2a(&python) {
-        return;
-    }
-    let h = Home::new();
-    h.agent("caller", "message:echo");
-    let key = h.file("upstream.json");
-    gen_jwk(&python, &key);
-    let (_agent, upstream) = agent(&python, &key);
-    let (cfg, port) = gateway_config(&h, upstream, &h.file("upstream.pub.json"));
-    let _gw = h.spawn(
-        &["a2a", "gateway", "--config", cfg.to_str().expect("utf-8")],
-        port,
-    );
+    let python = need("AGENTMESH_PEERS_PYTHON").expect("checked by fronted()");
     // The caller proves who it is to the gateway (whose challenge is signed
     // by the mesh authority, which the caller's registry trusts).
     let done = h.json(&[
@@ -597,7 +616,8 @@ fn a_handshake_attested_caller_passes_the_gateway() {
         &challenge,
         &key,
         &agentmesh_iatp::request_channel(&parts),
-    );
+    )
+    .expect("randomness");
     let bound = json!({"jsonrpc": "2.0", "id": 2, "method": "SendMessage", "params": {"message": {
         "messageId": "m2", "role": "ROLE_USER", "parts": parts,
         "metadata": {"dev.agentmesh/iatp": {"response": response}}}}});
@@ -638,21 +658,6 @@ fn a_handshake_attested_caller_passes_the_gateway() {
                 .iter()
                 .any(|e| e["event"] == "trust.event" && e["detail"]["kind"] == "handshake")
     });
-}
-
-fn mcp_fixture(python: &Path) -> (Proc, u16) {
-    let port = free_port();
-    let child = Command::new(python)
-        .arg(repo().join("interop/mcp/fixture_server.py"))
-        .arg("http")
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("fixture");
-    let p = Proc(child);
-    wait_port(port);
-    (p, port)
 }
 
 fn mcp_drive(python: &Path, url: &str, bearer: &str, steps: &Value) -> Vec<Value> {
@@ -707,7 +712,7 @@ rules:
     let key = h.file("upstream.json");
     gen_jwk(&python, &key);
     let (_agent, upstream) = agent(&python, &key);
-    let (_fixture, fport) = mcp_fixture(&python);
+    let (_fixture, fport) = support::mcp_fixture(&python);
     let port = free_port();
     let cfg = h.write(
         "a2a.yaml",

@@ -101,7 +101,7 @@ fn two_peers_complete_the_handshake_and_every_failure_has_its_own_reason() {
             .challenge(&beta, &key.did())
             .await
             .expect("challenge");
-        let r = Response::answer(&c, &key, &origin_channel(&beta));
+        let r = Response::answer(&c, &key, &origin_channel(&beta)).expect("randomness");
         client.respond(&beta, &r).await.expect("first answer");
         assert_eq!(refused(client.respond(&beta, &r).await), "replayed");
         // Signed by another key, claiming to be alpha.
@@ -110,7 +110,8 @@ fn two_peers_complete_the_handshake_and_every_failure_has_its_own_reason() {
             .await
             .expect("challenge");
         let mut forged =
-            Response::answer(&c, &KeyPair::from_seed(&[9; 32]), &origin_channel(&beta));
+            Response::answer(&c, &KeyPair::from_seed(&[9; 32]), &origin_channel(&beta))
+                .expect("randomness");
         forged.prover = key.did().to_string();
         assert_eq!(
             refused(client.respond(&beta, &forged).await),
@@ -121,7 +122,8 @@ fn two_peers_complete_the_handshake_and_every_failure_has_its_own_reason() {
             .challenge(&beta, &key.did())
             .await
             .expect("challenge");
-        let r = Response::answer(&c, &key, &origin_channel("http://127.0.0.1:1"));
+        let r =
+            Response::answer(&c, &key, &origin_channel("http://127.0.0.1:1")).expect("randomness");
         assert_eq!(refused(client.respond(&beta, &r).await), "channel_mismatch");
         // Expired.
         let c = client
@@ -129,7 +131,7 @@ fn two_peers_complete_the_handshake_and_every_failure_has_its_own_reason() {
             .await
             .expect("challenge");
         tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-        let r = Response::answer(&c, &key, &origin_channel(&short));
+        let r = Response::answer(&c, &key, &origin_channel(&short)).expect("randomness");
         assert_eq!(
             refused(client.respond(&short, &r).await),
             "challenge_expired"
@@ -196,17 +198,7 @@ fn the_mcp_gateway_accepts_an_attestation_in_meta_or_as_a_bearer() {
         "policy.yaml",
         "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@company.com\ndefault_action: deny\nrules:\n  - name: calls\n    condition: \"action.type == 'tool_call'\"\n    action: allow\n",
     );
-    let fport = free_port();
-    let fixture = std::process::Command::new(&python)
-        .arg(support::repo().join("interop/mcp/fixture_server.py"))
-        .arg("http")
-        .arg(fport.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("fixture");
-    let _fixture = support::Proc(fixture);
-    support::wait_port(fport);
+    let (_fixture, fport) = support::mcp_fixture(&python);
     let port = free_port();
     let cfg = h.write(
         "gw.yaml",

@@ -548,7 +548,7 @@ impl Engine {
                 .attestations
                 .verify(text, &self.inner.cfg, now)
                 .and_then(|entry| {
-                    let (att, sub) = &*entry;
+                    let (att, sub) = (&entry.att, &entry.sub);
                     let agent = snap
                         .agent(sub)
                         .cloned()
@@ -1292,8 +1292,13 @@ impl DecisionLeaf {
     }
 }
 
-/// A checked attestation and its subject.
-type Attested = Arc<(agentmesh_iatp::Attestation, agentmesh_identity::Did)>;
+/// A checked attestation, its subject and its issuer.
+struct AttestedEntry {
+    att: agentmesh_iatp::Attestation,
+    sub: agentmesh_identity::Did,
+    iss: agentmesh_identity::Did,
+}
+type Attested = Arc<AttestedEntry>;
 
 /// IATP attestations whose signature was already checked, keyed by their
 /// text. A hit still checks time, audience and the issuer list.
@@ -1323,20 +1328,13 @@ impl AttestationCache {
         let entry = match hit {
             Some(e) => e,
             None => {
-                let (att, issuer) = Attestation::decode(text)?;
-                if !cfg
-                    .attestation_issuers
-                    .iter()
-                    .any(|k| k.as_bytes() == issuer.key_bytes())
-                {
-                    return Err(HandshakeError::UntrustedIssuer(issuer.to_string()).into());
-                }
+                let (att, iss) = Attestation::decode(text)?;
                 let sub = agentmesh_identity::Did::parse(&att.sub)
                     .map_err(|e| HandshakeError::Malformed(format!("`sub`: {e}")))?;
-                let entry = Arc::new((att, sub));
+                let entry = Arc::new(AttestedEntry { att, sub, iss });
                 let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
                 if map.len() >= self.capacity {
-                    map.retain(|_, e| e.0.exp > now);
+                    map.retain(|_, e| e.att.exp > now);
                     if map.len() >= self.capacity {
                         map.clear();
                     }
@@ -1345,17 +1343,15 @@ impl AttestationCache {
                 entry
             }
         };
-        // The issuer list may have changed since the entry was cached.
-        let issuer = agentmesh_identity::Did::parse(&entry.0.iss)
-            .map_err(|e| HandshakeError::Malformed(format!("`iss`: {e}")))?;
+        // Checked on every hit: the issuer list may have changed since.
         if !cfg
             .attestation_issuers
             .iter()
-            .any(|k| k.as_bytes() == issuer.key_bytes())
+            .any(|k| k.as_bytes() == entry.iss.key_bytes())
         {
-            return Err(HandshakeError::UntrustedIssuer(entry.0.iss.clone()).into());
+            return Err(HandshakeError::UntrustedIssuer(entry.att.iss.clone()).into());
         }
-        entry.0.check(&cfg.audience, now)?;
+        entry.att.check(&cfg.audience, now)?;
         Ok(entry)
     }
 }

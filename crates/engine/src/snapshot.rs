@@ -143,6 +143,11 @@ impl Snapshot {
         !self.revoked_credentials.is_empty() && self.revoked_credentials.contains(id)
     }
 
+    /// Every agent in the snapshot.
+    pub fn agents(&self) -> impl Iterator<Item = &Arc<AgentView>> {
+        self.agents.values()
+    }
+
     /// Number of agents in the snapshot.
     pub fn agent_count(&self) -> usize {
         self.agents.len()

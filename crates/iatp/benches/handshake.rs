@@ -105,7 +105,7 @@ fn main() {
         b.iter(|| {
             let c = v.challenge(Some(&prover.did()), 100).expect("challenge");
             agentmesh_iatp::check_verifier(&c, None, &*dir, 0.5, 100).expect("verifier ok");
-            let r = Response::answer(&c, &prover, &origin_channel(&base));
+            let r = Response::answer(&c, &prover, &origin_channel(&base)).expect("randomness");
             let done = v
                 .verify(&r, Channel::Origins(&origins), &*dir, 101)
                 .expect("verified");

@@ -368,7 +368,8 @@ impl HandshakeClient {
         let (verifier, verifier_facts) =
             check_verifier(&challenge, expected, dir, min_trust, now_secs())
                 .map_err(ClientError::Peer)?;
-        let response = Response::answer(&challenge, prover, &origin_channel(&base));
+        let response = Response::answer(&challenge, prover, &origin_channel(&base))
+            .map_err(ClientError::Peer)?;
         let attestation = self.respond(&base, &response).await?;
         let (attested, issuer) = Attestation::decode(&attestation).map_err(ClientError::Peer)?;
         if issuer != verifier || attested.sub != prover.did().to_string() {

@@ -158,7 +158,7 @@ impl Verifier {
 
     /// Issues a challenge (optionally for one expected prover).
     pub fn challenge(&self, prover: Option<&Did>, now: u64) -> Result<Challenge, HandshakeError> {
-        let c = Challenge::new(&self.key, prover, now, self.cfg.challenge_ttl_secs);
+        let c = Challenge::new(&self.key, prover, now, self.cfg.challenge_ttl_secs)?;
         let mut map = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
         // Forget long-dead challenges as the table grows (every 1,024
         // issues), so it does not stay at its high-water mark.
@@ -361,7 +361,7 @@ mod tests {
         let (v, p, dir, origins) = setup();
         let ch = Channel::Origins(&origins);
         let c = v.challenge(None, 100).expect("challenge");
-        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
+        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9").expect("randomness");
         let ok = v.verify(&r, ch, &dir, 101).expect("verified");
         assert_eq!(ok.facts.name, "beta");
         assert_eq!(ok.attestation.trust_milli, 800);
@@ -376,7 +376,8 @@ mod tests {
             &c,
             &KeyPair::from_seed(&[3; 32]),
             "origin:http://127.0.0.1:9",
-        );
+        )
+        .expect("randomness");
         forged.prover = p.did().to_string();
         assert_eq!(
             v.verify(&forged, ch, &dir, 101)
@@ -386,11 +387,11 @@ mod tests {
         );
         // The real prover can still answer that challenge (a forgery does
         // not burn it).
-        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
+        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9").expect("randomness");
         assert!(v.verify(&r, ch, &dir, 101).is_ok());
         // Expired.
         let c = v.challenge(None, 100).expect("challenge");
-        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
+        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9").expect("randomness");
         assert_eq!(
             v.verify(&r, ch, &dir, 130).expect_err("must fail").code(),
             "challenge_expired"
@@ -401,7 +402,8 @@ mod tests {
             &c,
             &KeyPair::from_seed(&[4; 32]),
             "origin:http://127.0.0.1:9",
-        );
+        )
+        .expect("randomness");
         assert_eq!(
             v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "trust_below_threshold"
@@ -412,14 +414,15 @@ mod tests {
             &c,
             &KeyPair::from_seed(&[5; 32]),
             "origin:http://127.0.0.1:9",
-        );
+        )
+        .expect("randomness");
         assert_eq!(
             v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "unknown_agent"
         );
         // Bound to another channel.
         let c = v.challenge(None, 100).expect("challenge");
-        let r = Response::answer(&c, &p, "origin:http://evil:9");
+        let r = Response::answer(&c, &p, "origin:http://evil:9").expect("randomness");
         assert_eq!(
             v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "channel_mismatch"
@@ -427,7 +430,7 @@ mod tests {
         // Never issued here.
         let other = Verifier::new(KeyPair::from_seed(&[9; 32]), VerifierConfig::default());
         let c = other.challenge(None, 100).expect("challenge");
-        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
+        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9").expect("randomness");
         assert_eq!(
             v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "unknown_challenge"
@@ -436,7 +439,7 @@ mod tests {
         let c = v
             .challenge(Some(&KeyPair::from_seed(&[4; 32]).did()), 100)
             .expect("challenge");
-        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9");
+        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:9").expect("randomness");
         assert_eq!(
             v.verify(&r, ch, &dir, 101).expect_err("must fail").code(),
             "wrong_peer"
@@ -448,7 +451,7 @@ mod tests {
         let (v, p, dir, _) = setup();
         let parts = serde_json::json!([{"text": "hi"}]);
         let c = v.challenge(None, 100).expect("challenge");
-        let r = Response::answer(&c, &p, &request_channel(&parts));
+        let r = Response::answer(&c, &p, &request_channel(&parts)).expect("randomness");
         let other = serde_json::json!([{"text": "bye"}]);
         assert_eq!(
             v.verify(&r, Channel::Request(&other), &dir, 101)

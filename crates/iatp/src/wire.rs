@@ -77,6 +77,8 @@ pub enum HandshakeError {
     NotYetValid { at: u64, now: u64 },
     #[error("too many challenges outstanding; try again shortly")]
     Busy,
+    #[error("the operating system's random source failed")]
+    NoRandomness,
 }
 
 impl HandshakeError {
@@ -101,6 +103,7 @@ impl HandshakeError {
             HandshakeError::AttestationExpired { .. } => "attestation_expired",
             HandshakeError::NotYetValid { .. } => "not_yet_valid",
             HandshakeError::Busy => "busy",
+            HandshakeError::NoRandomness => "no_randomness",
         }
     }
 
@@ -110,7 +113,7 @@ impl HandshakeError {
             HandshakeError::Malformed(_)
             | HandshakeError::Profile(_)
             | HandshakeError::ChannelUnsupported(_) => 400,
-            HandshakeError::Busy => 503,
+            HandshakeError::Busy | HandshakeError::NoRandomness => 503,
             HandshakeError::Inactive(_) | HandshakeError::TrustTooLow { .. } => 403,
             _ => 401,
         }
@@ -131,15 +134,12 @@ pub(crate) fn unb64(text: &str, what: &str) -> Result<Vec<u8>, HandshakeError> {
         .map_err(|_| malformed(format!("`{what}` is not base64url")))
 }
 
-/// `n` random bytes, base64url.
-pub fn random_b64(n: usize) -> String {
+/// `n` random bytes, base64url. Without randomness there is no safe
+/// nonce, so a failing random source is an error, never a weaker value.
+pub fn random_b64(n: usize) -> Result<String, HandshakeError> {
     let mut b = vec![0u8; n];
-    // Without randomness there is no safe nonce: an all-zero buffer would
-    // be predictable, so fail loudly instead of continuing.
-    if getrandom::fill(&mut b).is_err() {
-        panic!("the operating system's random source failed");
-    }
-    b64(&b)
+    getrandom::fill(&mut b).map_err(|_| HandshakeError::NoRandomness)?;
+    Ok(b64(&b))
 }
 
 fn signature_of(
@@ -205,15 +205,20 @@ impl Challenge {
     }
 
     /// A new signed challenge.
-    pub fn new(verifier: &KeyPair, prover: Option<&Did>, now: u64, ttl_secs: u64) -> Self {
-        Self::with(
+    pub fn new(
+        verifier: &KeyPair,
+        prover: Option<&Did>,
+        now: u64,
+        ttl_secs: u64,
+    ) -> Result<Self, HandshakeError> {
+        Ok(Self::with(
             verifier,
-            random_b64(16),
-            random_b64(32),
+            random_b64(16)?,
+            random_b64(32)?,
             prover,
             now,
             ttl_secs,
-        )
+        ))
     }
 
     /// A challenge with given id and nonce (test vectors).
@@ -335,8 +340,17 @@ impl Response {
     }
 
     /// Answers `challenge` as `prover`, bound to `channel`.
-    pub fn answer(challenge: &Challenge, prover: &KeyPair, channel: &str) -> Self {
-        Self::answer_with(challenge, prover, channel, random_b64(32))
+    pub fn answer(
+        challenge: &Challenge,
+        prover: &KeyPair,
+        channel: &str,
+    ) -> Result<Self, HandshakeError> {
+        Ok(Self::answer_with(
+            challenge,
+            prover,
+            channel,
+            random_b64(32)?,
+        ))
     }
 
     /// With a given nonce (test vectors).
@@ -515,9 +529,9 @@ mod tests {
     #[test]
     fn a_challenge_and_its_response_verify_and_any_field_change_breaks_them() {
         let (v, p) = (key(1), key(2));
-        let c = Challenge::new(&v, Some(&p.did()), 1_000, 30);
+        let c = Challenge::new(&v, Some(&p.did()), 1_000, 30).expect("randomness");
         assert_eq!(c.check(1_000).expect("ok"), v.did());
-        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:1");
+        let r = Response::answer(&c, &p, "origin:http://127.0.0.1:1").expect("randomness");
         assert_eq!(r.check_signature().expect("ok"), p.did());
         let mut bad = r.clone();
         bad.channel = "origin:http://evil".into();
@@ -532,7 +546,7 @@ mod tests {
             "bad_signature"
         );
         let mut bad = c.clone();
-        bad.nonce = random_b64(32);
+        bad.nonce = random_b64(32).expect("randomness");
         assert_eq!(
             bad.check(1_000).expect_err("must fail").code(),
             "bad_signature"
@@ -546,8 +560,8 @@ mod tests {
     #[test]
     fn a_response_signed_by_another_key_is_refused() {
         let (v, p, other) = (key(1), key(2), key(3));
-        let c = Challenge::new(&v, None, 1_000, 30);
-        let mut r = Response::answer(&c, &other, "origin:x");
+        let c = Challenge::new(&v, None, 1_000, 30).expect("randomness");
+        let mut r = Response::answer(&c, &other, "origin:x").expect("randomness");
         r.prover = p.did().to_string();
         assert_eq!(
             r.check_signature().expect_err("must fail").code(),
@@ -560,7 +574,7 @@ mod tests {
         let v = key(1);
         let a = Attestation {
             v: 1,
-            id: random_b64(16),
+            id: random_b64(16).expect("randomness"),
             iss: v.did().to_string(),
             sub: key(2).did().to_string(),
             name: "beta".into(),

@@ -239,3 +239,19 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// The MCP fixture server (interop/mcp/fixture_server.py) over HTTP.
+pub fn mcp_fixture(python: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new(python)
+        .arg(repo().join("interop/mcp/fixture_server.py"))
+        .arg("http")
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fixture");
+    let p = Proc(child);
+    wait_port(port);
+    (p, port)
+}
