@@ -3,7 +3,7 @@
 use crate::TrustCmd;
 use crate::output::{Output, table};
 use agentmesh_audit::AuditLog;
-use agentmesh_store::{Mesh, TRUST_EVENT};
+use agentmesh_store::{Mesh, trust_event_of};
 use agentmesh_trust::{EventKind, Severity};
 use anyhow::{Result, bail};
 use serde_json::json;
@@ -30,7 +30,9 @@ impl Line {
     }
 }
 
-/// Trust events of one agent from the audit log, oldest first.
+/// Trust events of one agent from the audit log, oldest first: entries of
+/// their own and those carried by decisions and call results (a gateway's,
+/// also when shipped to a control plane), read as `recompute` reads them.
 fn history(mesh: &Mesh, did: &str) -> Result<Vec<Line>> {
     let dir = mesh.home().audit_dir();
     if !dir.join("segments").is_dir() {
@@ -40,13 +42,16 @@ fn history(mesh: &Mesh, did: &str) -> Result<Vec<Line>> {
     let mut out = Vec::new();
     for i in 0..log.size() {
         let e = log.entry(i)?.entry;
-        if e.draft.event == TRUST_EVENT && e.draft.agent == did {
+        let Some((event, Some(before), Some(after))) = trust_event_of(&e.draft) else {
+            continue;
+        };
+        if event.agent == did {
             out.push(Line {
                 index: i,
                 time: e.time.clone(),
-                label: e.draft.action.clone(),
-                before: e.draft.trust_before.unwrap_or(0.0),
-                after: e.draft.trust_after.unwrap_or(0.0),
+                label: event.kind.label(),
+                before,
+                after,
             });
         }
     }
@@ -137,18 +142,34 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
                     &["AUDIT#", "TIME", "CHANGE", "SCORE", "EVENT"],
                     &rows,
                 ));
-                let worst = h.iter().min_by(|x, y| x.change().total_cmp(&y.change()));
-                let best = h.iter().max_by(|x, y| x.change().total_cmp(&y.change()));
-                if let (Some(w), Some(b)) = (worst, best) {
-                    text.push_str(&format!(
-                        "\nlargest drop: {:+.3} at audit #{} ({})\nlargest rise: {:+.3} at audit #{} ({})\n",
+                // Only real drops and rises: "largest drop: +0.015" says
+                // nothing dropped.
+                let worst = h
+                    .iter()
+                    .filter(|l| l.change() < 0.0)
+                    .min_by(|x, y| x.change().total_cmp(&y.change()));
+                let best = h
+                    .iter()
+                    .filter(|l| l.change() > 0.0)
+                    .max_by(|x, y| x.change().total_cmp(&y.change()));
+                text.push('\n');
+                match worst {
+                    Some(w) => text.push_str(&format!(
+                        "largest drop: {:+.3} at audit #{} ({})\n",
                         w.change(),
                         w.index,
-                        w.label,
+                        w.label
+                    )),
+                    None => text.push_str("no event lowered the score\n"),
+                }
+                match best {
+                    Some(b) => text.push_str(&format!(
+                        "largest rise: {:+.3} at audit #{} ({})\n",
                         b.change(),
                         b.index,
                         b.label
-                    ));
+                    )),
+                    None => text.push_str("no event raised the score\n"),
                 }
                 if a.status != agentmesh_delegation::AgentStatus::Active {
                     text.push_str(&format!(
@@ -235,13 +256,13 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
             let t = mesh.agent(&to).await?;
             let o = mesh.endorse(&f, &t, now).await?;
             Ok(Output::new(
-                json!({"audit_index": o.audit_index, "before": o.applied.before, "after": o.applied.after}),
+                json!({"audit_index": o.audit_index, "before": o.applied.as_ref().map(|a| a.before),
+                       "after": o.applied.as_ref().map(|a| a.after), "queued": o.applied.is_none()}),
                 format!(
-                    "{} endorsed {}: {:.3} → {:.3} ({})",
+                    "{} endorsed {}: {} ({})",
                     f.name,
                     t.name,
-                    o.applied.before,
-                    o.applied.after,
+                    change_text(&o),
                     audit_ref(o.audit_index)
                 ),
             ))
@@ -267,13 +288,10 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
             };
             let o = mesh.trust_event(&a, kind, now).await?;
             let mut text = format!(
-                "{}: {} — {:.3} → {:.3} (tier {} → {}), {}",
+                "{}: {} — {}, {}",
                 a.name,
                 o.event.kind.label(),
-                o.applied.before,
-                o.applied.after,
-                o.applied.tier_before,
-                o.applied.tier_after,
+                change_text(&o),
                 audit_ref(o.audit_index)
             );
             if o.suspended {
@@ -283,8 +301,10 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
                 ));
             }
             Ok(Output::new(
-                json!({"audit_index": o.audit_index, "before": o.applied.before, "after": o.applied.after,
-                       "tier": o.applied.tier_after, "suspended": o.suspended}),
+                json!({"audit_index": o.audit_index, "before": o.applied.as_ref().map(|x| x.before),
+                       "after": o.applied.as_ref().map(|x| x.after),
+                       "tier": o.applied.as_ref().map(|x| x.tier_after.clone()),
+                       "suspended": o.suspended, "queued": o.applied.is_none()}),
                 text,
             ))
         }
@@ -306,6 +326,18 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
             let out = Output::new(serde_json::to_value(&r)?, text);
             Ok(if ok { out } else { out.with_code(1) })
         }
+    }
+}
+
+/// `0.500 → 0.550 (tier standard → standard)`, or a note that the running
+/// gateway (the one writer of this home's trust state) applies it.
+fn change_text(o: &agentmesh_store::TrustOutcome) -> String {
+    match &o.applied {
+        Some(a) => format!(
+            "{:.3} → {:.3} (tier {} → {})",
+            a.before, a.after, a.tier_before, a.tier_after
+        ),
+        None => "queued: the gateway running on this home applies it within seconds".into(),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The governance pipeline every protocol adapter calls.
 //!
-//! * [`Engine::authenticate`]: a mesh-issued bearer [`credential`] or a
-//!   delegation token with a holder proof → a [`Principal`]; signatures are
-//!   verified once and cached, liveness is checked on every call.
+//! * [`Engine::authenticate_from`]: a mesh-issued bearer [`credential`], a
+//!   delegation token with a holder proof or an IATP attestation → a
+//!   [`Principal`]; signatures are verified once and cached, liveness is
+//!   checked on every call. Failures are counted against the [`source`]
+//!   they came from, never against the agent they name.
 //! * [`Engine::decide`]: live identity → capability → trust gate → policy
 //!   (with arguments) → rate limit → compliance obligations → decision →
 //!   audit leaf → trust event. Protocol-agnostic; adapters only translate.
@@ -18,10 +20,12 @@ pub mod credential;
 pub mod metrics;
 mod pipeline;
 mod snapshot;
+pub mod source;
 mod trust;
 
 pub use pipeline::{
-    APPROVAL_EVENT, AUTH_FAILED_EVENT, AuthError, AuthMethod, Call, DECISION_EVENT, Engine,
-    EngineConfig, EngineError, Presented, Principal, RESULT_EVENT, Verdict,
+    APPROVAL_EVENT, AUTH_FAILED_EVENT, AUTH_FAILED_SUMMARY_EVENT, AUTH_SOURCE_ANOMALY_EVENT,
+    AuthError, AuthMethod, Call, DECISION_EVENT, Engine, EngineConfig, EngineError, Presented,
+    Principal, RESULT_EVENT, Verdict,
 };
 pub use snapshot::{AgentView, Snapshot};

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub decision_duration: Histogram,
     pub auth_failures: Family<ReasonLabels, Counter>,
     pub authentications: Family<MethodLabels, Counter>,
+    pub source_anomalies: Counter,
     pub trust_score: Family<AgentLabels, Gauge<f64, AtomicU64>>,
     pub trust_dropped: Counter,
     pub audit_entries: Gauge,
@@ -92,6 +93,12 @@ impl Metrics {
             "Successful authentications by method (credential, delegation, local)",
             authentications.clone(),
         );
+        let source_anomalies = Counter::default();
+        registry.register(
+            "agentmesh_auth_source_anomalies",
+            "Sources (peer addresses) that failed authentication 20 times within a minute",
+            source_anomalies.clone(),
+        );
         let trust_score = Family::<AgentLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "agentmesh_trust_score",
@@ -128,6 +135,7 @@ impl Metrics {
             decision_duration,
             auth_failures,
             authentications,
+            source_anomalies,
             trust_score,
             trust_dropped,
             audit_entries,

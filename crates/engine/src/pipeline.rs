@@ -48,6 +48,11 @@ pub const DECISION_EVENT: &str = "decision";
 pub const RESULT_EVENT: &str = "call.result";
 /// Audit event name of a failed authentication.
 pub const AUTH_FAILED_EVENT: &str = "auth.failed";
+/// Audit event name of the failed authentications of one source in one
+/// window that were counted rather than recorded one by one.
+pub const AUTH_FAILED_SUMMARY_EVENT: &str = "auth.failed_summary";
+/// Audit event name of a source with many failed authentications.
+pub const AUTH_SOURCE_ANOMALY_EVENT: &str = "auth.source_anomaly";
 /// Audit event name of an approval decided by a human.
 pub const APPROVAL_EVENT: &str = "approval.decided";
 
@@ -56,8 +61,10 @@ pub const APPROVAL_EVENT: &str = "approval.decided";
 pub struct EngineConfig {
     /// The audience this gateway accepts credentials for (besides `*`).
     pub audience: String,
-    /// Calls by agents whose trust score is below this are denied. `None`:
-    /// the trust configuration's suspension floor.
+    /// The suspension floor this engine applies (see the trust model:
+    /// suspension needs evidence, and a breached agent is refused until a
+    /// human reinstates it). `None`: the trust configuration's
+    /// `suspend_below`.
     pub trust_floor: Option<f64>,
     /// How often the registry snapshot is reloaded (revocations, status
     /// changes and new agents made by other processes take effect).
@@ -233,6 +240,9 @@ pub struct Verdict {
     pub restricted_arguments: Option<Value>,
     /// The trust score after this decision.
     pub trust_after: f64,
+    /// The capability the call needed: what the trust event of its result
+    /// is about (diminishing returns for repeated work).
+    pub capability: String,
 }
 
 impl Verdict {
@@ -279,7 +289,7 @@ struct Inner {
     mesh_public: PublicKey,
     trust_cfg: TrustConfig,
     trust: TrustShards,
-    floor: Option<f64>,
+    sources: crate::source::SourceWatch,
     suspend: tokio::sync::mpsc::UnboundedSender<(String, String)>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     metrics: crate::metrics::Metrics,
@@ -323,7 +333,12 @@ impl Engine {
             Some(k) => k,
             None => *mesh.home().mesh_key()?.public(),
         };
-        let floor = cfg.trust_floor.or(trust_cfg.suspend_below);
+        // One floor for the fold and the gate: the engine's override, if
+        // any, is the floor its trust state is folded with.
+        let mut trust_cfg = trust_cfg;
+        if cfg.trust_floor.is_some() {
+            trust_cfg.suspend_below = cfg.trust_floor;
+        }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -343,7 +358,7 @@ impl Engine {
                 chains: VerifiedCache::new(65_536),
                 replay: ReplayGuard::new(120, 1 << 20),
                 mesh_public,
-                floor,
+                sources: crate::source::SourceWatch::default(),
                 suspend: tx,
                 tasks: std::sync::Mutex::new(Vec::new()),
                 metrics: crate::metrics::Metrics::new(),
@@ -366,9 +381,14 @@ impl Engine {
                 let Some(inner) = weak.upgrade() else { return };
                 let engine = Engine { inner };
                 // Entries other processes (the CLI) queued while this one
-                // holds the audit log.
-                let _ = engine.inner.mesh.drain_audit_outbox().await;
-                let _ = engine.refresh().await;
+                // holds the audit log; their trust events are applied here,
+                // by the one writer of this home's trust state.
+                if let Err(e) = engine.drain_outbox().await {
+                    tracing::warn!(error = %e, "could not append entries queued by other processes");
+                }
+                if let Err(e) = engine.refresh().await {
+                    tracing::warn!(error = %e, "could not reload the registry snapshot");
+                }
             }
         });
         let weak = Arc::downgrade(&self.inner);
@@ -382,7 +402,10 @@ impl Engine {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let engine = Engine { inner };
-                let _ = engine.flush_trust().await;
+                if let Err(e) = engine.flush_trust().await {
+                    tracing::warn!(error = %e, "could not save trust state");
+                }
+                engine.summarise_auth_failures(now_ns() / 1_000_000);
                 // A signed checkpoint at most once a minute while the log
                 // grows, so offline verification covers a running gateway.
                 let size = engine.inner.audit.size();
@@ -401,7 +424,7 @@ impl Engine {
             while let Some((did, reason)) = suspend_rx.recv().await {
                 let Some(inner) = weak.upgrade() else { return };
                 let engine = Engine { inner };
-                let _ = engine
+                if let Err(e) = engine
                     .inner
                     .mesh
                     .set_status(
@@ -410,8 +433,13 @@ impl Engine {
                         Some(&reason),
                         now_ns() / 1_000_000_000,
                     )
-                    .await;
-                let _ = engine.refresh().await;
+                    .await
+                {
+                    tracing::error!(agent = %did, error = %e, "could not suspend an agent whose trust breached the floor (the trust gate still refuses it)");
+                }
+                if let Err(e) = engine.refresh().await {
+                    tracing::warn!(error = %e, "could not reload the registry snapshot");
+                }
             }
         });
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -422,6 +450,7 @@ impl Engine {
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let snap = Snapshot::load(self.inner.mesh.registry(), generation).await?;
+        self.reinstate_reactivated(&snap);
         self.inner
             .metrics
             .snapshot_agents
@@ -429,6 +458,93 @@ impl Engine {
         self.inner.metrics.snapshot_reloads.inc();
         self.inner.snapshot.store(Arc::new(snap));
         Ok(())
+    }
+
+    /// A human reactivated an agent (sponsor, administrator; through the
+    /// CLI or the control plane): if trust had breached the floor, the
+    /// reactivation is an audited override that lets it act again (a
+    /// `reinstated` trust event, applied here by the one writer of the
+    /// trust state). Seen as a `suspended → active` change between two
+    /// snapshots.
+    fn reinstate_reactivated(&self, next: &Snapshot) {
+        use agentmesh_delegation::AgentStatus;
+        let prev = self.inner.snapshot.load();
+        for agent in next.agents() {
+            let was_suspended = prev
+                .agent(&agent.did)
+                .is_some_and(|a| a.status == AgentStatus::Suspended);
+            if agent.status != AgentStatus::Active || !was_suspended {
+                continue;
+            }
+            if !self
+                .inner
+                .trust
+                .lock(&agent.did_text)
+                .engine
+                .breached(&agent.did_text)
+            {
+                continue;
+            }
+            self.trust_only(
+                agent,
+                EventKind::Reinstated {
+                    by: agent.sponsor.to_string(),
+                },
+                None,
+            );
+        }
+    }
+
+    /// Appends what other processes queued in this home's audit outbox;
+    /// trust events they could not apply themselves (this process holds the
+    /// trust state) are applied here first, under the agent's shard lock,
+    /// so the audit log holds them in the order they were applied.
+    pub async fn drain_outbox(&self) -> Result<usize, MeshError> {
+        let snap = self.inner.snapshot.load_full();
+        self.inner
+            .mesh
+            .drain_audit_outbox_with(|log, mut draft, event| {
+                let mut shard = self.inner.trust.lock(&event.agent);
+                let applied = shard.engine.apply(&event).ok();
+                if let Some(a) = &applied {
+                    shard.dirty.insert(event.agent.clone());
+                    draft.trust_before = Some(a.before);
+                    draft.trust_after = Some(a.after);
+                }
+                let queued = log.append_deferred(move || draft);
+                drop(shard);
+                if let Some(a) = &applied
+                    && let Some(agent) = snap.find(&event.agent)
+                {
+                    self.maybe_suspend(agent, a);
+                }
+                Ok(queued?)
+            })
+            .await
+    }
+
+    /// Writes the summaries of failed authentications counted (not
+    /// recorded one by one) in windows that are over.
+    fn summarise_auth_failures(&self, now_ms: u64) {
+        for (source, window_start_ms, count) in self.inner.sources.sweep(now_ms) {
+            self.audit_source_summary(source, window_start_ms, count);
+        }
+    }
+
+    fn audit_source_summary(&self, source: String, window_start_ms: u64, count: u32) {
+        if let Err(e) = self.inner.audit.append_deferred(move || Draft {
+            event: AUTH_FAILED_SUMMARY_EVENT.into(),
+            decision: "deny".into(),
+            detail: json!({
+                "source": source,
+                "failures": count,
+                "window_start_ms": window_start_ms,
+                "window_secs": crate::source::WINDOW_MS / 1000,
+            }),
+            ..Draft::default()
+        }) {
+            tracing::error!(error = %e, "could not audit a summary of failed authentications");
+        }
     }
 
     /// Writes changed trust state to the registry.
@@ -537,11 +653,28 @@ impl Engine {
         Ok(self.principal_for(agent, AuthMethod::Local, None, None))
     }
 
+    /// [`Engine::authenticate_from`] when the transport cannot name the
+    /// source (failures are counted under `unknown`).
+    pub fn authenticate(&self, presented: Presented<'_>) -> Result<Principal, AuthError> {
+        self.authenticate_from(presented, None)
+    }
+
     /// Authenticates a presented credential. Signatures are checked once
     /// per credential or chain and cached; liveness every time.
-    pub fn authenticate(&self, presented: Presented<'_>) -> Result<Principal, AuthError> {
+    ///
+    /// A failure is never evidence against the agent the credential names:
+    /// it cannot be attributed (a forged proof, a replay, someone else's
+    /// token). It is audited with the DID it claimed (`claimed_agent`, not
+    /// the entry's agent) and counted against `source` — the peer address
+    /// as the transport saw it — see [`crate::source`].
+    pub fn authenticate_from(
+        &self,
+        presented: Presented<'_>,
+        source: Option<&str>,
+    ) -> Result<Principal, AuthError> {
         let now = now_ns() / 1_000_000_000;
         let snap = self.inner.snapshot.load();
+        let claimed: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
         let result = match presented {
             Presented::Attestation(text) => self
                 .inner
@@ -549,6 +682,7 @@ impl Engine {
                 .verify(text, &self.inner.cfg, now)
                 .and_then(|entry| {
                     let (att, sub) = (&entry.att, &entry.sub);
+                    claimed.replace(Some(att.sub.clone()));
                     let agent = snap
                         .agent(sub)
                         .cloned()
@@ -569,6 +703,7 @@ impl Engine {
                 .verify(text, &self.inner.mesh_public, &self.inner.cfg.audience, now)
                 .map_err(AuthError::from)
                 .and_then(|checked| {
+                    claimed.replace(Some(checked.claims.sub.clone()));
                     if snap.credential_revoked(&checked.claims.id) {
                         return Err(AuthError::CredentialRevoked(checked.claims.id.clone()));
                     }
@@ -596,25 +731,17 @@ impl Engine {
                 .verify(token, &**snap, VerifyOptions::at(now))
                 .map_err(AuthError::from)
                 .and_then(|chain| {
+                    claimed.replace(Some(chain.holder.to_string()));
                     let agent = snap
                         .agent(&chain.holder)
                         .cloned()
                         .ok_or_else(|| AuthError::UnknownAgent(chain.holder.to_string()))?;
                     let proof = HolderProof::parse(proof)?;
-                    if let Err(e) = self
-                        .inner
+                    // A bad or replayed proof is not the holder's conduct:
+                    // anyone who saw the token can present it.
+                    self.inner
                         .replay
-                        .verify(&chain, &proof, &request_digest, now)
-                    {
-                        // The holder is known: a bad proof counts against it.
-                        self.trust_only(
-                            &agent,
-                            EventKind::AuthFailed {
-                                reason: e.to_string(),
-                            },
-                        );
-                        return Err(e.into());
-                    }
+                        .verify(&chain, &proof, &request_digest, now)?;
                     if let Some(why) = agent.inactive_reason(now) {
                         return Err(AuthError::Inactive(why));
                     }
@@ -625,7 +752,7 @@ impl Engine {
                 }),
         };
         match &result {
-            Err(e) => self.audit_auth_failure(e),
+            Err(e) => self.audit_auth_failure(e, source, claimed.take(), now_ns() / 1_000_000),
             Ok(p) => {
                 self.inner
                     .metrics
@@ -665,20 +792,65 @@ impl Engine {
         Ok(())
     }
 
-    fn audit_auth_failure(&self, e: &AuthError) {
+    fn audit_auth_failure(
+        &self,
+        e: &AuthError,
+        source: Option<&str>,
+        claimed: Option<String>,
+        now_ms: u64,
+    ) {
         let code = e.code();
         self.inner
             .metrics
             .auth_failures
             .get_or_create(&crate::metrics::ReasonLabels { reason: code })
             .inc();
-        let message = e.to_string();
-        let _ = self.inner.audit.append_deferred(move || Draft {
-            event: AUTH_FAILED_EVENT.into(),
-            decision: "deny".into(),
-            detail: json!({"reason": code, "message": message}),
-            ..Draft::default()
-        });
+        let source = source.unwrap_or(crate::source::UNKNOWN_SOURCE);
+        let seen = self.inner.sources.failure(source, now_ms);
+        if let Some((s, window_start_ms, count)) = seen.summary {
+            self.audit_source_summary(s, window_start_ms, count);
+        }
+        if seen.record {
+            let message = e.to_string();
+            let source = source.to_owned();
+            if let Err(err) = self.inner.audit.append_deferred(move || Draft {
+                event: AUTH_FAILED_EVENT.into(),
+                decision: "deny".into(),
+                // Not `agent`: the claim is unproven, and the entry must
+                // not read as that agent's conduct.
+                detail: json!({
+                    "reason": code,
+                    "message": message,
+                    "source": source,
+                    "claimed_agent": claimed,
+                }),
+                ..Draft::default()
+            }) {
+                tracing::error!(error = %err, "could not audit a failed authentication");
+            }
+        }
+        if let Some(failures) = seen.anomaly {
+            self.inner.metrics.source_anomalies.inc();
+            tracing::warn!(
+                source,
+                failures,
+                "many failed authentications from one source"
+            );
+            let source = source.to_owned();
+            if let Err(err) = self.inner.audit.append_deferred(move || Draft {
+                event: AUTH_SOURCE_ANOMALY_EVENT.into(),
+                decision: "deny".into(),
+                detail: json!({
+                    "source": source,
+                    "failures": failures,
+                    "window_secs": crate::source::WINDOW_MS / 1000,
+                    "severity": "medium",
+                }),
+                ..Draft::default()
+            }) {
+                tracing::error!(error = %err, "could not audit a source anomaly");
+            }
+        }
     }
 
     /// Applies a trust event outside a decision and records it.
@@ -686,14 +858,19 @@ impl Engine {
     /// that proved itself. Only successes: a refused response cannot be
     /// attributed to the DID it claims (anyone can claim one), so failures
     /// are audited, never scored.
+    ///
+    /// Handshakes count once per peer and window (diminishing returns): the
+    /// peer is this engine (its audience), the verifier the agent proved
+    /// itself to.
     pub fn record_handshake(&self, did: &agentmesh_identity::Did) {
         let agent = self.inner.snapshot.load().agent(did).cloned();
         if let Some(agent) = agent {
-            self.trust_only(&agent, EventKind::Handshake { ok: true });
+            let peer = self.inner.cfg.audience.clone();
+            self.trust_only(&agent, EventKind::Handshake { ok: true }, Some(peer));
         }
     }
 
-    fn trust_only(&self, agent: &AgentView, kind: EventKind) {
+    fn trust_only(&self, agent: &AgentView, kind: EventKind, about: Option<String>) {
         let did = agent.did_text.to_string();
         let mut shard = self.inner.trust.lock(&did);
         let at_ms = now_ns() / 1_000_000;
@@ -701,6 +878,7 @@ impl Engine {
             agent: did.clone(),
             at_ms,
             kind,
+            about,
         };
         let Ok(applied) = shard.engine.apply(&event) else {
             return;
@@ -708,10 +886,13 @@ impl Engine {
         shard.dirty.insert(did.clone());
         let sponsor = agent.sponsor.to_string();
         let recorded = applied.clone();
-        let _ = self
+        if let Err(e) = self
             .inner
             .audit
-            .append_deferred(move || trust_draft(&event, &recorded, sponsor));
+            .append_deferred(move || trust_draft(&event, &recorded, sponsor))
+        {
+            tracing::error!(agent = %did, error = %e, "could not audit a trust event");
+        }
         drop(shard);
         self.maybe_suspend(agent, &applied);
     }
@@ -723,11 +904,25 @@ impl Engine {
                 applied.after,
                 self.inner.trust_cfg.suspend_below.unwrap_or(0.0)
             );
-            let _ = self
+            if self
                 .inner
                 .suspend
-                .send((agent.did_text.to_string(), reason));
+                .send((agent.did_text.to_string(), reason))
+                .is_err()
+            {
+                // Shutting down; the breach is in the trust state and the
+                // gate keeps refusing the agent.
+                tracing::warn!(agent = %agent.did_text, "suspension not written: the engine is stopping");
+            }
         }
+    }
+
+    /// The trust gate's reading of an agent: score, uncertainty, and
+    /// whether its trust breached the floor (refused until reinstated).
+    fn trust_gate(&self, did: &str, now_ms: u64) -> (f64, f64, bool) {
+        let shard = self.inner.trust.lock(did);
+        let (score, unc) = shard.engine.quick_score(did, now_ms);
+        (score, unc, shard.engine.breached(did))
     }
 
     fn request(&self, p: &Principal, call: &Call, score: f64, tier: &str, now: u64) -> Request {
@@ -796,13 +991,8 @@ impl Engine {
         let now_ns = now_ns();
         let now = now_ns / 1_000_000_000;
         let did = p.agent.did_text.as_ref();
-        let (score, unc) = self
-            .inner
-            .trust
-            .lock(did)
-            .engine
-            .quick_score(did, now_ns / 1_000_000);
-        if self.inner.floor.is_some_and(|f| score < f) {
+        let (score, unc, breached) = self.trust_gate(did, now_ns / 1_000_000);
+        if breached {
             return false;
         }
         let tier = tier_of(score, unc, &self.inner.trust_cfg);
@@ -829,7 +1019,7 @@ impl Engine {
             None => Some(format!("agent `{}` is no longer registered", p.agent.name)),
             Some(a) => a.inactive_reason(now),
         };
-        let (score, unc) = self.inner.trust.lock(&did).engine.quick_score(&did, now_ms);
+        let (score, unc, breached) = self.trust_gate(&did, now_ms);
         let tier = tier_of(score, unc, &self.inner.trust_cfg);
 
         let mut req = self.request(p, call, score, tier, now);
@@ -844,10 +1034,14 @@ impl Engine {
                 ),
                 set.version.clone(),
             )
-        } else if let Some(f) = self.inner.floor.filter(|f| score < *f) {
+        } else if breached {
             Decision::denied(
                 Reason::TrustBelowFloor,
-                format!("trust score {score:.3} is below the floor {f:.2}"),
+                format!(
+                    "trust score {score:.3} fell below the floor {:.2}; the agent may act again once its sponsor reactivates it (`agentmesh agent reactivate {}`)",
+                    self.inner.trust_cfg.suspend_below.unwrap_or(0.0),
+                    p.agent.name
+                ),
                 set.version.clone(),
             )
         } else {
@@ -921,6 +1115,7 @@ impl Engine {
             agent: did.clone(),
             at_ms: now_ms,
             kind,
+            about: Some(call.capability.to_string()),
         };
         let applied = shard.engine.apply(&event).ok();
         let anomalies = shard.engine.observe(
@@ -941,6 +1136,7 @@ impl Engine {
                     severity: a.severity,
                     explanation: a.explanation,
                 },
+                about: None,
             };
             if let Ok(ap) = shard.engine.apply(&ev) {
                 anomaly_events.push((ev, ap));
@@ -972,10 +1168,13 @@ impl Engine {
         for (ev, ap) in anomaly_events {
             let sponsor = p.agent.sponsor.to_string();
             last = Some(ap.clone());
-            let _ = self
+            if let Err(e) = self
                 .inner
                 .audit
-                .append_deferred(move || trust_draft(&ev, &ap, sponsor));
+                .append_deferred(move || trust_draft(&ev, &ap, sponsor))
+            {
+                tracing::error!(error = %e, "could not audit an anomaly");
+            }
         }
         drop(shard);
         let audit_index = match queued {
@@ -1010,6 +1209,7 @@ impl Engine {
             audit_index,
             restricted_arguments,
             trust_after: last.map(|a| a.after).unwrap_or(0.0),
+            capability: call.capability.to_string(),
         }
     }
 
@@ -1022,6 +1222,7 @@ impl Engine {
             agent: did.clone(),
             at_ms: now_ns() / 1_000_000,
             kind: EventKind::Task { success },
+            about: Some(verdict.capability.clone()),
         };
         let Ok(applied) = shard.engine.apply(&event) else {
             return;
@@ -1029,7 +1230,7 @@ impl Engine {
         shard.dirty.insert(did.clone());
         let sponsor = p.agent.sponsor.to_string();
         let decision_index = verdict.audit_index;
-        let _ = self.inner.audit.append_deferred(move || {
+        let queued = self.inner.audit.append_deferred(move || {
             let mut detail = detail;
             if let Value::Object(m) = &mut detail {
                 m.insert("decision_index".into(), json!(decision_index));
@@ -1050,6 +1251,9 @@ impl Engine {
                 ..Draft::default()
             }
         });
+        if let Err(e) = queued {
+            tracing::error!(error = %e, "could not audit a call result");
+        }
         drop(shard);
     }
 
@@ -1162,7 +1366,7 @@ impl Engine {
 
     fn audit_approval(&self, r: &ApprovalRecord) {
         let r = r.clone();
-        let _ = self.inner.audit.append_deferred(move || Draft {
+        let queued = self.inner.audit.append_deferred(move || Draft {
             event: APPROVAL_EVENT.into(),
             agent: r.caller.clone(),
             action: r.action.clone(),
@@ -1177,6 +1381,9 @@ impl Engine {
             }),
             ..Draft::default()
         });
+        if let Err(e) = queued {
+            tracing::error!(error = %e, "could not audit an approval decision");
+        }
     }
 }
 

@@ -26,7 +26,9 @@ pub use records::{
 };
 pub use registry::{Registry, load_directory, parse_hex32};
 pub use sql::{Backend, SqlRegistry, SqliteRegistry, postgres_test_schema};
-pub use trust::{RecomputeReport, TRUST_DETAIL_KEY, TRUST_EVENT, TrustOutcome, decision_event};
+pub use trust::{
+    RecomputeReport, TRUST_DETAIL_KEY, TRUST_EVENT, TrustOutcome, decision_event, trust_event_of,
+};
 
 /// Seconds since the Unix epoch, from the system clock.
 pub fn unix_now() -> u64 {

@@ -251,31 +251,83 @@ impl Mesh {
     }
 
     /// Appends the entries other processes queued (see [`Mesh::record`]).
-    /// The time they were recorded is kept in `detail.queued_at`. Returns
-    /// how many were appended.
+    /// The time they were recorded is kept in `detail.queued_at`. Trust
+    /// events queued unapplied (see [`Mesh::trust_event`]) are applied by
+    /// this process's own trust engine. Returns how many were appended.
     pub async fn drain_audit_outbox(&self) -> Result<usize, MeshError> {
+        let engine = self.trust_engine().await?;
+        let mut breached = Vec::new();
+        let n = self
+            .drain_audit_outbox_with(|log, mut draft, event| {
+                let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
+                if let Ok(a) = e.apply(&event) {
+                    draft.trust_before = Some(a.before);
+                    draft.trust_after = Some(a.after);
+                    if let Some(state) = e.state(&event.agent) {
+                        breached.push((
+                            event.agent.clone(),
+                            state.clone(),
+                            a.suspend.then_some(a.after),
+                        ));
+                    }
+                }
+                Ok(log.append_deferred(move || draft)?)
+            })
+            .await?;
+        for (agent, state, suspend_at) in breached {
+            self.registry.save_trust_state(&agent, &state).await?;
+            if let Some(score) = suspend_at {
+                self.suspend_by_score(&agent, score, crate::unix_now())
+                    .await?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// [`Mesh::drain_audit_outbox`] for a process that keeps trust state of
+    /// its own (a gateway's engine): `apply_trust` gets each queued trust
+    /// event still to apply, with the draft to complete (`trust_before`,
+    /// `trust_after`) and append to the log — under whatever lock keeps
+    /// that agent's events in order.
+    pub async fn drain_audit_outbox_with(
+        &self,
+        mut apply_trust: impl FnMut(
+            &AuditLog,
+            Draft,
+            agentmesh_trust::TrustEvent,
+        ) -> Result<agentmesh_audit::Queued, MeshError>,
+    ) -> Result<usize, MeshError> {
         let log = self.audit()?;
         let queued = self.registry.queued_audit(256).await?;
         let mut ids = Vec::with_capacity(queued.len());
+        let mut pending = Vec::with_capacity(queued.len());
         for (id, bytes) in queued {
             ids.push(id);
             let Ok(entry) = agentmesh_audit::Entry::from_bytes(&bytes) else {
                 // Unreadable: record that something was lost rather than
                 // dropping it silently.
-                log.append_wait(Draft {
+                pending.push(log.append_deferred(move || Draft {
                     event: "audit.outbox_unreadable".into(),
                     detail: serde_json::json!({"outbox_id": id, "bytes": bytes.len()}),
                     ..Draft::default()
-                })?;
+                })?);
                 continue;
             };
             let mut draft = entry.draft;
+            let unapplied = crate::trust::unapplied_trust_event(&draft);
             if let serde_json::Value::Object(m) = &mut draft.detail {
                 m.insert("queued_at".into(), serde_json::Value::from(entry.time));
             } else {
                 draft.detail = serde_json::json!({"value": draft.detail, "queued_at": entry.time});
             }
-            log.append_wait(draft)?;
+            pending.push(match unapplied {
+                Some(event) => apply_trust(&log, draft, event)?,
+                None => log.append_deferred(move || draft)?,
+            });
+        }
+        // Durable before the queue forgets them.
+        for q in pending {
+            q.await?;
         }
         if !ids.is_empty() {
             self.registry.dequeue_audit(&ids).await?;
@@ -623,7 +675,12 @@ impl Mesh {
             serde_json::json!({"name": agent.name, "reason": reason}),
         ))
         .await?;
-        self.agent(name_or_did).await
+        let after = self.agent(name_or_did).await?;
+        if agent.status == AgentStatus::Suspended && status == AgentStatus::Active {
+            // A human's reactivation overrides a breach of the trust floor.
+            self.reinstate(&after, &agent.sponsor, now).await?;
+        }
+        Ok(after)
     }
 
     /// Issues a delegation token (see [`NewDelegation`]) and checks that it

@@ -41,12 +41,43 @@ pub fn decision_event(outcome: &str, severity: Option<&str>, rule: Option<&str>)
 #[derive(Debug, Clone)]
 pub struct TrustOutcome {
     pub event: TrustEvent,
-    pub applied: Applied,
+    /// What applying it did; `None` when another process holds this home's
+    /// audit log and trust state (a running gateway): the event is queued
+    /// for that process, the one writer of trust state, to apply and audit
+    /// within seconds.
+    pub applied: Option<Applied>,
     /// Index of the audit entry, when this process wrote it (`None`: queued
     /// for a gateway that holds the log).
     pub audit_index: Option<u64>,
-    /// Set when this event pushed the agent below the suspension floor.
+    /// Set when this event breached the suspension floor and suspended the
+    /// agent.
     pub suspended: bool,
+}
+
+/// A trust event queued by a process that does not hold the home's trust
+/// state: a `trust.event` entry without `trust_before`/`trust_after`. The
+/// holder applies it when it drains the outbox (see
+/// [`Mesh::drain_audit_outbox`]).
+pub(crate) fn unapplied_trust_event(draft: &Draft) -> Option<TrustEvent> {
+    if draft.event != TRUST_EVENT || draft.trust_before.is_some() || draft.trust_after.is_some() {
+        return None;
+    }
+    serde_json::from_value(draft.detail.clone()).ok()
+}
+
+/// The trust event an audit entry records, with the score before and after
+/// it: a `trust.event` entry of its own, or one carried by a gateway's
+/// decision or call-result entry under `detail.trust` (also when shipped to
+/// a control plane). The one reading of trust events from the log, shared
+/// by `recompute`, `explain` and `history`.
+pub fn trust_event_of(draft: &Draft) -> Option<(TrustEvent, Option<f64>, Option<f64>)> {
+    let carried = if draft.event == TRUST_EVENT {
+        &draft.detail
+    } else {
+        draft.detail.get(TRUST_DETAIL_KEY)?
+    };
+    let event: TrustEvent = serde_json::from_value(carried.clone()).ok()?;
+    Some((event, draft.trust_before, draft.trust_after))
 }
 
 /// `trust recompute --from-audit`: the fold of the audit log's trust events
@@ -83,7 +114,8 @@ impl Mesh {
         }
     }
 
-    async fn engine(&self) -> Result<&Mutex<TrustEngine>, MeshError> {
+    /// This process's trust engine over the persisted state (loaded once).
+    pub(crate) async fn trust_engine(&self) -> Result<&Mutex<TrustEngine>, MeshError> {
         if let Some(e) = self.trust_cell().get() {
             return Ok(e);
         }
@@ -96,34 +128,74 @@ impl Mesh {
 
     /// The current score of an agent.
     pub async fn trust_score(&self, agent: &AgentRecord, now_ms: u64) -> Result<Score, MeshError> {
-        let engine = self.engine().await?;
+        let engine = self.trust_engine().await?;
         let e = engine.lock().unwrap_or_else(|p| p.into_inner());
         Ok(e.score(&agent.did.to_string(), now_ms))
     }
 
     /// The persisted state of an agent (none before its first event).
     pub async fn trust_state(&self, agent: &AgentRecord) -> Result<Option<AgentTrust>, MeshError> {
-        let engine = self.engine().await?;
+        let engine = self.trust_engine().await?;
         let e = engine.lock().unwrap_or_else(|p| p.into_inner());
         Ok(e.state(&agent.did.to_string()).cloned())
     }
 
     /// Applies, persists and audits one trust event for `agent`; suspends
-    /// the agent when its score crosses below the floor.
+    /// the agent when the event breaches the floor (see the trust model).
+    ///
+    /// One writer of trust state per home: when another process holds the
+    /// home's audit log (a running gateway, whose engine keeps the live
+    /// trust state and flushes it), the event is queued for that process to
+    /// apply instead of being applied here and overwritten by its next
+    /// flush.
     pub async fn trust_event(
         &self,
         agent: &AgentRecord,
         kind: EventKind,
         at_ms: u64,
     ) -> Result<TrustOutcome, MeshError> {
+        let mut outcome = self.apply_trust_event(agent, kind, at_ms).await?;
+        if let Some(applied) = &outcome.applied {
+            outcome.suspended = applied.suspend
+                && agent.status == AgentStatus::Active
+                && self
+                    .suspend_by_score(&agent.did.to_string(), applied.after, at_ms / 1000)
+                    .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// [`Mesh::trust_event`] without acting on a breach.
+    async fn apply_trust_event(
+        &self,
+        agent: &AgentRecord,
+        kind: EventKind,
+        at_ms: u64,
+    ) -> Result<TrustOutcome, MeshError> {
         let key = agent.did.to_string();
-        let event = TrustEvent {
-            agent: key.clone(),
-            at_ms,
-            kind,
-        };
+        let event = TrustEvent::new(key.clone(), at_ms, kind);
+        if self.try_audit()?.is_none() {
+            let detail =
+                serde_json::to_value(&event).map_err(|e| MeshError::Invalid(e.to_string()))?;
+            let recorded = self
+                .record(Draft {
+                    event: TRUST_EVENT.into(),
+                    agent: key,
+                    sponsor: agent.sponsor.clone(),
+                    action: event.kind.label(),
+                    detail,
+                    ..Draft::default()
+                })
+                .await?;
+            return Ok(TrustOutcome {
+                event,
+                applied: None,
+                audit_index: recorded.index(),
+                suspended: false,
+            });
+        }
         let (applied, state) = {
-            let engine = self.engine().await?;
+            let engine = self.trust_engine().await?;
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
             let applied = e
                 .apply(&event)
@@ -136,7 +208,7 @@ impl Mesh {
         let recorded = self
             .record(Draft {
                 event: TRUST_EVENT.into(),
-                agent: key,
+                agent: key.clone(),
                 sponsor: agent.sponsor.clone(),
                 action: event.kind.label(),
                 trust_before: Some(applied.before),
@@ -145,28 +217,61 @@ impl Mesh {
                 ..Draft::default()
             })
             .await?;
-        let mut suspended = false;
-        if applied.suspend && agent.status == AgentStatus::Active {
-            let floor = self.trust_config()?.suspend_below.unwrap_or(0.0);
-            let reason = format!(
-                "trust score {:.3} fell below the floor {floor:.2}",
-                applied.after
-            );
-            self.set_status(
-                &agent.did.to_string(),
-                AgentStatus::Suspended,
-                Some(&reason),
-                at_ms / 1000,
-            )
-            .await?;
-            suspended = true;
-        }
         Ok(TrustOutcome {
             event,
-            applied,
+            applied: Some(applied),
             audit_index: recorded.index(),
-            suspended,
+            suspended: false,
         })
+    }
+
+    /// Suspends an active agent whose trust breached the floor; false when
+    /// it was not active.
+    pub(crate) async fn suspend_by_score(
+        &self,
+        did: &str,
+        score: f64,
+        now: u64,
+    ) -> Result<bool, MeshError> {
+        let agent = self.agent(did).await?;
+        if agent.status != AgentStatus::Active {
+            return Ok(false);
+        }
+        let floor = self.trust_config()?.suspend_below.unwrap_or(0.0);
+        let reason = format!("trust score {score:.3} fell below the floor {floor:.2}");
+        self.set_status(did, AgentStatus::Suspended, Some(&reason), now)
+            .await?;
+        Ok(true)
+    }
+
+    /// After a human reactivated `agent`: if its trust had breached the
+    /// floor, records the override (a `reinstated` trust event) so it may
+    /// act again. A process that does not hold the trust state leaves this
+    /// to the holder, which sees the reactivation in the registry.
+    pub(crate) async fn reinstate(
+        &self,
+        agent: &AgentRecord,
+        by: &str,
+        now: u64,
+    ) -> Result<(), MeshError> {
+        if self.try_audit()?.is_none() {
+            return Ok(());
+        }
+        let breached = {
+            let engine = self.trust_engine().await?;
+            let e = engine.lock().unwrap_or_else(|p| p.into_inner());
+            e.breached(&agent.did.to_string())
+        };
+        if breached {
+            // A reinstatement never breaches the floor: nothing to act on.
+            self.apply_trust_event(
+                agent,
+                EventKind::Reinstated { by: by.to_owned() },
+                now.saturating_mul(1000),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Runs the behavioural detectors on one call by `agent` and applies
@@ -179,7 +284,7 @@ impl Mesh {
         at_ms: u64,
     ) -> Result<Vec<TrustOutcome>, MeshError> {
         let anomalies = {
-            let engine = self.engine().await?;
+            let engine = self.trust_engine().await?;
             let mut e = engine.lock().unwrap_or_else(|p| p.into_inner());
             e.observe(
                 &agent.did.to_string(),
@@ -246,19 +351,22 @@ impl Mesh {
         let mut events = 0u64;
         for i in 0..log.size() {
             let e = log.entry(i)?;
-            // A trust event is either an entry of its own, or carried by a
-            // gateway's decision or call-result entry under `detail.trust`.
-            let carried = if e.entry.draft.event == TRUST_EVENT {
-                Some(&e.entry.draft.detail)
-            } else {
-                e.entry.draft.detail.get(TRUST_DETAIL_KEY)
-            };
-            let Some(carried) = carried else {
+            if crate::trust::unapplied_trust_event(&e.entry.draft).is_some() {
+                // Not possible in a drained log; refuse to guess.
+                return Err(MeshError::Invalid(format!(
+                    "audit entry {i}: a trust event that was never applied"
+                )));
+            }
+            let Some((ev, _, _)) = trust_event_of(&e.entry.draft) else {
+                if e.entry.draft.event == TRUST_EVENT
+                    || e.entry.draft.detail.get(TRUST_DETAIL_KEY).is_some()
+                {
+                    return Err(MeshError::Invalid(format!(
+                        "audit entry {i}: trust event unreadable"
+                    )));
+                }
                 continue;
             };
-            let ev: TrustEvent = serde_json::from_value(carried.clone()).map_err(|err| {
-                MeshError::Invalid(format!("audit entry {i}: trust event unreadable: {err}"))
-            })?;
             fresh
                 .apply(&ev)
                 .map_err(|err| MeshError::Invalid(format!("audit entry {i}: {err}")))?;

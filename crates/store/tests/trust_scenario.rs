@@ -115,10 +115,12 @@ async fn climb_to_trusted_then_exfiltration_burst_suspends_and_the_next_call_is_
         Outcome::Deny
     );
 
-    // Phase 1: well-behaved for 30 rounds (allowed reads, successful tasks,
-    // good handshakes, two endorsements by a peer).
+    // Phase 1: well-behaved for 30 rounds over five hours (allowed reads,
+    // successful tasks, good handshakes, two endorsements by a peer). Trust
+    // is earned over time: the same work repeated within an hour counts
+    // less each time (see `trust_cannot_be_bought_by_repetition`).
     for round in 0..30u64 {
-        t += 60_000;
+        t += 600_000;
         let d = call(&mesh, &policy, "analyst", "read", false, t).await;
         assert_eq!(d.outcome, Outcome::Allow, "round {round}: {}", d.message);
         mesh.trust_event(&analyst, EventKind::Task { success: true }, t)

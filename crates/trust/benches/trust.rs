@@ -46,6 +46,7 @@ fn main() {
                     kind: EventKind::Decision {
                         outcome: "allow".into(),
                     },
+                    about: None,
                 }))
                 .expect("apply")
         })
@@ -74,6 +75,7 @@ fn main() {
         kind: EventKind::Decision {
             outcome: "deny".into(),
         },
+        about: None,
     };
     let mut lat = Vec::with_capacity(200_000);
     for i in 0..200_000u64 {
@@ -104,6 +106,7 @@ fn main() {
             kind: EventKind::Decision {
                 outcome: "allow".into(),
             },
+            about: None,
         })
         .expect("apply");
         big.observe(

@@ -57,6 +57,12 @@ pub struct DetectorConfig {
     pub rate_sigmas: f64,
     /// … and at least this many calls above the mean.
     pub rate_min_excess: f64,
+    /// Calls observed in earlier windows before spikes are judged at all: a new or quiet agent
+    /// has no baseline, and getting busy is not an attack.
+    pub rate_warmup_calls: u32,
+    /// … and at least this many times the mean (so an agent that was idle
+    /// for a while, whose mean decayed toward 0, may pick up its usual pace).
+    pub rate_ratio: f64,
     /// Calls seen before a never-seen tool is flagged.
     pub new_tool_warmup: u32,
     /// Denials within `denial_window_secs` that make a burst.
@@ -75,6 +81,8 @@ impl Default for DetectorConfig {
             rate_warmup_windows: 10,
             rate_sigmas: 4.0,
             rate_min_excess: 10.0,
+            rate_warmup_calls: 100,
+            rate_ratio: 5.0,
             new_tool_warmup: 50,
             denial_burst: 5,
             denial_window_secs: 60,
@@ -101,6 +109,17 @@ pub struct TrustConfig {
     /// Below this composite score the agent and its credentials are
     /// suspended. `None` disables it.
     pub suspend_below: Option<f64>,
+    /// Conduct evidence (policy compliance and security posture, positive
+    /// and negative, decayed) needed before a drop below the floor suspends:
+    /// one ordinary denial of a new agent is not enough. A violation or
+    /// anomaly of high or critical severity suspends regardless.
+    pub suspend_min_evidence: f64,
+    /// Diminishing returns: within a window of this many seconds, the n-th
+    /// positive event about the same thing (action, peer) adds 1/n of its
+    /// weight (handshakes and endorsements: once per peer) …
+    pub gain_window_secs: u64,
+    /// … and a dimension gains at most this much positive evidence.
+    pub max_gain_per_window: f64,
     pub detectors: DetectorConfig,
 }
 
@@ -130,6 +149,9 @@ impl Default for TrustConfig {
                 tier("verified_partner", 0.9, 0.15),
             ],
             suspend_below: Some(0.3),
+            suspend_min_evidence: 10.0,
+            gain_window_secs: 3600,
+            max_gain_per_window: 5.0,
             detectors: DetectorConfig::default(),
         }
     }
@@ -217,7 +239,24 @@ impl TrustConfig {
         {
             return bad(format!("suspend_below must be within 0–1, got {f}"));
         }
+        if !(self.suspend_min_evidence.is_finite() && self.suspend_min_evidence >= 0.0) {
+            return bad(format!(
+                "suspend_min_evidence must be zero or more, got {}",
+                self.suspend_min_evidence
+            ));
+        }
+        if self.gain_window_secs == 0
+            || !(self.max_gain_per_window.is_finite() && self.max_gain_per_window > 0.0)
+        {
+            return bad("gain_window_secs and max_gain_per_window must be positive".into());
+        }
         let d = &self.detectors;
+        if !(d.rate_ratio.is_finite() && d.rate_ratio >= 1.0) {
+            return bad(format!(
+                "detectors.rate_ratio must be at least 1, got {}",
+                d.rate_ratio
+            ));
+        }
         if d.rate_window_secs == 0 || d.denial_window_secs == 0 || d.denial_burst == 0 {
             return bad("detector windows and the denial burst size must be positive".into());
         }

@@ -98,7 +98,16 @@ impl Behaviour {
         }
         self.window_count = self.window_count.saturating_add(1);
         let threshold = self.mean + cfg.rate_sigmas * self.var.sqrt() + cfg.rate_min_excess;
+        // A baseline needs real activity: enough windows *and* enough
+        // calls. A new or quiet agent that gets busy has no baseline to
+        // spike against; an agent whose mean decayed while it was idle may
+        // go back to its usual pace (`rate_ratio` × the mean).
+        let threshold = threshold.max(cfg.rate_ratio * self.mean);
+        let baseline_calls = self
+            .calls
+            .saturating_sub(self.window_count.saturating_sub(1));
         if self.windows >= cfg.rate_warmup_windows
+            && baseline_calls >= cfg.rate_warmup_calls
             && f64::from(self.window_count) > threshold
             && self.flagged_window != w + 1
         {
@@ -358,6 +367,36 @@ mod tests {
             found.iter().any(|a| a.detector == "unusual_hour"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn a_quiet_agent_that_gets_busy_is_not_an_attack() {
+        let cfg = DetectorConfig::default();
+        // A new agent: idle for ten minutes (one call), then a dozen calls a
+        // minute, then a hundred: no baseline, no spike.
+        let mut b = Behaviour::default();
+        let mut found = steady(&mut b, &cfg, T0, 1, 1);
+        found.extend(steady(&mut b, &cfg, T0 + 11 * MIN, 1, 12));
+        found.extend(steady(&mut b, &cfg, T0 + 12 * MIN, 1, 100));
+        assert!(found.is_empty(), "{found:?}");
+        // An established agent that paused: 20 calls a minute for an hour,
+        // ten quiet minutes, then its usual pace again.
+        let mut b = Behaviour::default();
+        assert!(steady(&mut b, &cfg, T0, 60, 20).is_empty());
+        let found = steady(&mut b, &cfg, T0 + 70 * MIN, 5, 25);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn load_test_of_many_new_agents_raises_nothing() {
+        let cfg = DetectorConfig::default();
+        for _ in 0..100 {
+            let mut b = Behaviour::default();
+            // Each agent idles, then runs 60 calls a minute for 5 minutes.
+            let mut found = steady(&mut b, &cfg, T0, 1, 1);
+            found.extend(steady(&mut b, &cfg, T0 + 10 * MIN, 5, 60));
+            assert!(found.is_empty(), "{found:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::config::TrustConfig;
 use crate::detect::{Activity, Anomaly, Behaviour};
-use crate::event::{EventKind, TrustEvent, effect};
+use crate::event::{EventKind, Severity, TrustEvent, effect};
 use crate::model::{AgentTrust, Score, tier_of};
 
 use std::collections::HashMap;
@@ -14,7 +14,9 @@ pub struct Applied {
     pub after: f64,
     pub tier_before: String,
     pub tier_after: String,
-    /// The score crossed below the suspension floor with this event.
+    /// This event breached the suspension floor: the score fell below it
+    /// with enough evidence (or by a severe event). See
+    /// [`TrustEngine::apply`].
     pub suspend: bool,
 }
 
@@ -57,6 +59,15 @@ impl TrustEngine {
     /// Applies one event. Deterministic: the same events in the same order
     /// always give the same state, which is what lets anyone recompute
     /// scores from the audit log.
+    ///
+    /// Suspension (`Applied::suspend`, and the state's `breached` flag) needs
+    /// all of: a floor is configured; the event lowers the score to below
+    /// it; the agent is not breached already; and either the event is
+    /// severe (a violation or anomaly of high or critical severity) or the
+    /// agent's conduct evidence is at least `suspend_min_evidence` and the
+    /// event is not a low or medium anomaly (a single detector finding of
+    /// that weight never suspends on its own). A `Reinstated` event (a
+    /// human's reactivation) clears the breach.
     pub fn apply(&mut self, ev: &TrustEvent) -> Result<Applied, TrustError> {
         if ev.agent.is_empty() {
             return Err(TrustError::NoAgent);
@@ -74,16 +85,46 @@ impl TrustEngine {
         let (before, ub) = state.composite(ev.at_ms.max(state.at_ms), cfg);
         state.decay_to(ev.at_ms, cfg);
         if let Some((dim, positive, weight)) = effect(&ev.kind) {
-            let e = &mut state.dims[dim.index()];
             if positive {
-                e.r += weight;
+                let (tag, once) = match &ev.kind {
+                    EventKind::Handshake { .. } => ("handshake", true),
+                    EventKind::Endorsement { .. } => ("endorsement", true),
+                    EventKind::Task { .. } => ("task", false),
+                    _ => ("decision", false),
+                };
+                let about = match &ev.kind {
+                    EventKind::Endorsement { by, .. } => by.as_str(),
+                    _ => ev.about.as_deref().unwrap_or(""),
+                };
+                let key = format!("{tag}\u{1f}{about}");
+                let at = state.at_ms;
+                let granted = state.gains.admit(dim, &key, weight, once, at, cfg);
+                state.dims[dim.index()].r += granted;
             } else {
-                e.s += weight;
+                state.dims[dim.index()].s += weight;
             }
+        }
+        if matches!(ev.kind, EventKind::Reinstated { .. }) {
+            state.breached = false;
         }
         state.events += 1;
         let (after, ua) = state.composite(state.at_ms, cfg);
-        let suspend = cfg.suspend_below.is_some_and(|f| before >= f && after < f);
+        let minor_anomaly = matches!(
+            &ev.kind,
+            EventKind::Anomaly { severity, .. }
+                if matches!(severity, Severity::Low | Severity::Medium)
+        );
+        let suspend = cfg.suspend_below.is_some_and(|f| {
+            after < f
+                && after < before
+                && !state.breached
+                && (ev.is_severe()
+                    || (!minor_anomaly
+                        && state.conduct_evidence(state.at_ms, cfg) >= cfg.suspend_min_evidence))
+        });
+        if suspend {
+            state.breached = true;
+        }
         Ok(Applied {
             before,
             after,
@@ -91,6 +132,12 @@ impl TrustEngine {
             tier_after: tier_of(after, ua, cfg).to_owned(),
             suspend,
         })
+    }
+
+    /// Whether `agent` is breached (see [`TrustEngine::apply`]): the trust
+    /// gate refuses it until a human reinstates it.
+    pub fn breached(&self, agent: &str) -> bool {
+        self.agents.get(agent).is_some_and(|a| a.trust.breached)
     }
 
     /// Runs the behavioural detectors on one call by `agent`; the anomalies

@@ -62,6 +62,11 @@ pub enum EventKind {
         severity: Severity,
         explanation: String,
     },
+    /// A human (the sponsor or an administrator) reactivated the agent
+    /// after a suspension by score: an audited override that clears the
+    /// breach of the floor. It adds no evidence: the score stays what the
+    /// evidence says, and the next qualifying drop suspends again.
+    Reinstated { by: String },
 }
 
 /// An event for one agent at one time (unix ms).
@@ -71,6 +76,41 @@ pub struct TrustEvent {
     pub at_ms: u64,
     #[serde(flatten)]
     pub kind: EventKind,
+    /// What the event is about: the action (capability) of a decision or a
+    /// task, the peer of a handshake. Positive evidence about the same thing
+    /// counts less each time within a window (see
+    /// [`TrustConfig::gain_window_secs`](crate::TrustConfig)), so trust
+    /// cannot be bought by repeating one trivial call or handshake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
+}
+
+impl TrustEvent {
+    pub fn new(agent: impl Into<String>, at_ms: u64, kind: EventKind) -> Self {
+        Self {
+            agent: agent.into(),
+            at_ms,
+            kind,
+            about: None,
+        }
+    }
+
+    /// Names what the event is about (see [`TrustEvent::about`]).
+    pub fn about(mut self, about: impl Into<String>) -> Self {
+        self.about = Some(about.into());
+        self
+    }
+
+    /// A violation or anomaly of high or critical severity: enough on its
+    /// own to suspend an agent whose score it takes below the floor, however
+    /// little else is known about the agent.
+    pub fn is_severe(&self) -> bool {
+        matches!(
+            &self.kind,
+            EventKind::Violation { severity, .. } | EventKind::Anomaly { severity, .. }
+                if matches!(severity, Severity::High | Severity::Critical)
+        )
+    }
 }
 
 /// The evidence an event adds: (dimension, positive?, weight), if any.
@@ -100,6 +140,7 @@ pub fn effect(kind: &EventKind) -> Option<(Dimension, bool, f64)> {
             (Collaboration, true, w)
         }
         EventKind::Anomaly { severity, .. } => (SecurityPosture, false, severity.weight()),
+        EventKind::Reinstated { .. } => return None,
     })
 }
 
@@ -126,6 +167,7 @@ impl EventKind {
                 severity,
                 explanation,
             } => format!("anomaly {detector} ({severity:?}): {explanation}"),
+            EventKind::Reinstated { by } => format!("reinstated by {by}"),
         }
     }
 }

@@ -21,4 +21,7 @@ pub use config::{ConfigError, DetectorConfig, Tier, TrustConfig, Weights};
 pub use detect::{Activity, Anomaly, Behaviour};
 pub use engine::{Applied, TrustEngine, TrustError};
 pub use event::{EventKind, Severity, TrustEvent, effect};
-pub use model::{AgentTrust, Dimension, DimensionScore, Evidence, Score, decay_factor, tier_of};
+pub use model::{
+    AgentTrust, Dimension, DimensionScore, Evidence, GAIN_MEMORY, Gains, Score, decay_factor,
+    tier_of,
+};

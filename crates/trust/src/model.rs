@@ -75,6 +75,90 @@ pub struct AgentTrust {
     pub at_ms: u64,
     /// Events applied so far.
     pub events: u64,
+    /// The score fell below the suspension floor with enough evidence (or
+    /// by a severe event), and no human has reinstated the agent since.
+    /// While set, the trust gate refuses the agent's calls.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub breached: bool,
+    /// Positive evidence gained in the current window (diminishing
+    /// returns; see [`Gains`]).
+    #[serde(default, skip_serializing_if = "Gains::is_empty")]
+    pub gains: Gains,
+}
+
+/// Most distinct things (actions, peers) remembered per window; beyond
+/// that, each new one counts as a repeat (half weight).
+pub const GAIN_MEMORY: usize = 64;
+
+/// Positive evidence gained within the current window: per dimension, and
+/// how often each thing (hashed `about`) has been rewarded. The `n`-th
+/// reward about the same thing in a window adds `1/n` of its weight
+/// (handshakes and endorsements: only the first), and a dimension gains at
+/// most `max_gain_per_window` in a window. Part of the state, so the fold
+/// stays a pure function of the events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Gains {
+    /// Window number (`at_ms / (gain_window_secs·1000)`).
+    pub window: u64,
+    /// Positive evidence added per dimension in this window.
+    pub per_dim: [f64; 5],
+    /// (FNV-1a hash of kind and `about`, rewards so far), sorted by hash.
+    pub seen: Vec<(u32, u32)>,
+}
+
+impl Gains {
+    pub fn is_empty(&self) -> bool {
+        self.window == 0 && self.seen.is_empty() && self.per_dim.iter().all(|g| *g == 0.0)
+    }
+
+    /// The weight a positive event about `key` may add to `dim` at `at_ms`
+    /// (and records it). `once`: only the first reward in a window counts.
+    pub fn admit(
+        &mut self,
+        dim: Dimension,
+        key: &str,
+        weight: f64,
+        once: bool,
+        at_ms: u64,
+        cfg: &TrustConfig,
+    ) -> f64 {
+        let window = at_ms / cfg.gain_window_secs.max(1).saturating_mul(1000);
+        if window > self.window {
+            *self = Gains {
+                window,
+                ..Gains::default()
+            };
+        }
+        let h = fnv(key);
+        let n = match self.seen.binary_search_by_key(&h, |(k, _)| *k) {
+            Ok(i) => {
+                self.seen[i].1 = self.seen[i].1.saturating_add(1);
+                self.seen[i].1
+            }
+            Err(i) if self.seen.len() < GAIN_MEMORY => {
+                self.seen.insert(i, (h, 1));
+                1
+            }
+            Err(_) => 2,
+        };
+        let scaled = if once && n > 1 {
+            0.0
+        } else {
+            weight / f64::from(n)
+        };
+        let room = (cfg.max_gain_per_window - self.per_dim[dim.index()]).max(0.0);
+        let granted = scaled.min(room);
+        self.per_dim[dim.index()] += granted;
+        granted
+    }
+}
+
+fn fnv(s: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h
 }
 
 /// A score as reported.
@@ -131,6 +215,20 @@ impl AgentTrust {
             (r + cfg.base_rate * cfg.prior_weight) / total,
             cfg.prior_weight / total,
         )
+    }
+
+    /// Evidence about the agent's conduct (positive and negative, policy
+    /// compliance and security posture), decayed to `now_ms`: what a
+    /// suspension by score needs enough of.
+    pub fn conduct_evidence(&self, now_ms: u64, cfg: &TrustConfig) -> f64 {
+        let f = decay_factor(now_ms.saturating_sub(self.at_ms), cfg.half_life_secs);
+        [Dimension::PolicyCompliance, Dimension::SecurityPosture]
+            .iter()
+            .map(|d| {
+                let e = self.dims[d.index()];
+                (e.r + e.s) * f
+            })
+            .sum()
     }
 
     /// Composite (score, uncertainty) at `now_ms`, without allocating.

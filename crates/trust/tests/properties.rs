@@ -52,6 +52,7 @@ fn events() -> impl Strategy<Value = Vec<TrustEvent>> {
                     agent: "a".into(),
                     at_ms: t,
                     kind: k,
+                    about: None,
                 }
             })
             .collect()
@@ -86,7 +87,7 @@ proptest! {
         }
         let t = evs.last().map(|x| x.at_ms).unwrap_or(T0);
         for _ in 0..extra {
-            worse.apply(&TrustEvent { agent: "a".into(), at_ms: t, kind: EventKind::Violation { severity: Severity::Medium, reason: "r".into() } }).expect("apply");
+            worse.apply(&TrustEvent { agent: "a".into(), at_ms: t, kind: EventKind::Violation { severity: Severity::Medium, reason: "r".into() }, about: None  }).expect("apply");
         }
         let later = t + 1_000;
         prop_assert!(worse.quick_score("a", later).0 <= plain.quick_score("a", later).0 + 1e-12);
@@ -166,6 +167,7 @@ fn self_endorsement_is_refused_and_cycles_are_harmless() {
             by: "a".into(),
             endorser_score: 1.0,
         },
+        about: None,
     };
     assert!(e.apply(&self_e).is_err());
     // a endorses b, b endorses a, repeatedly: bounded, and each endorsement
@@ -179,6 +181,7 @@ fn self_endorsement_is_refused_and_cycles_are_harmless() {
                 by: "a".into(),
                 endorser_score: sa,
             },
+            about: None,
         })
         .expect("b");
         let sb = e.quick_score("b", T0 + i).0;
@@ -189,6 +192,7 @@ fn self_endorsement_is_refused_and_cycles_are_harmless() {
                 by: "b".into(),
                 endorser_score: sb,
             },
+            about: None,
         })
         .expect("a");
     }
@@ -210,6 +214,7 @@ fn tiers_need_evidence_not_just_a_high_mean() {
             kind: EventKind::Decision {
                 outcome: "allow".into(),
             },
+            about: None,
         })
         .expect("a");
     }
