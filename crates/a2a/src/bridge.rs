@@ -244,6 +244,7 @@ pub(crate) async fn answer_from_mcp(
         method: "tools/call".into(),
         kind: "tool_call",
         target: format!("{name}__{tool}"),
+        tool: tool.to_owned(),
         capability,
         arguments: Some(arguments.clone()),
         data: Default::default(),
@@ -354,6 +355,9 @@ fn ask_call(gw: &Gateway, agent: usize, tool: &str, args: Option<Value>) -> Opti
         method: "tools/call".into(),
         kind: "tool_call",
         target: tool.to_owned(),
+        // `ask_<agent>` is the gateway's own tool: no server names it
+        // otherwise (`action.server` is the agent).
+        tool: tool.to_owned(),
         capability: Capability::parse(&format!("call:{name}:ask")).ok()?,
         arguments: args,
         data: Default::default(),

@@ -838,6 +838,12 @@ impl Gateway {
                 Some(s) => format!("{name}/{s}"),
                 None => name.to_string(),
             },
+            // A2A's documented `action.tool` (`<agent>[/<skill>]`);
+            // `action.server` is the agent.
+            tool: match &skill {
+                Some(s) => format!("{name}/{s}"),
+                None => name.to_string(),
+            },
             capability: capability.clone(),
             arguments: Some(arguments),
             data,

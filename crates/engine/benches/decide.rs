@@ -165,6 +165,7 @@ fn call() -> Call {
         method: "tools/call".into(),
         kind: "tool_call",
         target: "fs.read_file".into(),
+        tool: "fs.read_file".into(),
         capability: Capability::parse("call:fs:read_file").expect("cap"),
         arguments: Some(args),
         data: DataAttrs::default(),

@@ -214,8 +214,13 @@ pub struct Call {
     pub method: String,
     /// `action.type`: `tool_call`, `resource_read`, `prompt_get`, …
     pub kind: &'static str,
-    /// `action.tool`: the (namespaced) tool, prompt or resource.
+    /// The tool, prompt, resource or skill as the client names it (a
+    /// federated gateway's namespaced `<upstream>__<name>`): audit entries
+    /// and explanations.
     pub target: String,
+    /// `action.tool`: the same as its server names it, whichever gateway
+    /// fronts it, so adding an upstream never changes what a rule matches.
+    pub tool: String,
     /// The capability the operation needs.
     pub capability: Capability,
     /// The arguments as policy sees them (normalised).
@@ -939,7 +944,8 @@ impl Engine {
             action: ActionAttrs {
                 kind: Some(call.kind.to_owned()),
                 capability: Some(call.capability.to_string()),
-                tool: Some(call.target.clone()),
+                tool: Some(call.tool.clone()),
+                server: call.upstream.as_deref().map(str::to_owned),
             },
             data: call.data.clone(),
             request: RequestAttrs {

@@ -100,6 +100,7 @@ fn call(tool: &str, args: serde_json::Value) -> Call {
         method: "tools/call".into(),
         kind: "tool_call",
         target: tool.into(),
+        tool: tool.into(),
         capability: Capability::parse(&format!("call:{server}:{name}")).expect("cap"),
         arguments: Some(args),
         data: DataAttrs::default(),

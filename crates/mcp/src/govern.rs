@@ -173,6 +173,7 @@ impl Governor {
             method: "tools/call".into(),
             kind: "tool_call",
             target: outer.to_owned(),
+            tool: tool.to_owned(),
             capability,
             arguments: args,
             data: s
@@ -197,6 +198,9 @@ impl Governor {
             protocol: "mcp",
             method: method.into(),
             kind,
+            // The upstream's own name (prompts are namespaced on a
+            // federated gateway; resource URIs and methods are not).
+            tool: route.inner(&target).unwrap_or(&target).to_owned(),
             target,
             capability: Capability::parse(&cap).unwrap_or_else(|_| Capability::any()),
             arguments: None,

@@ -99,6 +99,73 @@ fn lit_eq(a: &Lit, b: &Lit) -> bool {
     }
 }
 
+/// String literals compared with `action.tool` that look like a gateway's
+/// namespaced name (`<server>__<tool>`). `action.tool` is the tool as its
+/// server names it, whichever gateway fronts it; a rule written against the
+/// namespaced form never matches (and adding an upstream must not change
+/// what a rule matches). `policy lint` warns about each.
+pub fn namespaced_tool_literals(node: &Node) -> Vec<String> {
+    let mut out = Vec::new();
+    namespaced_walk(node, &mut out);
+    out
+}
+
+fn namespaced_walk(node: &Node, out: &mut Vec<String>) {
+    let is_tool = |n: &Node| matches!(n, Node::Attr(Attr::ActionTool));
+    let mut lit = |l: &Lit| match l {
+        Lit::Str(s) if s.contains("__") => out.push(s.to_string()),
+        Lit::List(items) => {
+            for i in items {
+                if let Lit::Str(s) = i
+                    && s.contains("__")
+                {
+                    out.push(s.to_string());
+                }
+            }
+        }
+        _ => {}
+    };
+    match node {
+        Node::Cmp(_, a, b) | Node::In(a, b) | Node::Str(_, a, b) => {
+            match (&**a, &**b) {
+                (x, Node::Lit(l)) | (Node::Lit(l), x) if is_tool(x) => lit(l),
+                (x, Node::List(items)) if is_tool(x) => {
+                    for i in items {
+                        if let Node::Lit(l) = i {
+                            lit(l);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            namespaced_walk(a, out);
+            namespaced_walk(b, out);
+        }
+        Node::Not(x) | Node::Neg(x) | Node::Size(x) | Node::Matches(x, _) => {
+            namespaced_walk(x, out)
+        }
+        Node::And(v) | Node::Or(v) | Node::List(v) => {
+            for x in v {
+                namespaced_walk(x, out);
+            }
+        }
+        Node::Cond(a, b, c) => {
+            for x in [a, b, c] {
+                namespaced_walk(x, out);
+            }
+        }
+        Node::Arith(_, a, b) | Node::Index(a, b) => {
+            namespaced_walk(a, out);
+            namespaced_walk(b, out);
+        }
+        Node::Quant { range, body, .. } => {
+            namespaced_walk(range, out);
+            namespaced_walk(body, out);
+        }
+        Node::Lit(_) | Node::Attr(_) | Node::Arg(_) | Node::Var(..) | Node::Has(_) => {}
+    }
+}
+
 /// Attribute on one side, literal on the other, operator as if the
 /// attribute were on the left.
 fn attr_cmp(node: &Node) -> Option<(Attr, CmpOp, &Lit)> {
@@ -308,6 +375,21 @@ mod tests {
         ] {
             assert_eq!(never(src), None, "{src} is satisfiable");
         }
+    }
+
+    #[test]
+    fn namespaced_tool_names_are_found() {
+        let found = |src: &str| namespaced_tool_literals(&compile(src).expect(src).node);
+        assert_eq!(
+            found("action.tool == 'time__convert_time'"),
+            vec!["time__convert_time"]
+        );
+        assert_eq!(
+            found("action.tool in ['a', 'fs__rm'] || action.tool.startsWith('x__')"),
+            vec!["fs__rm", "x__"]
+        );
+        assert!(found("action.tool == 'convert_time' && action.server == 'time'").is_empty());
+        assert!(found("request.arguments.path == 'a__b'").is_empty());
     }
 
     #[test]

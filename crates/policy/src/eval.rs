@@ -111,6 +111,7 @@ pub(crate) fn attr<'a>(req: &'a Request, a: Attr) -> Option<Val<'a>> {
         Attr::ActionType => s(&req.action.kind),
         Attr::ActionCapability => s(&req.action.capability),
         Attr::ActionTool => s(&req.action.tool),
+        Attr::ActionServer => s(&req.action.server),
         Attr::DataClassification => s(&req.data.classification),
         Attr::DataContainsPii => req.data.contains_pii.map(Val::Bool),
         Attr::DataContainsPhi => req.data.contains_phi.map(Val::Bool),

@@ -675,6 +675,26 @@ impl Builder<'_> {
                         let (l, col) = self.cond_pos(rule_line, None);
                         self.error(l, col, format!("rule `{}` can never match: {why}", r.name));
                     }
+                    for name in analysis::namespaced_tool_literals(&c.node) {
+                        let (l, col) = self.cond_pos(rule_line, None);
+                        let hint = match name.split_once("__") {
+                            Some((server, tool)) if !server.is_empty() && !tool.is_empty() => {
+                                format!(
+                                    "write `action.server == '{server}' && action.tool == '{tool}'`"
+                                )
+                            }
+                            _ => "compare `action.server` and `action.tool`".to_owned(),
+                        };
+                        self.push(
+                            Severity::Warning,
+                            l,
+                            col,
+                            format!(
+                                "rule `{}` compares action.tool with `{name}`, a gateway's namespaced form: action.tool is the tool as its server names it, so this never matches; {hint}",
+                                r.name
+                            ),
+                        );
+                    }
                     Some(c)
                 }
                 Err(e) => {

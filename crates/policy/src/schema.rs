@@ -60,6 +60,7 @@ pub enum Attr {
     ActionType,
     ActionCapability,
     ActionTool,
+    ActionServer,
     DataClassification,
     DataContainsPii,
     DataContainsPhi,
@@ -185,7 +186,13 @@ pub const ATTRIBUTES: &[AttrDef] = &[
         Attr::ActionTool,
         "action.tool",
         Ty::String,
-        "Tool, skill or method name being invoked.",
+        "Tool, prompt, resource or skill being invoked, as its server names it (never a gateway's namespaced form).",
+    ),
+    def(
+        Attr::ActionServer,
+        "action.server",
+        Ty::String,
+        "The server that serves it: the MCP upstream's name, the A2A agent.",
     ),
     def(
         Attr::DataClassification,
@@ -393,6 +400,8 @@ pub struct ActionAttrs {
     pub capability: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
