@@ -15,6 +15,9 @@ use std::fmt;
 pub const MAX_CONDITION_LEN: usize = 4096;
 /// Deepest bracket nesting accepted.
 pub const MAX_NESTING: usize = 32;
+/// Deepest expression tree accepted (operators, field selections and calls
+/// as well as brackets).
+pub const MAX_DEPTH: usize = 64;
 
 /// A literal value.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +254,34 @@ fn guard_of(node: &Node) -> Option<(Attr, Box<str>)> {
 /// Parses, resolves, type-checks and compiles a condition.
 pub fn compile(source: &str) -> Result<Compiled, CompileError> {
     precheck(source)?;
+    if source.len() <= INLINE_PARSE_LEN {
+        return compile_checked(source);
+    }
+    // The CEL parser recurses once per link of an unbracketed chain
+    // (`1 + 1 + …`, `a.b.c…`, `x[0][0]…`): a 4 KiB condition can need about
+    // a megabyte of stack in a debug build, more than a 2 MiB tokio worker
+    // can spare. Long conditions are parsed on a thread whose stack is
+    // sized for the worst case; short ones (the common case, at most a few
+    // hundred links) stay inline.
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("policy-compile".into())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || compile_checked(source))
+            .map_err(|e| err(None, format!("cannot start the condition compiler: {e}")))?;
+        worker
+            .join()
+            .map_err(|_| err(None, "the CEL parser failed on this condition"))?
+    })
+}
+
+/// Conditions up to this many bytes are compiled on the caller's thread.
+const INLINE_PARSE_LEN: usize = 512;
+/// Stack for compiling a longer condition (reserved, touched only as used).
+const PARSE_STACK_BYTES: usize = 16 << 20;
+
+/// [`compile`] after [`precheck`], on a thread with enough stack.
+fn compile_checked(source: &str) -> Result<Compiled, CompileError> {
     let cel_src = translate_seed_spelling(source);
     // The parser is third-party code fed with user input: a panic in it
     // must become an error, not take the process down.
@@ -268,6 +299,7 @@ pub fn compile(source: &str) -> Result<Compiled, CompileError> {
         info: program.source_info(),
         vars: Vec::new(),
         reads: Vec::new(),
+        depth: 0,
     };
     let (node, ty) = c.expr(program.expression())?;
     if !matches!(ty, Ty::Bool | Ty::Dyn) {
@@ -299,6 +331,8 @@ struct Compiler<'p> {
     /// Comprehension variables in scope: (name, element type).
     vars: Vec<(String, Ty)>,
     reads: Vec<String>,
+    /// Current recursion depth of [`Compiler::expr`].
+    depth: usize,
 }
 
 impl Compiler<'_> {
@@ -314,7 +348,26 @@ impl Compiler<'_> {
             .map(|(start, _)| start as usize)
     }
 
+    /// Compiles one sub-expression, refusing trees deeper than
+    /// [`MAX_DEPTH`]: bracket nesting is checked before parsing, but chains
+    /// without brackets (`a.b.c…`, `1 + 1 + …`, `- - - x`) also nest, and
+    /// the compiler, the evaluator and the explain output all recurse.
     fn expr(&mut self, e: &IdedExpr) -> Result<(Node, Ty), CompileError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(err(
+                self.at(e),
+                format!(
+                    "condition is too deeply nested (more than {MAX_DEPTH} levels of operators, fields or calls); split it or use `in [...]`"
+                ),
+            ));
+        }
+        self.depth += 1;
+        let r = self.expr_at_depth(e);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_at_depth(&mut self, e: &IdedExpr) -> Result<(Node, Ty), CompileError> {
         match &e.expr {
             Expr::Literal(l) => Ok(literal(l, self.at(e))?),
             Expr::Ident(name) => self.ident(e, name),
@@ -476,41 +529,19 @@ impl Compiler<'_> {
     fn call(&mut self, e: &IdedExpr, call: &CallExpr) -> Result<(Node, Ty), CompileError> {
         let at = self.at(e);
         let f = call.func_name.as_str();
-        match (f, &call.target, call.args.len()) {
-            (operators::LOGICAL_AND | operators::LOGICAL_OR, None, 2) => {
-                let mut parts = Vec::new();
-                for a in &call.args {
-                    let (n, t) = self.expr(a)?;
-                    self.expect_bool(a, t, f)?;
-                    // Flatten nested and/or of the same kind.
-                    match (n, f) {
-                        (Node::And(inner), operators::LOGICAL_AND) => parts.extend(inner),
-                        (Node::Or(inner), operators::LOGICAL_OR) => parts.extend(inner),
-                        (n, _) => parts.push(n),
-                    }
-                }
-                Ok((
-                    if f == operators::LOGICAL_AND {
-                        Node::And(parts)
-                    } else {
-                        Node::Or(parts)
-                    },
-                    Ty::Bool,
-                ))
-            }
-            (operators::LOGICAL_NOT, None, 1) => {
-                let (n, t) = self.expr(&call.args[0])?;
-                self.expect_bool(&call.args[0], t, "!")?;
+        // Operands are bound by slice patterns, never by index: the shape a
+        // parser hands us (a receiver, the number of arguments) is outside
+        // input, and a pattern that does not fit falls through to an error
+        // instead of reading past the end. Each form is compiled by its own
+        // function so that this one, which recurses, keeps a small frame.
+        match (f, call.target.as_deref(), call.args.as_slice()) {
+            (operators::LOGICAL_AND | operators::LOGICAL_OR, None, [a, b]) => self.logic(f, a, b),
+            (operators::LOGICAL_NOT, None, [x]) => {
+                let (n, t) = self.expr(x)?;
+                self.expect_bool(x, t, "!")?;
                 Ok((Node::Not(Box::new(n)), Ty::Bool))
             }
-            (operators::CONDITIONAL, None, 3) => {
-                let (c, ct) = self.expr(&call.args[0])?;
-                self.expect_bool(&call.args[0], ct, "?:")?;
-                let (a, at_) = self.expr(&call.args[1])?;
-                let (b, bt) = self.expr(&call.args[2])?;
-                let ty = if at_ == bt { at_ } else { Ty::Dyn };
-                Ok((Node::Cond(Box::new(c), Box::new(a), Box::new(b)), ty))
-            }
+            (operators::CONDITIONAL, None, [c, a, b]) => self.conditional(c, a, b),
             (
                 operators::EQUALS
                 | operators::NOT_EQUALS
@@ -519,21 +550,8 @@ impl Compiler<'_> {
                 | operators::GREATER
                 | operators::GREATER_EQUALS,
                 None,
-                2,
-            ) => {
-                let (a, at_) = self.expr(&call.args[0])?;
-                let (b, bt) = self.expr(&call.args[1])?;
-                let op = match f {
-                    operators::EQUALS => CmpOp::Eq,
-                    operators::NOT_EQUALS => CmpOp::Ne,
-                    operators::LESS => CmpOp::Lt,
-                    operators::LESS_EQUALS => CmpOp::Le,
-                    operators::GREATER => CmpOp::Gt,
-                    _ => CmpOp::Ge,
-                };
-                check_comparable(op, at_, bt).map_err(|m| err(at, m))?;
-                Ok((Node::Cmp(op, Box::new(a), Box::new(b)), Ty::Bool))
-            }
+                [a, b],
+            ) => self.comparison(f, at, a, b),
             (
                 operators::ADD
                 | operators::SUBSTRACT
@@ -541,133 +559,223 @@ impl Compiler<'_> {
                 | operators::DIVIDE
                 | operators::MODULO,
                 None,
-                2,
-            ) => {
-                let (a, at_) = self.expr(&call.args[0])?;
-                let (b, bt) = self.expr(&call.args[1])?;
-                let op = match f {
-                    operators::ADD => ArithOp::Add,
-                    operators::SUBSTRACT => ArithOp::Sub,
-                    operators::MULTIPLY => ArithOp::Mul,
-                    operators::DIVIDE => ArithOp::Div,
-                    _ => ArithOp::Rem,
-                };
-                let ty = arith_type(op, at_, bt).map_err(|m| err(at, m))?;
-                Ok((Node::Arith(op, Box::new(a), Box::new(b)), ty))
+                [a, b],
+            ) => self.arithmetic(f, at, a, b),
+            (operators::NEGATE, None, [x]) => self.negate(at, x),
+            (operators::IN, None, [a, b]) => self.membership(at, a, b),
+            (operators::INDEX, None, [a, b]) => self.index(at, a, b),
+            ("contains" | "startsWith" | "endsWith", Some(target), [arg]) => {
+                self.string_fn(f, at, target, arg)
             }
-            (operators::NEGATE, None, 1) => {
-                let (a, t) = self.expr(&call.args[0])?;
-                if !(t.is_numeric() || t == Ty::Dyn) {
-                    return Err(err(at, format!("cannot negate a {}", t.name())));
-                }
-                Ok((Node::Neg(Box::new(a)), t))
+            ("matches", Some(target), [pattern]) | ("matches", None, [target, pattern]) => {
+                self.matches(at, target, pattern)
             }
-            (operators::IN, None, 2) => {
-                let (a, at_) = self.expr(&call.args[0])?;
-                let (b, bt) = self.expr(&call.args[1])?;
-                match bt {
-                    Ty::StringList if !matches!(at_, Ty::String | Ty::Dyn) => {
-                        return Err(err(
-                            at,
-                            format!("a {} is never in a list of strings", at_.name()),
-                        ));
-                    }
-                    Ty::StringList | Ty::List | Ty::Map | Ty::Dyn => {}
-                    other => {
-                        return Err(err(
-                            at,
-                            format!(
-                                "`in` needs a list or map on the right, not a {}",
-                                other.name()
-                            ),
-                        ));
-                    }
-                }
-                Ok((Node::In(Box::new(a), Box::new(b)), Ty::Bool))
-            }
-            (operators::INDEX, None, 2) => {
-                let (a, at_) = self.expr(&call.args[0])?;
-                let (b, bt) = self.expr(&call.args[1])?;
-                let ty = match at_ {
-                    Ty::StringList if matches!(bt, Ty::Int | Ty::Dyn) => Ty::String,
-                    Ty::List | Ty::Dyn if matches!(bt, Ty::Int | Ty::Dyn | Ty::String) => Ty::Dyn,
-                    Ty::Map if matches!(bt, Ty::String | Ty::Dyn) => Ty::Dyn,
-                    _ => {
-                        return Err(err(
-                            at,
-                            format!("cannot index a {} with a {}", at_.name(), bt.name()),
-                        ));
-                    }
-                };
-                Ok((Node::Index(Box::new(a), Box::new(b)), ty))
-            }
-            ("contains" | "startsWith" | "endsWith", Some(target), 1) => {
-                let (t, tt) = self.expr(target)?;
-                let (a, aty) = self.expr(&call.args[0])?;
-                for (ty, what) in [(tt, "target"), (aty, "argument")] {
-                    if !matches!(ty, Ty::String | Ty::Dyn) {
-                        return Err(err(
-                            at,
-                            format!("{f}() needs a string {what}, not a {}", ty.name()),
-                        ));
-                    }
-                }
-                let which = match f {
-                    "contains" => StrFn::Contains,
-                    "startsWith" => StrFn::StartsWith,
-                    _ => StrFn::EndsWith,
-                };
-                Ok((Node::Str(which, Box::new(t), Box::new(a)), Ty::Bool))
-            }
-            ("matches", Some(_), 1) | ("matches", None, 2) => {
-                let (target, pattern) = match &call.target {
-                    Some(t) => (t.as_ref(), &call.args[0]),
-                    None => (&call.args[0], &call.args[1]),
-                };
-                let (t, tt) = self.expr(target)?;
-                if !matches!(tt, Ty::String | Ty::Dyn) {
-                    return Err(err(
-                        at,
-                        format!("matches() needs a string, not a {}", tt.name()),
-                    ));
-                }
-                let Expr::Literal(LiteralValue::String(p)) = &pattern.expr else {
-                    return Err(err(
-                        self.at(pattern),
-                        "matches() needs a literal pattern, so it is compiled once when the policy loads",
-                    ));
-                };
-                let re = regex::RegexBuilder::new(p.inner())
-                    .size_limit(1 << 20)
-                    .nest_limit(32)
-                    .build()
-                    .map_err(|e| {
-                        err(self.at(pattern), format!("invalid regular expression: {e}"))
-                    })?;
-                Ok((Node::Matches(Box::new(t), Box::new(re)), Ty::Bool))
-            }
-            ("size", None, 1) | ("size", Some(_), 0) => {
-                let arg = call.target.as_deref().unwrap_or(&call.args[0]);
-                let (a, t) = self.expr(arg)?;
-                if !matches!(
-                    t,
-                    Ty::String | Ty::StringList | Ty::List | Ty::Map | Ty::Dyn
-                ) {
-                    return Err(err(at, format!("size() of a {} is not defined", t.name())));
-                }
-                Ok((Node::Size(Box::new(a)), Ty::Int))
-            }
-            (operators::NOT_STRICTLY_FALSE, None, 1) => {
+            // Receiver form `x.size()` or global form `size(x)`.
+            ("size", Some(x), []) | ("size", None, [x]) => self.size(at, x),
+            (operators::NOT_STRICTLY_FALSE, _, _) => {
                 Err(err(at, "internal operator is not allowed in conditions"))
             }
-            _ => Err(err(
-                at,
-                format!(
-                    "function `{}` is not available in conditions (available: in, contains, startsWith, endsWith, matches, size, has, exists, all)",
-                    f.trim_matches('_').trim_start_matches('@')
-                ),
-            )),
+            _ => Err(unsupported_call(at, f, call)),
         }
+    }
+
+    fn logic(&mut self, f: &str, a: &IdedExpr, b: &IdedExpr) -> Result<(Node, Ty), CompileError> {
+        let mut parts = Vec::new();
+        for x in [a, b] {
+            let (n, t) = self.expr(x)?;
+            self.expect_bool(x, t, f)?;
+            // Flatten nested and/or of the same kind.
+            match (n, f) {
+                (Node::And(inner), operators::LOGICAL_AND) => parts.extend(inner),
+                (Node::Or(inner), operators::LOGICAL_OR) => parts.extend(inner),
+                (n, _) => parts.push(n),
+            }
+        }
+        Ok((
+            if f == operators::LOGICAL_AND {
+                Node::And(parts)
+            } else {
+                Node::Or(parts)
+            },
+            Ty::Bool,
+        ))
+    }
+
+    fn conditional(
+        &mut self,
+        c: &IdedExpr,
+        a: &IdedExpr,
+        b: &IdedExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let (c_node, ct) = self.expr(c)?;
+        self.expect_bool(c, ct, "?:")?;
+        let (a, at_) = self.expr(a)?;
+        let (b, bt) = self.expr(b)?;
+        let ty = if at_ == bt { at_ } else { Ty::Dyn };
+        Ok((Node::Cond(Box::new(c_node), Box::new(a), Box::new(b)), ty))
+    }
+
+    fn comparison(
+        &mut self,
+        f: &str,
+        at: Option<usize>,
+        a: &IdedExpr,
+        b: &IdedExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let (a, at_) = self.expr(a)?;
+        let (b, bt) = self.expr(b)?;
+        let op = match f {
+            operators::EQUALS => CmpOp::Eq,
+            operators::NOT_EQUALS => CmpOp::Ne,
+            operators::LESS => CmpOp::Lt,
+            operators::LESS_EQUALS => CmpOp::Le,
+            operators::GREATER => CmpOp::Gt,
+            _ => CmpOp::Ge,
+        };
+        check_comparable(op, at_, bt).map_err(|m| err(at, m))?;
+        Ok((Node::Cmp(op, Box::new(a), Box::new(b)), Ty::Bool))
+    }
+
+    fn arithmetic(
+        &mut self,
+        f: &str,
+        at: Option<usize>,
+        a: &IdedExpr,
+        b: &IdedExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let (a, at_) = self.expr(a)?;
+        let (b, bt) = self.expr(b)?;
+        let op = match f {
+            operators::ADD => ArithOp::Add,
+            operators::SUBSTRACT => ArithOp::Sub,
+            operators::MULTIPLY => ArithOp::Mul,
+            operators::DIVIDE => ArithOp::Div,
+            _ => ArithOp::Rem,
+        };
+        let ty = arith_type(op, at_, bt).map_err(|m| err(at, m))?;
+        Ok((Node::Arith(op, Box::new(a), Box::new(b)), ty))
+    }
+
+    fn negate(&mut self, at: Option<usize>, x: &IdedExpr) -> Result<(Node, Ty), CompileError> {
+        let (a, t) = self.expr(x)?;
+        if !(t.is_numeric() || t == Ty::Dyn) {
+            return Err(err(at, format!("cannot negate a {}", t.name())));
+        }
+        Ok((Node::Neg(Box::new(a)), t))
+    }
+
+    fn membership(
+        &mut self,
+        at: Option<usize>,
+        a: &IdedExpr,
+        b: &IdedExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let (a, at_) = self.expr(a)?;
+        let (b, bt) = self.expr(b)?;
+        match bt {
+            Ty::StringList if !matches!(at_, Ty::String | Ty::Dyn) => {
+                return Err(err(
+                    at,
+                    format!("a {} is never in a list of strings", at_.name()),
+                ));
+            }
+            Ty::StringList | Ty::List | Ty::Map | Ty::Dyn => {}
+            other => {
+                return Err(err(
+                    at,
+                    format!(
+                        "`in` needs a list or map on the right, not a {}",
+                        other.name()
+                    ),
+                ));
+            }
+        }
+        Ok((Node::In(Box::new(a), Box::new(b)), Ty::Bool))
+    }
+
+    fn index(
+        &mut self,
+        at: Option<usize>,
+        a: &IdedExpr,
+        b: &IdedExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let (a, at_) = self.expr(a)?;
+        let (b, bt) = self.expr(b)?;
+        let ty = match at_ {
+            Ty::StringList if matches!(bt, Ty::Int | Ty::Dyn) => Ty::String,
+            Ty::List | Ty::Dyn if matches!(bt, Ty::Int | Ty::Dyn | Ty::String) => Ty::Dyn,
+            Ty::Map if matches!(bt, Ty::String | Ty::Dyn) => Ty::Dyn,
+            _ => {
+                return Err(err(
+                    at,
+                    format!("cannot index a {} with a {}", at_.name(), bt.name()),
+                ));
+            }
+        };
+        Ok((Node::Index(Box::new(a), Box::new(b)), ty))
+    }
+
+    fn string_fn(
+        &mut self,
+        f: &str,
+        at: Option<usize>,
+        target: &IdedExpr,
+        arg: &IdedExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let (t, tt) = self.expr(target)?;
+        let (a, aty) = self.expr(arg)?;
+        for (ty, what) in [(tt, "target"), (aty, "argument")] {
+            if !matches!(ty, Ty::String | Ty::Dyn) {
+                return Err(err(
+                    at,
+                    format!("{f}() needs a string {what}, not a {}", ty.name()),
+                ));
+            }
+        }
+        let which = match f {
+            "contains" => StrFn::Contains,
+            "startsWith" => StrFn::StartsWith,
+            _ => StrFn::EndsWith,
+        };
+        Ok((Node::Str(which, Box::new(t), Box::new(a)), Ty::Bool))
+    }
+
+    fn matches(
+        &mut self,
+        at: Option<usize>,
+        target: &IdedExpr,
+        pattern: &IdedExpr,
+    ) -> Result<(Node, Ty), CompileError> {
+        let (t, tt) = self.expr(target)?;
+        if !matches!(tt, Ty::String | Ty::Dyn) {
+            return Err(err(
+                at,
+                format!("matches() needs a string, not a {}", tt.name()),
+            ));
+        }
+        let Expr::Literal(LiteralValue::String(p)) = &pattern.expr else {
+            return Err(err(
+                self.at(pattern),
+                "matches() needs a literal pattern, so it is compiled once when the policy loads",
+            ));
+        };
+        let re = regex::RegexBuilder::new(p.inner())
+            .size_limit(1 << 20)
+            .nest_limit(32)
+            .build()
+            .map_err(|e| err(self.at(pattern), format!("invalid regular expression: {e}")))?;
+        Ok((Node::Matches(Box::new(t), Box::new(re)), Ty::Bool))
+    }
+
+    fn size(&mut self, at: Option<usize>, x: &IdedExpr) -> Result<(Node, Ty), CompileError> {
+        let (a, t) = self.expr(x)?;
+        if !matches!(
+            t,
+            Ty::String | Ty::StringList | Ty::List | Ty::Map | Ty::Dyn
+        ) {
+            return Err(err(at, format!("size() of a {} is not defined", t.name())));
+        }
+        Ok((Node::Size(Box::new(a)), Ty::Int))
     }
 
     /// `exists` and `all`, recognised from the parser's macro expansion.
@@ -676,14 +784,25 @@ impl Compiler<'_> {
         e: &IdedExpr,
         c: &ComprehensionExpr,
     ) -> Result<(Node, Ty), CompileError> {
-        let all = match (&c.accu_init.expr, &c.loop_step.expr) {
+        // The loop step of exists() is `accu || body`, of all() `accu && body`;
+        // anything else (map, filter, exists_one, hand-built shapes) is refused.
+        let (all, body_expr) = match (&c.accu_init.expr, &c.loop_step.expr) {
             (Expr::Literal(LiteralValue::Boolean(b)), Expr::Call(step))
-                if step.args.len() == 2
-                    && matches!(&step.args[0].expr, Expr::Ident(a) if *a == c.accu_var)
+                if step.target.is_none()
                     && ((!*b.inner() && step.func_name == operators::LOGICAL_OR)
                         || (*b.inner() && step.func_name == operators::LOGICAL_AND)) =>
             {
-                *b.inner()
+                match step.args.as_slice() {
+                    [accu, body] if matches!(&accu.expr, Expr::Ident(a) if *a == c.accu_var) => {
+                        (*b.inner(), body)
+                    }
+                    _ => {
+                        return Err(err(
+                            self.at(e),
+                            "only the exists() and all() macros are supported in conditions",
+                        ));
+                    }
+                }
             }
             _ => {
                 return Err(err(
@@ -698,9 +817,6 @@ impl Compiler<'_> {
                 "two-variable comprehensions are not supported",
             ));
         }
-        let Expr::Call(step) = &c.loop_step.expr else {
-            return Err(err(self.at(e), "unsupported comprehension"));
-        };
         let (range, rt) = self.expr(&c.iter_range)?;
         let elem = match rt {
             Ty::StringList => Ty::String,
@@ -718,10 +834,10 @@ impl Compiler<'_> {
         }
         self.vars.push((c.iter_var.clone(), elem));
         let slot = (self.vars.len() - 1) as u8;
-        let body = self.expr(&step.args[1]);
+        let body = self.expr(body_expr);
         self.vars.pop();
         let (body, bt) = body?;
-        self.expect_bool(&step.args[1], bt, if all { "all()" } else { "exists()" })?;
+        self.expect_bool(body_expr, bt, if all { "all()" } else { "exists()" })?;
         Ok((
             Node::Quant {
                 all,
@@ -749,6 +865,40 @@ impl Compiler<'_> {
     }
 }
 
+/// The error for a call no form of [`Compiler::call`] accepts: a known
+/// function with the wrong shape says what it takes, anything else lists
+/// what is available.
+fn unsupported_call(at: Option<usize>, f: &str, call: &CallExpr) -> CompileError {
+    let takes = match f {
+        "size" => "one value: size(x) or x.size()",
+        "matches" => "one pattern: x.matches('re')",
+        "exists" | "all" => "a variable and a predicate: list.exists(x, x > 0)",
+        "contains" | "startsWith" | "endsWith" => "one string: x.contains('s')",
+        _ => {
+            return err(
+                at,
+                format!(
+                    "function `{}` is not available in conditions (available: in, contains, startsWith, endsWith, matches, size, has, exists, all)",
+                    f.trim_matches('_').trim_start_matches('@')
+                ),
+            );
+        }
+    };
+    let n = call.args.len();
+    err(
+        at,
+        format!(
+            "{f}() takes {takes}, but was given {n} argument{}{}",
+            if n == 1 { "" } else { "s" },
+            if call.target.is_some() {
+                " and a receiver"
+            } else {
+                ""
+            },
+        ),
+    )
+}
+
 fn example_of(root: &str) -> &'static str {
     match root {
         "agent" => "agent.trust_score",
@@ -762,14 +912,23 @@ fn example_of(root: &str) -> &'static str {
 
 /// The segments of a plain dotted path (`a.b.c`), or `None`.
 fn dotted(e: &IdedExpr) -> Option<Vec<&str>> {
-    match &e.expr {
-        Expr::Ident(name) => Some(vec![name.as_str()]),
-        Expr::Select(sel) if !sel.test => {
-            let mut v = dotted(&sel.operand)?;
-            v.push(sel.field.as_str());
-            Some(v)
+    // Iterative: a path may be as long as the condition allows, and its
+    // length is checked by the caller, not by the stack.
+    let mut rev = Vec::new();
+    let mut cur = e;
+    loop {
+        match &cur.expr {
+            Expr::Ident(name) => {
+                rev.push(name.as_str());
+                rev.reverse();
+                return Some(rev);
+            }
+            Expr::Select(sel) if !sel.test => {
+                rev.push(sel.field.as_str());
+                cur = &sel.operand;
+            }
+            _ => return None,
         }
-        _ => None,
     }
 }
 
@@ -1035,11 +1194,167 @@ mod tests {
         );
         let long = format!("action.type == '{}'", "a".repeat(5000));
         assert!(compile(&long).expect_err("long").message.contains("limit"));
-        let many = (0..200)
+        // 150 alternatives (just under the length limit) is a legitimate,
+        // if long, condition.
+        let many = (0..150)
             .map(|i| format!("action.type == 'a{i}'"))
             .collect::<Vec<_>>()
             .join(" || ");
-        assert!(compile(&many).is_ok() || compile(&many).is_err());
+        compile(&many).expect("a long flat disjunction compiles");
+    }
+
+    /// Every shape here once could, or plausibly could, index past the end
+    /// of a call's arguments or recurse without bound. Each must be a
+    /// compile error (or compile), never a panic.
+    #[test]
+    fn method_forms_macros_and_odd_shapes_are_errors_not_panics() {
+        let cases = [
+            // The reported panic: receiver-style size() has no arguments.
+            ("action.tool.size() > 0", None),
+            ("size() > 0", Some("size() takes one value")),
+            (
+                "size(action.tool, action.type) > 0",
+                Some("size() takes one value"),
+            ),
+            ("action.tool.size(1) > 0", Some("size() takes one value")),
+            (
+                "{'a': 1}.size() > 0",
+                Some("map literals are not supported"),
+            ),
+            ("[1, 2].size() == 2", None),
+            (
+                "[1, 2].map(x, x * 2).size() > 0",
+                Some("only the exists() and all()"),
+            ),
+            (
+                "[1, 2].filter(x, x > 1).size() > 0",
+                Some("only the exists() and all()"),
+            ),
+            (
+                "[1, 2].exists_one(x, x > 1)",
+                Some("only the exists() and all()"),
+            ),
+            ("[1, 2].map(x, x > 1, x)[0]", None),
+            ("[1, 2].exists(x)", None),
+            ("[1, 2].all()", None),
+            ("[1, 2].exists(1, true)", None),
+            (
+                "action.tool.contains()",
+                Some("contains() takes one string"),
+            ),
+            (
+                "action.tool.startsWith('a', 'b')",
+                Some("startsWith() takes one string"),
+            ),
+            (
+                "contains(action.tool, 'a')",
+                Some("contains() takes one string"),
+            ),
+            ("action.tool.matches()", Some("matches() takes one pattern")),
+            ("matches(action.tool)", Some("matches() takes one pattern")),
+            (
+                "action.tool.matches('a', 'b')",
+                Some("matches() takes one pattern"),
+            ),
+            ("has()", None),
+            ("has(1)", None),
+            ("has(action)", None),
+            (
+                "action.tool.exists(c, c == 'x')",
+                Some("cannot iterate over a string"),
+            ),
+            ("true ? 1", None),
+            ("!", None),
+            ("-", None),
+            ("action.tool[0] == 'a'", Some("cannot index a string")),
+            ("agent.capabilities[agent.capabilities] == 'a'", None),
+            ("9223372036854775808 > 0", None),
+            ("-9223372036854775809 > 0", None),
+            ("18446744073709551616u > 0u", None),
+            ("0x7fffffffffffffffffff > 0", None),
+            ("1e999 > 0.0", None),
+            ("-9223372036854775808 < 0", None),
+            ("b'abc' == b'abc'", Some("bytes literals")),
+            ("Foo{a: 1} == 1", None),
+            ("action.tool.?x == 'a'", None),
+            ("[1,2][?0] == 1", None),
+            ("a.b.c.d.e.f.g.h == 'x'", Some("unknown attribute")),
+            ("request.arguments.a.size() > 0", None),
+            ("size(request.arguments) > 0", None),
+            (r"'\u0000' == action.tool", None),
+            (r"action.tool == '\xff'", None),
+            ("action.tool in {'a': 1}", Some("map literals")),
+            ("__result__ == 1", Some("unknown attribute")),
+            ("@not_strictly_false(true)", None),
+        ];
+        for (src, want) in cases {
+            match (compile(src), want) {
+                (Err(e), Some(w)) => assert!(e.message.contains(w), "{src}: got `{}`", e.message),
+                (Ok(_), Some(w)) => panic!("{src}: compiled, expected an error with `{w}`"),
+                (r, None) => {
+                    if let Err(e) = r {
+                        assert!(!e.message.is_empty(), "{src}: empty message");
+                    }
+                }
+            }
+        }
+        // The reported condition compiles and means what it says.
+        let c = compile("action.tool.size() > 0").expect("receiver size()");
+        assert_eq!(c.node.to_string(), "size(action.tool) > 0");
+    }
+
+    #[test]
+    fn chains_without_brackets_are_bounded_by_depth() {
+        // Each is within MAX_CONDITION_LEN but nests up to two thousand deep
+        // without a bracket. Run on half the stack of a tokio worker (2 MiB),
+        // in a debug build whose frames are several times larger than a
+        // release build's, so unbounded recursion shows as a crash here.
+        let long_path = format!("request.arguments{} == 1", ".a".repeat(1500));
+        let sum = format!("{}1>0", "1+".repeat(2040));
+        let negs = format!("{}1 > 0", "-".repeat(1501));
+        let nots = format!("{}true", "!".repeat(2001));
+        let ands = vec!["action.type == 'x'"; 150].join(" && ");
+        let sizes = format!("action.tool{} > 0", ".size()".repeat(575));
+        // The longest chain a condition compiled inline can hold.
+        let short_sum = format!("{}1>0", "1+".repeat((INLINE_PARSE_LEN - 3) / 2));
+        assert!(short_sum.len() <= INLINE_PARSE_LEN);
+        for src in [&long_path, &sum, &negs, &nots, &ands, &sizes] {
+            assert!(src.len() <= MAX_CONDITION_LEN, "{}", src.len());
+        }
+        let handle = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                for src in [&sum, &sizes, &short_sum] {
+                    let e = compile(src).expect_err("too deep");
+                    assert!(
+                        e.message.contains("too deeply nested"),
+                        "{}: {}",
+                        &src[..40],
+                        e.message
+                    );
+                }
+                // A long flat conjunction is fine: the parser balances it.
+                compile(&ands).expect("150 conjuncts");
+                // A long path is one flat node, and an odd run of `-` or `!`
+                // folds to one operator.
+                compile(&long_path).expect("long argument path");
+                compile(&negs).expect("folded negations");
+                compile(&nots).expect("folded nots");
+                // The deepest tree accepted is also evaluated, printed and
+                // analysed (all recursive) within the same small stack.
+                let deepest = format!("{}1 > 0", "1 + ".repeat(MAX_DEPTH - 3));
+                let c = compile(&deepest).expect("deepest accepted tree");
+                let req = crate::schema::Request::default();
+                assert_eq!(crate::eval::eval_bool(&c.node, &req), Ok(true));
+                let shown = c.node.to_string();
+                assert_eq!(shown.matches('(').count(), MAX_DEPTH - 3, "{shown}");
+                assert!(shown.ends_with(" + 1) > 0"), "{shown}");
+                assert_eq!(crate::analysis::never_true(&c.node), None);
+                let too_deep = format!("{}1 > 0", "1 + ".repeat(MAX_DEPTH - 1));
+                assert!(compile(&too_deep).is_err());
+            })
+            .expect("spawn");
+        handle.join().expect("no stack overflow or panic");
     }
 
     #[test]
