@@ -666,13 +666,17 @@ impl Gateway {
         if let Some(s) = &self.inner.iatp {
             app = app.merge(agentmesh_iatp::http::router(s.clone()));
         }
+        let app = app.layer(axum::middleware::from_fn(agentmesh_mcp::peer::with_peer));
         use axum::serve::ListenerExt;
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         housekeeping.abort();
         r
     }

@@ -658,10 +658,12 @@ impl Engine {
         Ok(self.principal_for(agent, AuthMethod::Local, None, None))
     }
 
-    /// [`Engine::authenticate_from`] when the transport cannot name the
-    /// source (failures are counted under `unknown`).
+    /// [`Engine::authenticate_from`] with the source the transport set for
+    /// the request being served ([`crate::source::with_source`]); failures
+    /// without one are counted under `unknown`.
     pub fn authenticate(&self, presented: Presented<'_>) -> Result<Principal, AuthError> {
-        self.authenticate_from(presented, None)
+        let source = crate::source::current();
+        self.authenticate_from(presented, source.as_deref())
     }
 
     /// Authenticates a presented credential. Signatures are checked once

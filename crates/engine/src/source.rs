@@ -19,7 +19,25 @@
 //! that, failures are counted under one shared `overflow` source.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+tokio::task_local! {
+    /// The peer address of the request being served (set by the gateways'
+    /// transport layer, never from anything the request says).
+    static PEER: Arc<str>;
+}
+
+/// Runs `f` (a request's handling) with `source` as the peer that
+/// [`Engine::authenticate`](crate::Engine::authenticate) counts failures
+/// against.
+pub async fn with_source<F: std::future::Future>(source: Arc<str>, f: F) -> F::Output {
+    PEER.scope(source, f).await
+}
+
+/// The peer of the request being served, when the transport set one.
+pub fn current() -> Option<Arc<str>> {
+    PEER.try_with(Arc::clone).ok()
+}
 
 /// Length of a counting window.
 pub const WINDOW_MS: u64 = 60_000;
