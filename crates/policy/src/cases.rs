@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 /// Default clock for cases: 2027-01-15T08:00:00Z (a Friday).
 pub const DEFAULT_CASE_TIME: u64 = 1_800_000_000;
 
+/// Largest `repeat` a case may ask for.
+const MAX_REPEAT: u32 = 100_000;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CaseFile {
@@ -93,6 +96,19 @@ pub fn run_cases(set: &PolicySet, text: &str, origin: &str) -> Result<Vec<CaseRe
                 }],
             });
         };
+        // `repeat` exists to exhaust rate limits; an unbounded count would
+        // turn a typo into a `policy test` that never finishes.
+        if case.repeat.is_some_and(|n| n > MAX_REPEAT) {
+            return Err(LoadError {
+                diagnostics: vec![Diagnostic {
+                    severity: Severity::Error,
+                    file: origin.to_owned(),
+                    line: 0,
+                    column: 0,
+                    message: format!("case `{}`: repeat is at most {MAX_REPEAT}", case.name),
+                }],
+            });
+        }
         let now = case.now.unwrap_or(DEFAULT_CASE_TIME);
         let mut req = case.request.clone();
         if req.time == TimeAttrs::default() {
@@ -161,4 +177,33 @@ pub fn run_cases(set: &PolicySet, text: &str, origin: &str) -> Result<Vec<CaseRe
         });
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_case_files_are_errors() {
+        let set = PolicySet::from_yaml("agent: \"*\"\ndefault_action: allow\n", "p.yaml")
+            .expect("policy");
+        for (text, want) in [
+            ("cases: [", "t.yaml:"),
+            ("cases:\n  - name: a\n    expect: maybe\n", "not one of"),
+            (
+                "cases:\n  - name: a\n    expect: allow\n    repeat: 4000000000\n",
+                "repeat is at most",
+            ),
+            (
+                "cases:\n  - name: a\n    expect: allow\n    now: -1\n",
+                "t.yaml:",
+            ),
+        ] {
+            let e = run_cases(&set, text, "t.yaml").expect_err(text);
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
+        let ok = "cases:\n  - name: a\n    expect: allow\n    repeat: 3\n    now: 18446744073709551615\n";
+        let results = run_cases(&set, ok, "t.yaml").expect("valid case file");
+        assert!(results[0].passed, "{:?}", results[0].failure);
+    }
 }

@@ -657,6 +657,55 @@ async fn api_on_postgres() {
     suite(&s).await;
 }
 
+/// Policies whose conditions belong to the class that once panicked the
+/// compiler (and so dropped the connection of `PUT /v1/policy`): each is a
+/// JSON 400 naming the rule's position, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_that_crashed_the_compiler_get_a_json_400() {
+    let s = start(None).await;
+    let rule = |cond: &str| {
+        format!(
+            "agent: \"*\"\nrules:\n  - name: r\n    condition: {}\n    action: deny\n",
+            serde_json::to_string(cond).expect("json string")
+        )
+        .into_bytes()
+    };
+    let long_chain = format!("{}1 > 0", "1 + ".repeat(1000));
+    for (cond, want) in [
+        ("size() > 0", "size() takes one value"),
+        ("action.tool.size(1, 2) > 0", "size() takes one value"),
+        ("[1, 2].map(x, x * 2).size() > 0", "exists() and all()"),
+        ("{'a': 1}.size() > 0", "map literals"),
+        ("action.tool.matches()", "matches() takes one pattern"),
+        (long_chain.as_str(), "too deeply nested"),
+    ] {
+        let (st, e) = status_of(&s, Method::PUT, "/v1/policy", Some(rule(cond)), Some(TOKEN)).await;
+        assert_eq!(st, 400, "{cond}: {e}");
+        assert_eq!(e["error"]["code"], "invalid_policy", "{cond}: {e}");
+        let msg = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.starts_with("policy:4:"), "{cond}: {msg}");
+        assert!(msg.contains(want), "{cond}: {msg}");
+    }
+    // The condition from the report is valid CEL: published.
+    let (st, put) = status_of(
+        &s,
+        Method::PUT,
+        "/v1/policy",
+        Some(rule("action.tool.size() > 0")),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(st, 200, "{put}");
+    let got = call(&s, Method::GET, "/v1/policy", None).await;
+    assert!(
+        got["yaml"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("action.tool.size()"),
+        "{got}"
+    );
+}
+
 /// docs/openapi.json is generated from the route table; regenerate with
 /// `AGENTMESH_WRITE_OPENAPI=1 cargo test -p agentmesh-server openapi`.
 #[test]
