@@ -215,8 +215,11 @@ pub(crate) async fn answer_from_mcp(
     let data = protocol::parts_of(message)
         .as_array()
         .and_then(|ps| ps.iter().find_map(|p| p.get("data").cloned()));
-    let (_, args_seen) = protocol::message_arguments("", message);
-    let Some(tool) = protocol::message_arguments("", message).0 else {
+    let (skill, args_seen) = match protocol::message_arguments("", message) {
+        Ok(x) => x,
+        Err(e) => return fail(invalid(e)),
+    };
+    let Some(tool) = skill else {
         return fail(invalid(
             "name the tool: a data part {\"tool\": <skill id>, \"arguments\": {…}} or metadata.skillId",
         ));

@@ -286,6 +286,67 @@ pub fn endpoints(card: &Value) -> Endpoints {
     e
 }
 
+/// `url` with its scheme, host and port replaced by `base`'s: the path the
+/// card names, at the origin the operator configured. `None`: not an
+/// http(s) URL.
+pub fn rebase(url: &str, base: &str) -> Option<String> {
+    let named = url::Url::parse(url).ok()?;
+    let base = url::Url::parse(base).ok()?;
+    if !matches!(named.scheme(), "http" | "https") {
+        return None;
+    }
+    let mut out = base.clone();
+    out.set_path(named.path());
+    out.set_query(named.query());
+    out.set_fragment(None);
+    Some(out.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Removes every URL-valued field of a card (keys ending in `url`/`uri`,
+/// any case) that is not an absolute `http(s)` URL — `javascript:`,
+/// `data:`, `file:`, relative or unreadable values — before the mesh signs
+/// the card: a client that trusts the mesh's signature must not be handed
+/// one. Returns the JSON pointers removed.
+pub fn drop_unsafe_urls(card: &mut Value) -> Vec<String> {
+    fn walk(v: &mut Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                let bad: Vec<String> = m
+                    .iter()
+                    .filter(|(k, x)| {
+                        let k = k.to_ascii_lowercase();
+                        (k.ends_with("url") || k.ends_with("uri"))
+                            && !x.as_str().is_some_and(|s| {
+                                url::Url::parse(s)
+                                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+                                    // Extension and profile identifiers are
+                                    // URNs as often as URLs.
+                                    || (k.ends_with("uri") && s.starts_with("urn:"))
+                            })
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in bad {
+                    m.remove(&k);
+                    out.push(format!("{at}/{k}"));
+                }
+                for (k, x) in m.iter_mut() {
+                    walk(x, &format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter_mut().enumerate() {
+                    walk(x, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(card, "", &mut out);
+    out
+}
+
 /// The card the gateway serves for an upstream: interfaces pointing at
 /// the gateway (`jsonrpc`, `rest`; gRPC is not fronted and is dropped),
 /// the upstream's auth schemes replaced by the gateway's bearer scheme,
@@ -346,6 +407,11 @@ pub fn rewrite(upstream: &Value, jsonrpc: &str, rest: Option<&str>) -> Result<Va
     if !has_interface {
         return Err(CardError::NoInterface);
     }
+    let mut whole = Value::Object(card);
+    drop_unsafe_urls(&mut whole);
+    let Value::Object(mut card) = whole else {
+        return Err(CardError::Malformed("not an object".into()));
+    };
     // The upstream's own auth is the gateway's business, not the client's:
     // clients present mesh credentials to the gateway.
     card.remove("securitySchemes");
@@ -482,5 +548,43 @@ mod tests {
         }
         assert!(CardKey::from_jwk(&json!({"kty": "EC", "crv": "P-384"})).is_err());
         assert!(CardKey::from_jwk(&json!({"kty": "OKP", "crv": "Ed25519", "x": "AA"})).is_err());
+    }
+
+    #[test]
+    fn unsafe_urls_are_dropped_and_interfaces_stay_at_the_configured_origin() {
+        let up = json!({
+            "name": "echo",
+            "iconUrl": "javascript:alert(1)",
+            "documentationUrl": "https://docs.example.com/echo",
+            "provider": {"organization": "x", "url": "data:text/html,<script>1</script>"},
+            "supportedInterfaces": [
+                {"url": "http://evil.example:9/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+            ],
+            "capabilities": {"extensions": [{"uri": "urn:example:ext"}, {"uri": "file:///etc/passwd"}]},
+            "skills": [{"id": "s", "name": "s", "examples": ["javascript: is just text here"]}]
+        });
+        let card = rewrite(&up, "http://gw/", None).expect("rewrite");
+        assert!(card.get("iconUrl").is_none());
+        assert_eq!(card["documentationUrl"], "https://docs.example.com/echo");
+        assert!(card["provider"].get("url").is_none());
+        let exts = card["capabilities"]["extensions"].as_array().expect("exts");
+        assert!(exts.iter().any(|e| e["uri"] == "urn:example:ext"));
+        assert!(!exts.iter().any(|e| e["uri"] == "file:///etc/passwd"));
+        assert_eq!(
+            card["skills"][0]["examples"][0],
+            "javascript: is just text here"
+        );
+        // Where the gateway sends messages: the card's path, the configured
+        // origin.
+        let e = endpoints(&up);
+        assert_eq!(
+            rebase(
+                e.jsonrpc.as_deref().expect("jsonrpc"),
+                "http://127.0.0.1:8001"
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:8001/a2a")
+        );
+        assert_eq!(rebase("javascript:alert(1)", "http://127.0.0.1:8001"), None);
     }
 }

@@ -18,7 +18,7 @@
 //! * With one agent it is served at `/`; with several, at `/<name>/`.
 
 use crate::card::{self, CardKey, Endpoints};
-use crate::config::{A2aConfig, AgentConfig, CardSignatures, PushSettings};
+use crate::config::{A2aConfig, AgentConfig, CardSignatures};
 use crate::protocol::{
     self, EXTENDED_CARD_NOT_CONFIGURED, Op, TASK_NOT_FOUND, VERSION_NOT_SUPPORTED, Version,
     error_info, rest_error,
@@ -103,6 +103,10 @@ pub(crate) struct Agent {
     /// For an agent made of an MCP server's tools (the bridge).
     pub(crate) mcp: Option<Arc<crate::bridge::McpBackend>>,
 }
+
+/// Contexts live in the task table under this prefix (task ids never
+/// start with it: they are looked up with it never added).
+const CONTEXT_KEY: &str = "\u{0}context:";
 
 struct TaskEntry {
     agent: usize,
@@ -306,79 +310,21 @@ fn json_response(status: StatusCode, content_type: &str, body: String) -> Respon
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-/// Checks a webhook URL against the push settings (SSRF guard).
-pub fn check_webhook(url: &str, s: &PushSettings) -> Result<(), String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| format!("push notification URL `{url}` is not a URL"))?;
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if s.allow_http => {}
-        _ => {
-            return Err(format!(
-                "push notification URL `{url}` must be https (the gateway's push_notifications.allow_http is off)"
-            ));
-        }
-    }
-    let host = uri
-        .host()
-        .ok_or_else(|| format!("push notification URL `{url}` has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    if !s.allowed_hosts.is_empty()
-        && !s
-            .allowed_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&host))
-    {
-        return Err(format!(
-            "push notification host `{host}` is not in push_notifications.allowed_hosts"
-        ));
-    }
-    if s.allow_private {
-        return Ok(());
-    }
-    let private = match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || ip.is_broadcast()
-                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64
-        }
-        Ok(std::net::IpAddr::V6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
-        }
-        Err(_) => {
-            host == "localhost" || host.ends_with(".localhost") || host.ends_with(".internal")
-        }
-    };
-    if private {
-        return Err(format!(
-            "push notification URL `{url}` points at a private or loopback address (push_notifications.allow_private is off)"
-        ));
-    }
-    Ok(())
-}
-
 /// Every webhook URL a request configures.
 fn webhook_urls(op: Op, params: &Value) -> Vec<String> {
     fn walk(v: &Value, inside: bool, out: &mut Vec<String>) {
         match v {
             Value::Object(m) => {
                 for (k, x) in m {
-                    let push = inside || k.to_ascii_lowercase().contains("pushnotification");
-                    if push && k == "url" {
+                    // Every spelling an upstream's lenient parser might
+                    // accept: camelCase, snake_case, kebab-case, any case.
+                    let key: String = k
+                        .chars()
+                        .filter(|c| *c != '_' && *c != '-')
+                        .flat_map(char::to_lowercase)
+                        .collect();
+                    let push = inside || key.contains("pushnotification");
+                    if push && key == "url" {
                         if let Some(s) = x.as_str() {
                             out.push(s.to_owned());
                         }
@@ -582,7 +528,21 @@ impl Gateway {
         if verified.is_none() && agent.cfg.card_signatures == CardSignatures::Require {
             return Err(card::CardError::Unsigned.to_string());
         }
-        let endpoints = card::endpoints(&upstream);
+        // Callers' messages go only to the configured upstream's origin,
+        // whatever hosts its card names.
+        let named = card::endpoints(&upstream);
+        let endpoints = card::Endpoints {
+            jsonrpc: named.jsonrpc.as_deref().and_then(|u| card::rebase(u, base)),
+            rest: named.rest.as_deref().and_then(|u| card::rebase(u, base)),
+        };
+        if endpoints != named {
+            tracing::warn!(
+                agent = %agent.name,
+                configured = %base,
+                card = ?named,
+                "the agent card names interfaces outside the configured upstream's origin: they are served from the configured origin"
+            );
+        }
         if endpoints.jsonrpc.is_none() && endpoints.rest.is_none() {
             return Err(card::CardError::NoInterface.to_string());
         }
@@ -813,12 +773,24 @@ impl Gateway {
                 let (a, _) = self.owned_task(p, t)?;
                 target = a;
             }
-            let (s, args) = protocol::message_arguments(&self.inner.agents[target].name, message);
+            let (s, args) = protocol::message_arguments(&self.inner.agents[target].name, message)
+                .map_err(invalid)?;
+            // A context is its first caller's, like a task: another
+            // caller cannot add messages to it (reported as unknown).
+            if let Some(c) = message
+                .get("contextId")
+                .or_else(|| message.get("context_id"))
+                .and_then(Value::as_str)
+            {
+                self.claim_context(p, target, c)?;
+            }
             skill = s;
             arguments = args;
         }
         for url in webhook_urls(op, params) {
-            check_webhook(&url, &self.inner.cfg.push_notifications).map_err(invalid)?;
+            crate::outbound::check_webhook(&url, &self.inner.cfg.push_notifications)
+                .await
+                .map_err(invalid)?;
         }
         let name = &self.inner.agents[target].name;
         let capability = match capability {
@@ -902,6 +874,44 @@ impl Gateway {
                     seen: now,
                 })
                 .seen = now;
+        }
+    }
+
+    /// Binds a context id to `p` on first use; refuses another caller's.
+    fn claim_context(&self, p: &Principal, agent: usize, id: &str) -> Result<(), Failure> {
+        let key = format!("{CONTEXT_KEY}{id}");
+        let now = now_secs();
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tasks.get_mut(&key) {
+            if *t.owner != *p.agent.did_text || t.agent != agent {
+                return Err(invalid(format!("context `{id}` not found")));
+            }
+            t.seen = now;
+            return Ok(());
+        }
+        if tasks.len() >= MAX_TASKS {
+            let ttl = self.inner.cfg.task_ttl_secs / 2;
+            tasks.retain(|_, t| now.saturating_sub(t.seen) < ttl);
+        }
+        tasks.insert(
+            key,
+            TaskEntry {
+                agent,
+                owner: p.agent.did_text.clone(),
+                capability: Capability::any(),
+                seen: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// Context ids an upstream answered with belong to the caller it
+    /// answered (first owner kept).
+    pub(crate) fn learn_contexts(&self, agent: usize, p: &Principal, ids: &[String]) {
+        for id in ids {
+            // Someone else's context in an answer to `p` is left alone
+            // (never reassigned); the error is for requests.
+            let _ = self.claim_context(p, agent, id);
         }
     }
 
@@ -1394,6 +1404,9 @@ async fn relay(
                             let mut ids = Vec::new();
                             protocol::task_ids(&r, &mut ids);
                             gw2.learn(agent, &p2, &capability, &ids);
+                            ids.clear();
+                            protocol::context_ids(&r, &mut ids);
+                            gw2.learn_contexts(agent, &p2, &ids);
                         }
                     }
                     if tx.send(Ok(Bytes::from(ev.encode()))).await.is_err() {
@@ -1458,6 +1471,9 @@ async fn relay(
                 let mut ids = Vec::new();
                 protocol::task_ids(r, &mut ids);
                 gw.learn(agent, p, &capability, &ids);
+                ids.clear();
+                protocol::context_ids(r, &mut ids);
+                gw.learn_contexts(agent, p, &ids);
             }
             if op == Op::ListTasks
                 && let Some(Value::Array(list)) = v.pointer_mut(&format!("{result_ptr}/tasks"))
@@ -1521,32 +1537,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn webhooks_to_private_addresses_are_refused_unless_allowed() {
-        let strict = PushSettings::default();
-        for bad in [
-            "http://example.com/hook",
-            "https://127.0.0.1/hook",
-            "https://10.0.0.8/hook",
-            "https://169.254.169.254/latest/meta-data",
-            "https://[::1]/x",
-            "https://localhost:8080/x",
-            "https://100.64.0.1/x",
-            "ftp://example.com/x",
-            "not a url",
-        ] {
-            assert!(check_webhook(bad, &strict).is_err(), "{bad}");
-        }
-        assert!(check_webhook("https://hooks.example.com/a2a", &strict).is_ok());
-        let lax = PushSettings {
-            allow_http: true,
-            allow_private: true,
-            allowed_hosts: vec!["127.0.0.1".into()],
-        };
-        assert!(check_webhook("http://127.0.0.1:9/x", &lax).is_ok());
-        assert!(check_webhook("http://example.com/x", &lax).is_err());
-    }
-
-    #[test]
     fn webhook_urls_are_found_in_both_shapes() {
         let v1 = json!({"message": {}, "configuration": {"taskPushNotificationConfig": {"url": "https://a/"}}});
         let v03 = json!({"message": {}, "configuration": {"pushNotificationConfig": {"url": "https://b/"}}});
@@ -1561,5 +1551,10 @@ mod tests {
             )
             .is_empty()
         );
+        // Aliases a lenient upstream parser might accept are found too.
+        let snake = json!({"message": {}, "configuration": {"push_notification_config": {"URL": "https://d/"}}});
+        let kebab = json!({"task-id": "t", "push-notification-config": {"url": "https://e/"}});
+        assert_eq!(webhook_urls(Op::Send, &snake), ["https://d/"]);
+        assert_eq!(webhook_urls(Op::PushSet, &kebab), ["https://e/"]);
     }
 }

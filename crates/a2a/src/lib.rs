@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod card;
 pub mod config;
 pub mod gateway;
+pub mod outbound;
 /// RFC 8785, shared with the IATP request binding.
 pub use agentmesh_identity::jcs;
 pub mod protocol;

@@ -255,26 +255,77 @@ pub fn tool_of(message: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Most bytes of a file part decoded for `text` (larger files are judged
+/// on their other attributes).
+pub const MAX_TEXT_FILE_BYTES: usize = 1 << 20;
+
 /// What policy sees of a message: the skill (from metadata, when the
-/// client names one), the parts, their joined text, the ids.
-pub fn message_arguments(agent: &str, message: &Value) -> (Option<String>, Value) {
-    let skill = ["skillId", "skill_id", "skill"]
-        .iter()
-        .find_map(|k| message.pointer(&format!("/metadata/{k}")))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| tool_of(message));
+/// client names one, or the data part's `tool`), the parts, all their
+/// readable text, the ids.
+///
+/// Refused (what is judged must be what the agent acts on): a message that
+/// names its skill in more than one way with different values
+/// (`metadata.skillId`, `skill_id`, `skill`, a data part's `tool`), and a
+/// part that is more than one kind at once (`text` and `data`, …), which
+/// another reader could take for the other kind.
+///
+/// `text` joins every part's readable text: text parts, the string values
+/// inside data parts, file bytes that are UTF-8 (up to
+/// [`MAX_TEXT_FILE_BYTES`]) and file URLs (the URL itself: the gateway does
+/// not fetch them).
+pub fn message_arguments(agent: &str, message: &Value) -> Result<(Option<String>, Value), String> {
+    let mut named: Vec<(&str, &str)> = Vec::new();
+    for k in ["skillId", "skill_id", "skill"] {
+        if let Some(v) = message.pointer(&format!("/metadata/{k}")) {
+            let v = v
+                .as_str()
+                .ok_or_else(|| format!("metadata.{k} must be a string"))?;
+            named.push((k, v));
+        }
+    }
+    let all_parts = parts_of(message);
+    let tools: Vec<&str> = all_parts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("data")?.get("tool")?.as_str())
+        .collect();
+    for t in &tools {
+        named.push(("data part `tool`", t));
+    }
+    if let Some((k, v)) = named.first()
+        && let Some((k2, v2)) = named.iter().find(|(_, x)| x != v)
+    {
+        return Err(format!(
+            "the message names two skills: {k} `{v}` and {k2} `{v2}`"
+        ));
+    }
+    let skill = named.first().map(|(_, v)| (*v).to_owned());
     // 0.3 REST bodies carry the parts as `content`.
-    let parts: Vec<Value> = message
+    let raw_parts: Vec<&Value> = message
         .get("parts")
         .or_else(|| message.get("content"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .take(256)
-        .map(normalize_part)
         .collect();
-    let text: Vec<&str> = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+    for (i, p) in raw_parts.iter().enumerate() {
+        let kinds = ["text", "data", "url", "raw", "file"]
+            .iter()
+            .filter(|k| p.get(**k).is_some())
+            .count();
+        if kinds > 1 {
+            return Err(format!(
+                "part {i} is more than one kind (text, data, url, raw, file): send one kind per part"
+            ));
+        }
+    }
+    let parts: Vec<Value> = raw_parts.iter().map(|p| normalize_part(p)).collect();
+    let mut text: Vec<String> = Vec::new();
+    for p in &raw_parts {
+        readable_text(p, &mut text);
+    }
     let args = json!({
         "agent": agent,
         "skill": skill,
@@ -284,7 +335,68 @@ pub fn message_arguments(agent: &str, message: &Value) -> (Option<String>, Value
         "task_id": message.get("taskId").or_else(|| message.get("task_id")),
         "extensions": message.get("extensions"),
     });
-    (skill, args)
+    Ok((skill, args))
+}
+
+/// The readable text of one part (either version's layout).
+fn readable_text(p: &Value, out: &mut Vec<String>) {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(m) => m.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    if let Some(t) = p.get("text").and_then(Value::as_str) {
+        out.push(t.to_owned());
+    }
+    if let Some(d) = p.get("data") {
+        strings(d, out);
+    }
+    if let Some(u) = p
+        .get("url")
+        .or_else(|| p.pointer("/file/uri"))
+        .and_then(Value::as_str)
+    {
+        out.push(u.to_owned());
+    }
+    if let Some(b64) = p
+        .get("raw")
+        .or_else(|| p.pointer("/file/bytes"))
+        .and_then(Value::as_str)
+        && b64.len() / 4 * 3 <= MAX_TEXT_FILE_BYTES
+    {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(b64.trim()));
+        if let Ok(bytes) = decoded
+            && let Ok(t) = String::from_utf8(bytes)
+        {
+            out.push(t);
+        }
+    }
+}
+
+/// Context ids an answer mentions (like [`task_ids`]).
+pub fn context_ids(result: &Value, out: &mut Vec<String>) {
+    let mut push = |v: Option<&Value>| {
+        if let Some(s) = v.and_then(Value::as_str)
+            && !out.iter().any(|x| x == s)
+        {
+            out.push(s.to_owned());
+        }
+    };
+    for p in [
+        "/task/contextId",
+        "/message/contextId",
+        "/statusUpdate/contextId",
+        "/artifactUpdate/contextId",
+        "/contextId",
+    ] {
+        push(result.pointer(p));
+    }
 }
 
 /// Task ids an answer mentions: a task, a message in a task, status and
@@ -434,11 +546,13 @@ mod tests {
     fn parts_of_both_versions_read_alike() {
         let v1 = json!({"parts": [{"text": "hi"}, {"data": {"a": 1}}, {"url": "https://x/y", "mediaType": "text/plain"}], "metadata": {"skillId": "echo"}});
         let v03 = json!({"kind": "message", "parts": [{"kind": "text", "text": "hi"}, {"kind": "data", "data": {"a": 1}}, {"kind": "file", "file": {"uri": "https://x/y", "mimeType": "text/plain"}}], "metadata": {"skill": "echo"}});
-        let (s1, a1) = message_arguments("agent", &v1);
-        let (s2, a2) = message_arguments("agent", &v03);
+        let (s1, a1) = message_arguments("agent", &v1).expect("v1");
+        let (s2, a2) = message_arguments("agent", &v03).expect("v03");
         assert_eq!((s1.as_deref(), s2.as_deref()), (Some("echo"), Some("echo")));
         assert_eq!(a1["parts"], a2["parts"]);
-        assert_eq!(a1["text"], "hi");
+        // Every part's readable text, not only text parts.
+        assert_eq!(a1["text"], "hi\nhttps://x/y");
+        assert_eq!(a1["text"], a2["text"]);
         let mut ids = Vec::new();
         task_ids(&json!({"task": {"id": "t1"}}), &mut ids);
         task_ids(&json!({"kind": "status-update", "taskId": "t2"}), &mut ids);
@@ -450,5 +564,50 @@ mod tests {
         assert!(!terminal(
             &json!({"kind": "status-update", "status": {"state": "working"}})
         ));
+    }
+
+    #[test]
+    fn every_part_kind_is_visible_to_text_rules() {
+        use base64::Engine;
+        let secret = base64::engine::general_purpose::STANDARD.encode("the launch codes");
+        let m = json!({"parts": [
+            {"data": {"note": {"deep": "forbidden word"}}},
+            {"raw": secret, "mediaType": "text/plain"},
+            {"kind": "file", "file": {"bytes": base64::engine::general_purpose::STANDARD.encode("0.3 file")}},
+        ]});
+        let (_, a) = message_arguments("agent", &m).expect("ok");
+        let text = a["text"].as_str().expect("text");
+        for want in ["forbidden word", "the launch codes", "0.3 file"] {
+            assert!(text.contains(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn conflicting_skills_and_ambiguous_parts_are_refused() {
+        for m in [
+            json!({"parts": [{"text": "x"}], "metadata": {"skillId": "read", "skill_id": "delete"}}),
+            json!({"parts": [{"text": "x"}], "metadata": {"skill": "read", "skillId": "delete"}}),
+            json!({"parts": [{"data": {"tool": "delete"}}], "metadata": {"skillId": "read"}}),
+            json!({"parts": [{"data": {"tool": "a"}}, {"data": {"tool": "b"}}]}),
+            json!({"parts": [{"text": "harmless", "data": {"cmd": "rm -rf /"}}]}),
+            json!({"parts": [{"text": "x"}], "metadata": {"skillId": 7}}),
+        ] {
+            assert!(message_arguments("agent", &m).is_err(), "{m}");
+        }
+        // The same skill named twice the same way is fine.
+        let ok = json!({"parts": [{"data": {"tool": "read"}}], "metadata": {"skillId": "read"}});
+        assert_eq!(
+            message_arguments("agent", &ok).expect("ok").0.as_deref(),
+            Some("read")
+        );
+    }
+
+    #[test]
+    fn context_ids_are_found() {
+        let mut ids = Vec::new();
+        context_ids(&json!({"task": {"id": "t", "contextId": "c1"}}), &mut ids);
+        context_ids(&json!({"kind": "message", "contextId": "c2"}), &mut ids);
+        context_ids(&json!({"statusUpdate": {"contextId": "c1"}}), &mut ids);
+        assert_eq!(ids, ["c1", "c2"]);
     }
 }

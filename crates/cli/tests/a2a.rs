@@ -850,3 +850,183 @@ rules:
         }
     }
 }
+
+/// What is judged is what the agent acts on (issue 14): the readable text
+/// of every part kind reaches text rules; a message naming two skills, or a
+/// part of two kinds, is refused; contexts belong to their first caller
+/// like tasks; webhook URLs in non-canonical spellings or snake_case
+/// aliases are refused; and a third party presenting someone's delegation
+/// token with a bad proof moves nothing of that agent's trust.
+#[test]
+fn messages_are_judged_as_the_agent_reads_them() {
+    use base64::Engine;
+    let Some(Fronted {
+        h,
+        _agent,
+        _gw,
+        port,
+    }) = fronted()
+    else {
+        return;
+    };
+    h.agent("other", "message:echo");
+    let bearer = format!("Bearer {}", h.credential("caller"));
+    let other = format!("Bearer {}", h.credential("other"));
+    // The running gateway sees the new agent at its next registry refresh.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let headers = |b: &str| {
+        vec![
+            ("authorization", b.to_owned()),
+            ("content-type", "application/json".to_owned()),
+            ("a2a-version", "1.0".to_owned()),
+        ]
+    };
+    let send = |b: &str, message: Value, configuration: Option<Value>| -> Value {
+        let mut params = json!({"message": message});
+        if let Some(c) = configuration {
+            params["configuration"] = c;
+        }
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params});
+        let hs = headers(b);
+        let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (_, _, text) = raw(port, "POST", "/", &hs, body.to_string().as_bytes());
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    let msg =
+        |id: &str, parts: Value| json!({"messageId": id, "role": "ROLE_USER", "parts": parts});
+
+    // The deny rule reads `text`: a data part or a file's bytes carry it too.
+    let v = send(
+        &bearer,
+        msg("d1", json!([{"data": {"note": "forbidden plan"}}])),
+        None,
+    );
+    assert_eq!(v["error"]["code"], -31001, "data part: {v}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode("forbidden file");
+    let v = send(
+        &bearer,
+        msg(
+            "d2",
+            json!([{"raw": b64, "mediaType": "text/plain", "filename": "a.txt"}]),
+        ),
+        None,
+    );
+    assert_eq!(v["error"]["code"], -31001, "file bytes: {v}");
+    // Two skills, two kinds in one part: refused before anything is judged.
+    let mut two = msg("s1", json!([{"text": "hi"}]));
+    two["metadata"] = json!({"skillId": "echo", "skill_id": "admin"});
+    let v = send(&bearer, two, None);
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let v = send(
+        &bearer,
+        msg("s2", json!([{"text": "hi", "data": {"cmd": "forbidden"}}])),
+        None,
+    );
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+
+    // Contexts: the first caller's.
+    let mut in_ctx = msg("c1", json!([{"text": "hello"}]));
+    in_ctx["contextId"] = json!("ctx-owned-by-caller");
+    let v = send(&bearer, in_ctx.clone(), None);
+    assert!(v.get("result").is_some(), "{v}");
+    in_ctx["messageId"] = json!("c2");
+    let v = send(&other, in_ctx.clone(), None);
+    assert_eq!(v["error"]["code"], -32602, "someone else's context: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not found")),
+        "{v}"
+    );
+    in_ctx["messageId"] = json!("c3");
+    let v = send(&bearer, in_ctx, None);
+    assert!(v.get("result").is_some(), "the owner continues: {v}");
+
+    // Webhooks: spellings another parser reads differently, aliases.
+    for (config, why) in [
+        (
+            json!({"taskPushNotificationConfig": {"url": "https://2130706433/hook"}}),
+            "decimal IPv4",
+        ),
+        (
+            json!({"taskPushNotificationConfig": {"url": "https://0x7f.1/hook"}}),
+            "hex short IPv4",
+        ),
+        (
+            json!({"taskPushNotificationConfig": {"url": "https://example.com./hook"}}),
+            "trailing dot",
+        ),
+        (
+            json!({"push_notification_config": {"url": "https://10.0.0.1/hook"}}),
+            "snake_case alias",
+        ),
+        (
+            json!({"taskPushNotificationConfig": {"url": "https://localhost:9443/hook"}}),
+            "a name resolving to loopback",
+        ),
+    ] {
+        let v = send(&bearer, msg("w", json!([{"text": "hi"}])), Some(config));
+        assert_eq!(v["error"]["code"], -32602, "{why}: {v}");
+    }
+
+    // A third party with the caller's delegation token but not its key.
+    let token = h.ok(&[
+        "delegate",
+        "--from",
+        "alice@company.com",
+        "--to",
+        "caller",
+        "--capabilities",
+        "message:echo",
+    ]);
+    // The gateway flushes trust state every second.
+    let flushed = || std::thread::sleep(std::time::Duration::from_millis(1500));
+    flushed();
+    let before = h.json(&["trust", "show", "caller"]);
+    let stolen = format!("Bearer {}", token.trim());
+    for i in 0..3 {
+        let body = json!({"jsonrpc": "2.0", "id": i, "method": "SendMessage",
+            "params": {"message": msg(&format!("x{i}"), json!([{"text": "hi"}]))}});
+        let (s, _, _) = raw(
+            port,
+            "POST",
+            "/",
+            &[
+                ("authorization", stolen.as_str()),
+                ("content-type", "application/json"),
+                ("agentmesh-proof", "amhp1.forged"),
+            ],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(s, 401);
+    }
+    let entries = h.audit_until(|es| {
+        es.iter()
+            .filter(|e| e["event"] == "auth.failed" && e["detail"]["source"] == "127.0.0.1")
+            .count()
+            >= 3
+    });
+    let caller_did = h.json(&["agent", "show", "caller"])["agent"]["did"]
+        .as_str()
+        .expect("did")
+        .to_owned();
+    for e in entries.iter().filter(|e| e["event"] == "auth.failed") {
+        assert_eq!(e["agent"], "", "not the caller's conduct: {e}");
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["event"] == "auth.failed" && e["detail"]["claimed_agent"] == caller_did),
+        "the claim is recorded as a claim"
+    );
+    flushed();
+    let after = h.json(&["trust", "show", "caller"]);
+    assert_eq!(
+        before["events"], after["events"],
+        "no trust event for the caller: {before} {after}"
+    );
+    assert_eq!(
+        h.json(&["agent", "show", "caller"])["agent"]["status"],
+        "active"
+    );
+}
