@@ -227,7 +227,7 @@ pub(crate) async fn answer_from_mcp(
     if !m.has_tool(&tool) {
         return fail(invalid(format!("the agent has no skill (tool) `{tool}`")));
     }
-    let arguments = match &data {
+    let mut arguments = match &data {
         Some(d) if d.get("arguments").is_some_and(Value::is_object) => d["arguments"].clone(),
         Some(Value::Object(o)) => {
             let mut o = o.clone();
@@ -242,7 +242,10 @@ pub(crate) async fn answer_from_mcp(
             "tool name `{tool}` cannot be a capability"
         )));
     };
-    let call = Call {
+    // The MCP gateway's normaliser, applied the same way: what is judged
+    // is what the MCP server gets.
+    let normalised = agentmesh_engine::arguments::PathRules::default().apply(&mut arguments);
+    let mut call = Call {
         protocol: "mcp",
         method: "tools/call".into(),
         kind: "tool_call",
@@ -255,12 +258,29 @@ pub(crate) async fn answer_from_mcp(
         trace_id: None,
         note: Some(link("mcp", "a2a", &a2a)),
     };
-    let mcp = judge(gw, p, &call).await;
+    let mcp = match normalised {
+        Ok(changed) => {
+            if !changed.is_empty()
+                && let Some(Value::Object(n)) = &mut call.note
+            {
+                n.insert("normalized".into(), json!(changed));
+            }
+            judge(gw, p, &call).await
+        }
+        Err(e) => gw.inner.engine.deny(
+            p,
+            &call,
+            agentmesh_policy::Reason::EvaluationError,
+            e.to_string(),
+        ),
+    };
     if !mcp.allowed() {
         return fail(denial(&mcp));
     }
+    // Only the minimum necessary, when the policy restricts arguments.
+    let forwarded = mcp.restricted_arguments.clone().unwrap_or(arguments);
     let result = m
-        .rpc("tools/call", json!({"name": tool, "arguments": arguments}))
+        .rpc("tools/call", json!({"name": tool, "arguments": forwarded}))
         .await;
     let (ok, parts, is_error) = match &result {
         Ok(r) => {

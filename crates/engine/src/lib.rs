@@ -15,7 +15,9 @@
 
 #![forbid(unsafe_code)]
 
-pub mod arguments;
+/// The one argument normaliser (in the policy crate, so `policy test`
+/// judges arguments exactly as the gateways do).
+pub use agentmesh_policy::arguments;
 pub mod credential;
 pub mod metrics;
 mod pipeline;

@@ -114,6 +114,30 @@ pub fn run_cases(set: &PolicySet, text: &str, origin: &str) -> Result<Vec<CaseRe
         if req.time == TimeAttrs::default() {
             req.time = TimeAttrs::at(i64::try_from(now).unwrap_or(i64::MAX));
         }
+        // Arguments are judged as the gateways judge them: normalised by
+        // the one normaliser (path arguments by the built-in heuristic; a
+        // gateway's `path_arguments` may name others). An argument that
+        // cannot be judged is denied, as a gateway denies it.
+        let unjudgeable = match req.request.arguments.as_mut() {
+            Some(args) => crate::arguments::PathRules::default().apply(args).err(),
+            None => None,
+        };
+        if let Some(e) = unjudgeable {
+            let decision = Decision::denied(
+                crate::Reason::EvaluationError,
+                e.to_string(),
+                set.version.clone(),
+            );
+            let passed = expected == Outcome::Deny;
+            results.push(CaseResult {
+                name: case.name,
+                passed,
+                failure: (!passed).then(|| format!("expected {}, got deny ({e})", case.expect)),
+                expected: case.expect,
+                decision,
+            });
+            continue;
+        }
         let limiter = MemoryLimiter::new();
         let approvals = ApprovalStore::new();
         let ctx = DecideContext {

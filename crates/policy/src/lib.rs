@@ -17,6 +17,7 @@
 
 mod analysis;
 mod approval;
+pub mod arguments;
 mod cases;
 mod compile;
 mod diag;

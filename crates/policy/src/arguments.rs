@@ -73,25 +73,65 @@ pub fn is_path_key(key: &str) -> bool {
 
 /// Lexical normalisation of one path: repeated separators collapse, `.`
 /// disappears, `..` removes the previous component (and stops at the root
-/// of an absolute path), a trailing separator goes. `file://` URIs are
-/// percent-decoded and normalised the same way (and keep their scheme).
+/// of an absolute path), a trailing separator goes. `file:` URIs — any case
+/// of the scheme, `file:/abs`, `file:///abs`, `file://localhost/abs` — are
+/// percent-decoded once and normalised the same way, as `file:///abs`;
+/// one that still holds a percent-encoded byte after decoding (double
+/// encoding, which a server decoding twice would read differently) is
+/// refused, as are remote hosts and relative `file:` URIs.
 pub fn normalize_path(p: &str) -> Result<String, String> {
     if p.contains('\0') {
         return Err("contains a NUL byte".into());
     }
-    if let Some(rest) = p.strip_prefix("file://") {
-        // file:///abs or file://localhost/abs
-        let rest = rest.strip_prefix("localhost").unwrap_or(rest);
-        if !rest.starts_with('/') {
-            return Err("file URI with a remote host".into());
+    if let Some(rest) = strip_file_scheme(p) {
+        let abs = if let Some(after) = rest.strip_prefix("//") {
+            // file://host/abs: only the local host.
+            let (host, path) = match after.find('/') {
+                Some(i) => after.split_at(i),
+                None => (after, ""),
+            };
+            if !(host.is_empty() || host.eq_ignore_ascii_case("localhost")) {
+                return Err("file URI with a remote host".into());
+            }
+            path
+        } else {
+            rest
+        };
+        if !abs.starts_with('/') {
+            return Err("file URI without an absolute path".into());
         }
-        let decoded = percent_decode(rest)?;
+        let decoded = percent_decode(abs)?;
         if decoded.contains('\0') {
             return Err("contains a NUL byte".into());
+        }
+        if has_percent_escape(&decoded) {
+            return Err("double percent-encoding in a file URI".into());
         }
         return Ok(format!("file://{}", lexical(&decoded)));
     }
     Ok(lexical(p))
+}
+
+/// What follows `file:` when `p` is a file URI (scheme in any case).
+fn strip_file_scheme(p: &str) -> Option<&str> {
+    let head = p.get(..5)?;
+    head.eq_ignore_ascii_case("file:").then(|| &p[5..])
+}
+
+fn has_percent_escape(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+/// Normalises a resource URI as a path when it is a `file:` URI (or a
+/// plain path); other schemes are returned unchanged (`None`).
+pub fn normalize_uri(uri: &str) -> Option<Result<String, String>> {
+    if strip_file_scheme(uri).is_some() || uri.starts_with('/') {
+        Some(normalize_path(uri))
+    } else {
+        None
+    }
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
@@ -182,7 +222,7 @@ impl PathRules {
         let mut out = normalize_path(s)?;
         if let Some(base) = &self.base
             && !out.starts_with('/')
-            && !out.starts_with("file://")
+            && strip_file_scheme(&out).is_none()
         {
             out = lexical(&format!("{}/{out}", base.to_string_lossy()));
         }
@@ -285,6 +325,33 @@ mod tests {
         assert!(normalize_path("file:///etc/%00passwd").is_err());
         assert!(normalize_path("file://evil.example/etc/passwd").is_err());
         assert!(normalize_path("file:///etc/%zz").is_err());
+    }
+
+    #[test]
+    fn every_spelling_of_a_file_uri_is_one_path() {
+        for input in [
+            "file:///etc/passwd",
+            "file:/etc/passwd",
+            "FILE:///etc/passwd",
+            "File:/etc//./passwd",
+            "file://LOCALHOST/etc/passwd",
+            "file:///srv/../etc/%70asswd",
+        ] {
+            assert_eq!(
+                normalize_path(input).as_deref(),
+                Ok("file:///etc/passwd"),
+                "{input}"
+            );
+        }
+        // Decoded twice by a lenient server, this would be /etc/passwd.
+        assert!(normalize_path("file:///etc/%2570asswd").is_err());
+        assert!(normalize_path("file:etc/passwd").is_err(), "relative");
+        assert!(normalize_path("file://evil/etc/passwd").is_err());
+        assert_eq!(
+            normalize_uri("FILE:/data/../etc/passwd").map(|r| r.ok()),
+            Some(Some("file:///etc/passwd".into()))
+        );
+        assert_eq!(normalize_uri("https://example.com/a/../b"), None);
     }
 
     #[test]
