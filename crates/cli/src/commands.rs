@@ -129,6 +129,8 @@ pub async fn run(cli: Cli) -> Result<Output> {
                 &cli.home,
                 crate::serve_cmd::ServeArgs {
                     listen: a.listen,
+                    allow_remote: a.allow_remote,
+                    allowed_hosts: a.allowed_hosts,
                     database: a.database,
                     admin_token_file: a.admin_token_file,
                     replica: a.replica,

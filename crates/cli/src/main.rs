@@ -121,9 +121,19 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeCliArgs {
-    /// Address to listen on (loopback by default).
+    /// Address to listen on (loopback by default; another address needs
+    /// --allow-remote).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: std::net::SocketAddr,
+    /// Listen on a non-loopback address (put TLS in front of it: the admin
+    /// token and credentials cross the network).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// A host name clients reach the control plane by (repeatable); requests
+    /// naming any other `Host` are refused (DNS rebinding). Loopback names
+    /// and the listen address are always allowed.
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
     /// PostgreSQL URL (`postgres://…`) for several replicas; default: the
     /// embedded registry in the mesh home.
     #[arg(long, env = "AGENTMESH_DATABASE_URL")]

@@ -12,6 +12,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct ServeArgs {
     pub listen: SocketAddr,
+    pub allow_remote: bool,
+    pub allowed_hosts: Vec<String>,
     pub database: Option<String>,
     pub admin_token_file: Option<PathBuf>,
     pub replica: Option<String>,
@@ -52,6 +54,17 @@ pub async fn open_control_plane(
 }
 
 pub async fn run(home: &Path, args: ServeArgs) -> Result<Output> {
+    if !args.listen.ip().is_loopback() && !args.allow_remote {
+        return Err(anyhow!(
+            "--listen {} is not a loopback address; add --allow-remote to expose the control plane (and put TLS in front of it: the admin token and credentials cross the network)",
+            args.listen
+        ));
+    }
+    let mut allowed_hosts = agentmesh_server::loopback_hosts();
+    if !args.listen.ip().is_unspecified() {
+        allowed_hosts.push(args.listen.ip().to_string());
+    }
+    allowed_hosts.extend(args.allowed_hosts.iter().cloned());
     let (mesh, sql) = open_control_plane(home, args.database.as_deref()).await?;
     let token_path = args
         .admin_token_file
@@ -74,6 +87,7 @@ pub async fn run(home: &Path, args: ServeArgs) -> Result<Output> {
         credential_rate: (rate.count, std::time::Duration::from_nanos(rate.period_ns)),
         credential_ttl: ttl,
         max_credential_ttl: ttl.max(std::time::Duration::from_secs(3600)),
+        allowed_hosts,
         replica: args
             .replica
             .clone()

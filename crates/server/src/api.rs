@@ -84,6 +84,10 @@ pub fn router(state: State) -> Router {
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/events", get(events))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            check_host,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -91,6 +95,44 @@ pub fn router(state: State) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route (see docs/openapi.json)")
+}
+
+/// Refuses requests whose `Host` is not one this control plane answers to
+/// (DNS rebinding: a page on another origin resolving its name to this
+/// address must not reach the dashboard or the unauthenticated routes).
+async fn check_host(
+    axum::extract::State(state): axum::extract::State<State>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let Some(host) = host else {
+        return ApiError::bad_request("no_host", "the request has no Host header").into_response();
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    if !state
+        .cfg
+        .allowed_hosts
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+    {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            format!(
+                "this control plane does not answer to `{name}`; start it with `--allowed-host {name}` if that is its name"
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Counts every request by its route pattern, and turns axum's own

@@ -46,6 +46,21 @@ pub struct ServeConfig {
     /// Credential requests per agent, shared by every replica on the
     /// database (`(count, period)`).
     pub credential_rate: (u32, Duration),
+    /// Host names (without port) a request's `Host` header may name; others
+    /// are refused (421), so a browser page on another origin cannot reach
+    /// the API through DNS rebinding. Loopback names by default.
+    pub allowed_hosts: Vec<String>,
+    /// How long a stopping server waits for open connections (SSE
+    /// subscribers never close by themselves) before it exits anyway.
+    pub drain_deadline: Duration,
+}
+
+/// The names a loopback control plane answers to.
+pub fn loopback_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "::1"]
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect()
 }
 
 impl Default for ServeConfig {
@@ -56,6 +71,8 @@ impl Default for ServeConfig {
             feed_poll: Duration::from_millis(200),
             replica: "serve".into(),
             credential_rate: (30, Duration::from_secs(60)),
+            allowed_hosts: loopback_hosts(),
+            drain_deadline: Duration::from_secs(3),
         }
     }
 }
@@ -157,9 +174,27 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tasks = feed::spawn_tasks(state.clone());
     let app = api::router(state.clone());
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // One signal, two listeners: the graceful shutdown, and the deadline
+    // after which open connections (SSE subscribers) are dropped.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful = stop_rx.clone();
+    let mut deadline = stop_rx;
+    let drain = state.cfg.drain_deadline;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = graceful.wait_for(|stop| *stop).await;
+    });
+    let result = tokio::select! {
+        r = server => r,
+        _ = async {
+            let _ = deadline.wait_for(|stop| *stop).await;
+            tokio::time::sleep(drain).await;
+        } => Ok(()),
+    };
+    signal.abort();
     for t in tasks {
         t.abort();
     }

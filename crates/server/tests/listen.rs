@@ -1,0 +1,119 @@
+//! The control plane's front door (issue 14): requests naming a `Host` it
+//! does not answer to are refused (DNS rebinding), and a stopping server
+//! exits within seconds even while SSE subscribers hold `/v1/events` open.
+
+use agentmesh_server::{AppState, ServeConfig};
+use agentmesh_store::{Mesh, MeshHome, unix_now};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+async fn start() -> (
+    tempfile::TempDir,
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = MeshHome::init(&dir.path().join("home"), "test.local", unix_now())
+        .await
+        .expect("home");
+    let sql = home.registry().await.expect("sqlite");
+    let mesh = Mesh::new(home, Arc::new(sql.clone()));
+    let state = AppState::new(
+        mesh,
+        sql,
+        TOKEN,
+        ServeConfig {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "cp.example".into()],
+            ..ServeConfig::default()
+        },
+    )
+    .await
+    .expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        agentmesh_server::serve(state, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("serve");
+    });
+    (dir, addr, tx, task)
+}
+
+/// Status code of a GET with the given Host header.
+fn get_with_host(addr: SocketAddr, path: &str, host: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_hosts_it_answers_to() {
+    let (_dir, addr, stop, task) = start().await;
+    let port = addr.port();
+    let results = tokio::task::spawn_blocking(move || {
+        [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            "CP.example".to_owned(),
+            format!("rebind.attacker.example:{port}"),
+            "169.254.169.254".to_owned(),
+        ]
+        .map(|h| get_with_host(addr, "/healthz", &h))
+    })
+    .await
+    .expect("requests");
+    assert_eq!(results, [200, 200, 200, 421, 421]);
+    let _ = stop.send(());
+    task.await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_within_seconds_with_sse_subscribers() {
+    let (_dir, addr, stop, task) = start().await;
+    // Two subscribers that never hang up.
+    let mut subscribers = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        write!(
+            s,
+            "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        )
+        .expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut first = [0u8; 64];
+        let n = s.read(&mut first).expect("stream opened");
+        assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+        subscribers.push(s);
+    }
+    let asked = Instant::now();
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the server stopped despite open SSE streams")
+        .expect("serve task");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    drop(subscribers);
+}
