@@ -61,7 +61,7 @@ struct Tally {
 
 /// What to do with one failure.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Seen {
+pub struct Seen {
     /// Record this failure as a leaf of its own.
     pub record: bool,
     /// This failure made the source anomalous (once per window): failures so
@@ -72,8 +72,11 @@ pub(crate) struct Seen {
     pub summary: Option<(String, u64, u32)>,
 }
 
+/// Failures per source and window (see the module documentation); shared
+/// by the gateways (authentication) and the control plane (rejected
+/// registrations).
 #[derive(Debug, Default)]
-pub(crate) struct SourceWatch {
+pub struct SourceWatch {
     tallies: Mutex<HashMap<String, Tally>>,
 }
 

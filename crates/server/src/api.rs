@@ -418,8 +418,81 @@ fn registration_json(r: &Registration) -> Value {
     json!(r)
 }
 
+/// At most this much of an unauthenticated caller's text goes into an audit
+/// leaf (longer values are recorded by length and SHA-256).
+const MAX_AUDITED_CLAIM: usize = 128;
+
+fn bounded(text: &str) -> Value {
+    if text.len() <= MAX_AUDITED_CLAIM {
+        Value::from(text)
+    } else {
+        json!({"bytes": text.len(), "sha256": hex(&crate::sha256(text.as_bytes()))})
+    }
+}
+
+/// Records a rejected unauthenticated request from `peer`: the first few
+/// per peer and minute one by one (with bounded fields), the rest counted
+/// and summarised (see `agentmesh_engine::source`).
+async fn audit_rejection(
+    state: &State,
+    peer: std::net::IpAddr,
+    sponsor: &str,
+    detail: Value,
+) -> ApiResult<()> {
+    let now_ms = unix_now().saturating_mul(1000);
+    let seen = state.rejections.failure(&peer.to_string(), now_ms);
+    if let Some((source, window_start_ms, count)) = seen.summary {
+        rejection_summary(state, source, window_start_ms, count).await?;
+    }
+    if seen.record {
+        let mut detail = detail;
+        detail["source"] = Value::from(peer.to_string());
+        audit(state, "registration.rejected", None, sponsor, detail).await?;
+    }
+    if let Some(failures) = seen.anomaly {
+        audit(
+            state,
+            "registration.source_anomaly",
+            None,
+            "",
+            json!({"source": peer.to_string(), "failures": failures,
+                   "window_secs": agentmesh_engine::source::WINDOW_MS / 1000}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn rejection_summary(
+    state: &State,
+    source: String,
+    window_start_ms: u64,
+    count: u32,
+) -> ApiResult<()> {
+    audit(
+        state,
+        "registration.rejected_summary",
+        None,
+        "",
+        json!({"source": source, "rejections": count, "window_start_ms": window_start_ms,
+               "window_secs": agentmesh_engine::source::WINDOW_MS / 1000}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes the summaries of windows that are over (called periodically).
+pub(crate) async fn summarise_rejections(state: &State) {
+    for (source, start, count) in state.rejections.sweep(unix_now().saturating_mul(1000)) {
+        if let Err(e) = rejection_summary(state, source, start, count).await {
+            tracing::error!(error = %e.message, "could not audit a summary of rejected registrations");
+        }
+    }
+}
+
 async fn register(
     axum::extract::State(state): axum::extract::State<State>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Bytes,
 ) -> ApiResult<Response> {
     let req: RegistrationRequest = json_body(&body)?;
@@ -445,12 +518,12 @@ async fn register(
         Ok(d) => d,
         Err(e) => {
             state.metrics.registration(e.code());
-            audit(
+            audit_rejection(
                 &state,
-                "registration.rejected",
-                None,
+                peer.ip(),
                 &sponsor,
-                json!({"name": req.name, "did": req.did, "reason": e.code(), "message": e.to_string()}),
+                json!({"name": req.name, "did": bounded(&req.did), "reason": e.code(),
+                       "message": bounded(&e.to_string())}),
             )
             .await?;
             return Err(ApiError::unauthorized(e.to_string()).with_code(e.code()));

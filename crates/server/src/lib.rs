@@ -91,6 +91,10 @@ pub struct AppState {
     pub credentials: agentmesh_engine::credential::CredentialCache,
     /// The home's trust configuration, read once at start.
     pub trust_cfg: agentmesh_trust::TrustConfig,
+    /// Rejected unauthenticated requests (registrations) per peer: the
+    /// first few are audit leaves, the rest counted, so nobody without a
+    /// key can grow the audit log without bound.
+    pub rejections: agentmesh_engine::source::SourceWatch,
 }
 
 impl std::fmt::Debug for AppState {
@@ -150,6 +154,7 @@ impl AppState {
             feed: feed::Feed::new(last),
             credentials: agentmesh_engine::credential::CredentialCache::new(65_536),
             trust_cfg,
+            rejections: agentmesh_engine::source::SourceWatch::default(),
         }))
     }
 
@@ -184,7 +189,21 @@ pub async fn serve(
     let mut graceful = stop_rx.clone();
     let mut deadline = stop_rx;
     let drain = state.cfg.drain_deadline;
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let sweeper = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                api::summarise_rejections(&state).await;
+            }
+        })
+    };
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         let _ = graceful.wait_for(|stop| *stop).await;
     });
     let result = tokio::select! {
@@ -195,6 +214,7 @@ pub async fn serve(
         } => Ok(()),
     };
     signal.abort();
+    sweeper.abort();
     for t in tasks {
         t.abort();
     }

@@ -117,3 +117,72 @@ async fn stops_within_seconds_with_sse_subscribers() {
     assert!(took < Duration::from_secs(6), "took {took:?}");
     drop(subscribers);
 }
+
+/// One HTTP exchange; returns status and body.
+fn exchange(addr: SocketAddr, method: &str, path: &str, auth: bool, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let auth = if auth {
+        format!("Authorization: Bearer {TOKEN}\r\n")
+    } else {
+        String::new()
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_registrations_cannot_grow_the_audit_log_without_bound() {
+    let (_dir, addr, stop, task) = start().await;
+    let sizes = tokio::task::spawn_blocking(move || {
+        let size = || {
+            let (_, b) = exchange(addr, "GET", "/v1/audit?limit=1", true, "");
+            let start = b.find('{').unwrap_or(0);
+            let end = b.rfind('}').map(|i| i + 1).unwrap_or(b.len());
+            serde_json::from_str::<serde_json::Value>(&b[start..end])
+                .unwrap_or_else(|e| panic!("{e}: {b}"))["size"]
+                .as_u64()
+                // A fresh home has no log yet.
+                .unwrap_or(0)
+        };
+        let before = size();
+        // 60 forged registrations, each with a 100 KB "DID".
+        let huge = "z".repeat(100_000);
+        for i in 0..60 {
+            let body = serde_json::json!({
+                "name": format!("bot-{i}"), "sponsor": "alice@example.com",
+                "capabilities": ["read:*"], "did": format!("did:key:{huge}"),
+                "nonce": "n", "timestamp": unix_now(), "signature": "AAAA"
+            })
+            .to_string();
+            let (status, _) = exchange(addr, "POST", "/v1/registrations", false, &body);
+            assert_eq!(status, 401);
+        }
+        let (_, b) = exchange(addr, "GET", "/v1/audit?limit=1000", true, "");
+        (before, size(), b)
+    })
+    .await
+    .expect("requests");
+    let (before, after, entries) = sizes;
+    // 10 recorded one by one, one anomaly; the other 49 are counted.
+    assert!(after - before <= 11, "{before} → {after}");
+    assert!(entries.len() < 100_000, "no 100 KB DID was recorded");
+    assert!(entries.contains("registration.source_anomaly"));
+    assert!(entries.contains("sha256"));
+    let _ = stop.send(());
+    task.await.expect("stopped");
+}
