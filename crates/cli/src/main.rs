@@ -236,6 +236,12 @@ pub enum McpCmd {
         /// Do not restart the server when it exits.
         #[arg(long)]
         no_restart: bool,
+        /// Environment for the server (repeatable): `NAME=VALUE` sets a
+        /// variable, `NAME` copies it from this process (e.g. from a
+        /// desktop client's `env` block). The server gets nothing else
+        /// but PATH, HOME, USER, LOGNAME, TMPDIR, TZ and the locale.
+        #[arg(long = "env", value_name = "NAME[=VALUE]")]
+        env: Vec<String>,
         /// The server command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,

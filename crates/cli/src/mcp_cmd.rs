@@ -72,6 +72,7 @@ pub async fn run(mesh: Mesh, cmd: McpCmd) -> Result<Output> {
             name,
             settings,
             no_restart,
+            env,
             command,
         } => {
             let (handle, _watcher) = policy_with_reload(&policy)?;
@@ -83,8 +84,17 @@ pub async fn run(mesh: Mesh, cmd: McpCmd) -> Result<Output> {
                 }
                 None => UpstreamSettings::default(),
             };
-            let cmd = ServerCommand::from_argv(&command)
+            let mut cmd = ServerCommand::from_argv(&command)
                 .ok_or_else(|| anyhow!("give the server command after `--`"))?;
+            for e in env {
+                match e.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => {
+                        cmd.env.insert(k.to_owned(), v.to_owned());
+                    }
+                    None if !e.is_empty() => cmd.inherit_env.push(e),
+                    _ => bail!("--env `{e}`: give NAME=VALUE or NAME"),
+                }
+            }
             let engine = Engine::start(
                 mesh.clone(),
                 handle,

@@ -47,9 +47,16 @@ pub struct GatewayConfig {
     pub session_idle_secs: u64,
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
-    /// Upstream request timeout (default 300 s).
+    /// Upstream request timeout (default 300 s): the longest a forwarded
+    /// request may take, from sending it to its answer, however the
+    /// upstream keeps the stream alive meanwhile.
     #[serde(default = "default_timeout")]
     pub upstream_timeout_secs: u64,
+    /// How long each upstream gets at start-up (default 30 s): an HTTP
+    /// upstream that is not listening yet is retried for this long; a
+    /// stdio server must answer its handshake within it.
+    #[serde(default = "default_start")]
+    pub upstream_start_secs: u64,
     /// How often registry changes made elsewhere (revocations, new agents,
     /// approvals, CLI audit entries) are picked up (default 1 s).
     #[serde(default = "default_refresh_ms")]
@@ -160,6 +167,9 @@ fn default_refresh_ms() -> u64 {
 fn default_timeout() -> u64 {
     300
 }
+fn default_start() -> u64 {
+    30
+}
 
 /// Why a configuration is refused.
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +235,11 @@ impl GatewayConfig {
         if cfg.upstreams.is_empty() {
             return Err(err("upstreams: at least one upstream is needed".into()));
         }
+        if cfg.upstream_timeout_secs == 0 || cfg.upstream_start_secs == 0 {
+            return Err(err(
+                "upstream_timeout_secs and upstream_start_secs must be at least 1".into(),
+            ));
+        }
         if cfg.max_body_bytes == 0 || cfg.max_body_bytes > 64 << 20 {
             return Err(err("max_body_bytes: between 1 and 67108864".into()));
         }
@@ -259,6 +274,13 @@ impl GatewayConfig {
                 (None, Some(cmd)) => {
                     if cmd.command.is_empty() {
                         return Err(err(format!("{at}.stdio.command is empty")));
+                    }
+                    for name in cmd.env.keys().chain(&cmd.inherit_env) {
+                        if name.is_empty() || name.contains('=') || name.contains('\0') {
+                            return Err(err(format!(
+                                "{at}.stdio: `{name}` is not a valid environment variable name"
+                            )));
+                        }
                     }
                 }
                 _ => {
@@ -297,7 +319,12 @@ listen: 127.0.0.1:9000
 policy: policy.yaml
 upstreams:
   - name: fs
-    stdio: { command: mcp-server-filesystem, args: ["/data"] }
+    stdio:
+      command: mcp-server-filesystem
+      args: ["/data"]
+      env: { FS_MODE: ro }
+      inherit_env: [GITHUB_TOKEN]
+      cwd: /srv
     path_arguments: [path]
     tools:
       read_file: { capability: "read:files", data: { classification: internal } }
@@ -310,6 +337,10 @@ upstreams:
         assert_eq!(cfg.upstreams.len(), 2);
         assert!(cfg.namespaced(0) && cfg.namespaced(1));
         assert_eq!(cfg.path, "/mcp");
+        let fs = cfg.upstreams[0].stdio.as_ref().expect("stdio");
+        assert_eq!(fs.inherit_env, ["GITHUB_TOKEN"]);
+        assert_eq!(fs.env["FS_MODE"], "ro");
+        assert_eq!(cfg.upstream_start_secs, 30);
     }
 
     #[test]
@@ -342,6 +373,14 @@ upstreams:
                 "capability",
             ),
             ("polcy: p\n", "unknown field"),
+            (
+                "policy: p\nupstreams: [{name: a, stdio: {command: x, inherit_env: ['A=B']}}]\n",
+                "environment variable",
+            ),
+            (
+                "policy: p\nupstream_start_secs: 0\nupstreams: [{name: a, url: 'http://x/'}]\n",
+                "at least 1",
+            ),
         ] {
             let e = GatewayConfig::parse(yaml).expect_err(yaml);
             assert!(e.message.contains(needle), "{yaml}: {}", e.message);

@@ -14,7 +14,7 @@
 //!   per caller on the way back; every decision is an audit leaf.
 
 use crate::config::GatewayConfig;
-use crate::govern::{Governor, Judgement, Route, Ticket};
+use crate::govern::{Governor, Judgement, ListTools, Route, Ticket, denial};
 use crate::message::{
     self, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_REQUEST, Kind, METHOD_NOT_FOUND,
     UNAUTHENTICATED, UPSTREAM_UNAVAILABLE, error_response, raw_object, replace_field,
@@ -23,6 +23,7 @@ use crate::message::{
 use crate::sse;
 use crate::upstream::{
     Era, HttpUpstream, LEGACY, MODERN, StdioUpstream, UpstreamError, forwardable, hdr, http_client,
+    issue_id,
 };
 use agentmesh_engine::{AuthError, Presented, Principal};
 use axum::body::Body;
@@ -130,6 +131,7 @@ impl Gateway {
     pub async fn new(cfg: GatewayConfig, governor: Governor) -> Result<Self, UpstreamError> {
         let client = http_client();
         let timeout = Duration::from_secs(cfg.upstream_timeout_secs);
+        let start = Duration::from_secs(cfg.upstream_start_secs);
         let mut upstreams = Vec::new();
         for (i, u) in cfg.upstreams.iter().enumerate() {
             let route = Route {
@@ -143,11 +145,11 @@ impl Gateway {
                         .parse()
                         .map_err(|e| UpstreamError::Protocol(u.name.clone(), format!("{e}")))?;
                     let h = Arc::new(HttpUpstream::new(&u.name, uri, client.clone(), timeout));
-                    let era = h.detect_era().await?;
+                    let era = h.connect(start).await?;
                     (Conn::Http(h), era)
                 }
                 (None, Some(cmd)) => {
-                    let s = StdioUpstream::start(&u.name, cmd.clone(), timeout).await?;
+                    let s = StdioUpstream::start(&u.name, cmd.clone(), timeout, start).await?;
                     let era = s
                         .era
                         .lock()
@@ -334,6 +336,94 @@ impl Gateway {
 
     fn single(&self) -> bool {
         self.inner.upstreams.len() == 1
+    }
+
+    /// `upstream_timeout_secs`.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.inner.cfg.upstream_timeout_secs)
+    }
+}
+
+/// The tool list of one upstream, fetched by the gateway itself (for a
+/// call to a name it has not seen listed yet).
+struct UpstreamTools<'a> {
+    gw: &'a Gateway,
+    index: usize,
+}
+
+impl ListTools for UpstreamTools<'_> {
+    fn list_tools(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<Value>, String>> {
+        Box::pin(self.gw.fetch_tools(self.index))
+    }
+}
+
+impl Gateway {
+    /// Every page of upstream `index`'s `tools/list`, asked in the
+    /// upstream's own era (the gateway's shared session for legacy HTTP).
+    async fn fetch_tools(&self, index: usize) -> Result<Vec<Value>, String> {
+        let up = &self.inner.upstreams[index];
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _page in 0..50 {
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let mut text =
+                json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list", "params": params})
+                    .to_string();
+            if up.era == Era::Modern {
+                text = with_modern_meta(&text).unwrap_or(text);
+            }
+            let answer = match &up.conn {
+                Conn::Stdio(s) => s.call(&text, "0").await.map_err(|e| e.to_string())?,
+                Conn::Http(h) => {
+                    let ours = issue_id();
+                    let text = replace_field(&text, "id", &raw(&ours))
+                        .ok_or("could not build the request")?;
+                    let mut headers = HeaderMap::new();
+                    headers.insert("mcp-method", hdr("tools/list"));
+                    match up.era {
+                        Era::Modern => {
+                            headers.insert("mcp-protocol-version", hdr(MODERN));
+                        }
+                        Era::Legacy => {
+                            headers.insert("mcp-protocol-version", hdr(LEGACY));
+                            if let Some(sid) =
+                                h.shared_session(false).await.map_err(|e| e.to_string())?
+                            {
+                                headers.insert(SESSION_HEADER, hdr(&sid));
+                            }
+                        }
+                    }
+                    let (status, _, body) = h
+                        .call(headers, text, &ours)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    body.ok_or_else(|| {
+                        format!("tools/list answered HTTP {status} without a result")
+                    })?
+                }
+            };
+            let v: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+            if let Some(e) = v.get("error") {
+                return Err(format!("tools/list failed: {e}"));
+            }
+            let result = v
+                .get("result")
+                .ok_or("tools/list answered without a result")?;
+            if let Some(items) = result.get("tools").and_then(Value::as_array) {
+                tools.extend(items.iter().cloned());
+            }
+            cursor = result
+                .get("nextCursor")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(tools)
     }
 }
 
@@ -547,12 +637,42 @@ async fn post(gw: &Gateway, p: &Principal, headers: &HeaderMap, body: Bytes) -> 
         }
     }
     match msg.kind {
+        Kind::Notification if !message::is_notification_method(&method) => {
+            refuse_notification(gw, p, &msg, &method)
+        }
         Kind::Notification | Kind::Response => {
             forward_one_way(gw, session.as_deref(), headers, &body, &msg).await
         }
         Kind::Request if method == "initialize" => initialize(gw, p, headers, body, &id).await,
         Kind::Request => request(gw, p, session, headers, body, &msg, &id, &method).await,
     }
+}
+
+/// A request method sent without an id: audited as a denial, answered
+/// with HTTP 400 and an error without id (the transport allows that for
+/// a refused notification), never forwarded.
+fn refuse_notification(
+    gw: &Gateway,
+    p: &Principal,
+    msg: &message::Message,
+    method: &str,
+) -> Response {
+    // Attributed to the upstream it names, else to the first one (the
+    // audit entry needs one; nothing is sent to any).
+    let index = route_for(gw, method, msg.params.as_deref())
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let route = &gw.inner.upstreams[index].route;
+    let v = gw
+        .inner
+        .governor
+        .refuse_notification(p, route, method, msg.params.as_deref());
+    eprintln!(
+        "agentmesh: refused `{method}` sent without an id by {} (audit index {:?})",
+        p.agent.did_text, v.audit_index
+    );
+    json_response(StatusCode::BAD_REQUEST, denial("null", &v))
 }
 
 /// Which upstream serves a request, and the client-visible name involved.
@@ -631,10 +751,11 @@ async fn request(
         return federated(gw, p, session.as_deref(), headers, msg, id, method).await;
     };
     let up = &gw.inner.upstreams[index];
+    let lister = UpstreamTools { gw, index };
     let judgement = gw
         .inner
         .governor
-        .request(p, &up.route, id, method, msg.params.as_deref())
+        .request(p, &up.route, id, method, msg.params.as_deref(), &lister)
         .await;
     let (params, ticket) = match judgement {
         Judgement::Reply(r) => return json_response(StatusCode::OK, r),
@@ -704,22 +825,33 @@ async fn request(
             if let Err(r) = session_headers(index, up, h, session.as_deref(), &mut out).await {
                 return r;
             }
-            let resp = match h.send(Method::POST, out, text).await {
+            // The upstream sees the gateway's id, never the client's: its
+            // answer must carry exactly that id to reach the client.
+            let ours = issue_id();
+            let Some(text) = replace_field(&String::from_utf8_lossy(&text), "id", &raw(&ours))
+            else {
+                return rpc_error(
+                    StatusCode::OK,
+                    Some(id),
+                    INTERNAL_ERROR,
+                    "could not rewrite the request",
+                );
+            };
+            let deadline = tokio::time::Instant::now() + h.timeout();
+            let resp = match h.send(Method::POST, out, Bytes::from(text)).await {
                 Ok(r) => r,
                 Err(e) => return upstream_failed(gw, ticket.as_deref(), id, &e),
             };
-            relay(
-                gw,
-                p,
+            let call = Exchange {
                 index,
-                method,
-                ticket,
-                id,
-                resp,
+                method: method.to_owned(),
+                client_id: id.to_owned(),
+                ours,
+                deadline,
                 post_process,
                 modern_client,
-            )
-            .await
+            };
+            relay(gw, p, ticket, call, resp).await
         }
     }
 }
@@ -847,20 +979,90 @@ fn learn_resources(gw: &Gateway, index: usize, result: &RawValue) {
 const RELAYED_RESPONSE_HEADERS: &[&str] =
     &["content-type", "cache-control", "mcp-protocol-version"];
 
-/// Sends an upstream's HTTP answer back: byte for byte when nothing needs
-/// changing (SSE relayed as it arrives), otherwise JSON rewritten whole or
-/// SSE rewritten event by event.
-#[allow(clippy::too_many_arguments)]
+/// One request sent to an HTTP upstream under a gateway id.
+struct Exchange {
+    index: usize,
+    method: String,
+    /// The client's id (raw JSON), restored on the answer.
+    client_id: String,
+    /// The id the upstream was given (raw JSON).
+    ours: String,
+    /// When the answer must have arrived (`upstream_timeout_secs` after
+    /// sending), whatever else the upstream sends meanwhile.
+    deadline: tokio::time::Instant,
+    /// Whether the answer is governed (recorded, filtered, bridged).
+    post_process: bool,
+    modern_client: bool,
+}
+
+/// What one message from an upstream, on a request's stream, is.
+enum FromUpstream {
+    /// The answer, its id already the client's.
+    Answer(Vec<u8>),
+    /// A request or notification of the server's: relayed as it is.
+    Relay,
+    /// An answer under a look-alike of the gateway's id (`"7"` for `7`):
+    /// the request fails rather than deliver what a lenient client would
+    /// take for its answer.
+    LookAlike(String),
+    /// Not for this client: an answer to an id the gateway never issued.
+    Stray(String),
+    /// Not a JSON-RPC message (e.g. the text of an HTTP error).
+    Other(String),
+}
+
+fn classify(data: &[u8], ours: &str, client_id: &str) -> FromUpstream {
+    // A priming event (an SSE `id:` with empty data) carries no message.
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return FromUpstream::Relay;
+    }
+    let m = match message::parse(data) {
+        Ok(m) => m,
+        Err(e) => return FromUpstream::Other(format!("not a JSON-RPC message ({e})")),
+    };
+    if m.kind != Kind::Response {
+        return FromUpstream::Relay;
+    }
+    let Some(got) = m.id.as_deref() else {
+        return FromUpstream::Stray("an answer without id".into());
+    };
+    if got.get() == ours {
+        return match replace_field(&String::from_utf8_lossy(data), "id", &raw(client_id)) {
+            Some(t) => FromUpstream::Answer(t.into_bytes()),
+            None => FromUpstream::Stray("an answer that is not an object".into()),
+        };
+    }
+    if message::id_key(got).as_deref()
+        == RawValue::from_string(ours.to_owned())
+            .ok()
+            .and_then(|r| message::id_key(&r))
+            .as_deref()
+    {
+        return FromUpstream::LookAlike(format!(
+            "the upstream answered under the id {} instead of {ours}; ids must match exactly",
+            got.get()
+        ));
+    }
+    FromUpstream::Stray(format!(
+        "an answer to id {}, which the gateway never sent",
+        got.get()
+    ))
+}
+
+fn raw(id: &str) -> Box<RawValue> {
+    RawValue::from_string(id.to_owned()).unwrap_or_default()
+}
+
+/// Sends an upstream's HTTP answer back with the client's id, governed
+/// when it must be: JSON whole, SSE event by event as it arrives. Only the
+/// answer under exactly the gateway's id reaches the client; the call
+/// ends at its deadline even when the upstream keeps the stream alive.
 async fn relay(
     gw: &Gateway,
     p: &Principal,
-    index: usize,
-    method: &str,
     ticket: Option<Box<Ticket>>,
-    id: &str,
+    call: Exchange,
     resp: hyper::Response<hyper::body::Incoming>,
-    post_process: bool,
-    modern_client: bool,
 ) -> Response {
     let status = resp.status();
     let is_sse = resp
@@ -878,73 +1080,114 @@ async fn relay(
         builder = builder.header("x-accel-buffering", "no");
     }
     let body = resp.into_body();
-    if !post_process || !status.is_success() {
-        return builder
-            .body(Body::new(body))
-            .unwrap_or_else(|_| Response::new(Body::empty()));
-    }
+    let upstream = gw.inner.upstreams[call.index].route.upstream.to_string();
+    let failed = |why: String| {
+        eprintln!("agentmesh: upstream `{upstream}`: {why}");
+        let e = UpstreamError::Protocol(upstream.clone(), why);
+        upstream_failed(gw, ticket.as_deref(), &call.client_id, &e)
+    };
     if !is_sse {
         let limit = gw.inner.cfg.max_body_bytes.max(message::MAX_MESSAGE_BYTES) * 4;
-        let bytes = match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(b) => b.to_bytes().to_vec(),
-            Err(e) => {
-                let err = UpstreamError::Protocol(
-                    gw.inner.upstreams[index].route.upstream.to_string(),
-                    e.to_string(),
-                );
-                return upstream_failed(gw, ticket.as_deref(), id, &err);
-            }
-        };
-        let out = process_response(
-            gw,
-            p,
-            index,
-            method,
-            ticket.as_deref(),
-            bytes,
-            modern_client,
+        let collected = tokio::time::timeout_at(
+            call.deadline,
+            http_body_util::Limited::new(body, limit).collect(),
         )
         .await;
+        let bytes = match collected {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => return failed(e.to_string()),
+            Err(_) => {
+                let e = UpstreamError::Timeout(upstream.clone(), gw.timeout());
+                return upstream_failed(gw, ticket.as_deref(), &call.client_id, &e);
+            }
+        };
+        if bytes.is_empty() {
+            // E.g. 202 or an HTTP error without body: nothing to map.
+            return builder
+                .body(Body::empty())
+                .unwrap_or_else(|_| Response::new(Body::empty()));
+        }
+        let answer = match classify(&bytes, &call.ours, &call.client_id) {
+            FromUpstream::Answer(a) => a,
+            FromUpstream::Relay => bytes.to_vec(),
+            // An HTTP error's own body (text, or an error without id).
+            FromUpstream::Other(_) if !status.is_success() => bytes.to_vec(),
+            FromUpstream::LookAlike(why) | FromUpstream::Stray(why) | FromUpstream::Other(why) => {
+                return failed(why);
+            }
+        };
+        let out = if call.post_process && status.is_success() {
+            process_response(
+                gw,
+                p,
+                call.index,
+                &call.method,
+                ticket.as_deref(),
+                answer,
+                call.modern_client,
+            )
+            .await
+        } else {
+            answer
+        };
         return builder
             .body(Body::from(out))
             .unwrap_or_else(|_| Response::new(Body::empty()));
     }
-    // SSE: parse, rewrite only the event that answers this request.
+    // SSE: parse, relay event by event; rewrite the one that answers.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let gw2 = gw.clone();
     let p2 = p.clone();
-    let method = method.to_owned();
-    let id = id.to_owned();
+    let timeout = gw.timeout();
     tokio::spawn(async move {
         let mut body = body;
         let mut parser = sse::Parser::new(message::MAX_MESSAGE_BYTES);
         let mut ticket = ticket;
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { break };
+        let mut answered = false;
+        let ending = 'read: loop {
+            let frame = match tokio::time::timeout_at(call.deadline, body.frame()).await {
+                Err(_) => {
+                    break Some(UpstreamError::Timeout(upstream.clone(), timeout).to_string());
+                }
+                Ok(None) => break None,
+                Ok(Some(Err(e))) => break Some(format!("the stream broke: {e}")),
+                Ok(Some(Ok(frame))) => frame,
+            };
             let Some(data) = frame.data_ref() else {
                 continue;
             };
             let events = match parser.feed(data) {
                 Ok(e) => e,
-                Err(_) => break,
+                Err(e) => break Some(format!("the stream is not valid SSE: {e}")),
             };
             for mut ev in events {
-                if let Some(d) = &ev.data
-                    && let Ok(m) = message::parse(d.as_bytes())
-                    && m.kind == Kind::Response
-                    && m.id.as_deref().map(RawValue::get) == Some(id.as_str())
-                {
-                    let out = process_response(
-                        &gw2,
-                        &p2,
-                        index,
-                        &method,
-                        ticket.take().as_deref(),
-                        d.clone().into_bytes(),
-                        modern_client,
-                    )
-                    .await;
-                    ev.data = Some(String::from_utf8_lossy(&out).into_owned());
+                if let Some(d) = &ev.data {
+                    match classify(d.as_bytes(), &call.ours, &call.client_id) {
+                        FromUpstream::Relay => {}
+                        FromUpstream::Answer(a) => {
+                            let out = if call.post_process {
+                                process_response(
+                                    &gw2,
+                                    &p2,
+                                    call.index,
+                                    &call.method,
+                                    ticket.take().as_deref(),
+                                    a,
+                                    call.modern_client,
+                                )
+                                .await
+                            } else {
+                                a
+                            };
+                            ev.data = Some(String::from_utf8_lossy(&out).into_owned());
+                            answered = true;
+                        }
+                        FromUpstream::LookAlike(why) => break 'read Some(why),
+                        FromUpstream::Stray(why) | FromUpstream::Other(why) => {
+                            eprintln!("agentmesh: upstream `{upstream}`: dropped {why}");
+                            continue;
+                        }
+                    }
                 }
                 if tx.send(Ok(Bytes::from(ev.encode()))).await.is_err() {
                     // The client went away: dropping the upstream body
@@ -952,6 +1195,28 @@ async fn relay(
                     return;
                 }
             }
+        };
+        if answered {
+            return;
+        }
+        // No answer: the call ends with an error the client can read (and
+        // the upstream's stream is dropped, which cancels it).
+        let why =
+            ending.unwrap_or_else(|| "the upstream ended the stream without answering".into());
+        eprintln!("agentmesh: upstream `{upstream}`: {why}");
+        if let Some(t) = ticket.take() {
+            gw2.inner.governor.record(
+                &t,
+                error_response(Some(&call.client_id), UPSTREAM_UNAVAILABLE, "", None).as_bytes(),
+            );
+        }
+        let e = error_response(Some(&call.client_id), UPSTREAM_UNAVAILABLE, &why, None);
+        let ev = sse::Event {
+            data: Some(e),
+            ..Default::default()
+        };
+        if tx.send(Ok(Bytes::from(ev.encode()))).await.is_err() {
+            eprintln!("agentmesh: upstream `{upstream}`: {why} (the client had gone)");
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -1032,25 +1297,53 @@ async fn initialize(
         match &up.conn {
             Conn::Http(h) => {
                 let out = forwardable(headers);
-                let resp = match h.send(Method::POST, out, body.clone()).await {
+                let unavailable = |why: &str| {
+                    json_response(
+                        StatusCode::OK,
+                        error_response(Some(id), UPSTREAM_UNAVAILABLE, why, None),
+                    )
+                };
+                // Under the gateway's id, as every request (see `relay`).
+                let ours = issue_id();
+                let Some(text) = replace_field(&String::from_utf8_lossy(&body), "id", &raw(&ours))
+                else {
+                    return unavailable("could not rewrite the request");
+                };
+                let deadline = tokio::time::Instant::now() + h.timeout();
+                let resp = match h.send(Method::POST, out, Bytes::from(text)).await {
                     Ok(r) => r,
-                    Err(e) => {
-                        return json_response(
-                            StatusCode::OK,
-                            error_response(Some(id), UPSTREAM_UNAVAILABLE, &e.to_string(), None),
-                        );
-                    }
+                    Err(e) => return unavailable(&e.to_string()),
                 };
                 let status = resp.status();
                 let sid = header(resp.headers(), SESSION_HEADER).map(str::to_owned);
                 let ctype = resp.headers().get("content-type").cloned();
-                let bytes = match resp.into_body().collect().await {
-                    Ok(b) => b.to_bytes(),
-                    Err(e) => {
-                        return json_response(
-                            StatusCode::OK,
-                            error_response(Some(id), UPSTREAM_UNAVAILABLE, &e.to_string(), None),
-                        );
+                let is_sse = ctype
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("text/event-stream"));
+                let collected = tokio::time::timeout_at(
+                    deadline,
+                    http_body_util::Limited::new(resp.into_body(), message::MAX_MESSAGE_BYTES)
+                        .collect(),
+                )
+                .await;
+                let bytes = match collected {
+                    Ok(Ok(b)) => b.to_bytes(),
+                    Ok(Err(e)) => return unavailable(&e.to_string()),
+                    Err(_) => {
+                        let e = UpstreamError::Timeout(up.route.upstream.to_string(), gw.timeout());
+                        return unavailable(&e.to_string());
+                    }
+                };
+                let bytes = if bytes.is_empty() {
+                    bytes
+                } else {
+                    match answer_body(&bytes, is_sse, &ours, id, status.is_success()) {
+                        Ok(b) => Bytes::from(b),
+                        Err(why) => {
+                            eprintln!("agentmesh: upstream `{}`: {why}", up.route.upstream);
+                            return unavailable(&why);
+                        }
                     }
                 };
                 if !status.is_success() {
@@ -1136,6 +1429,44 @@ async fn initialize(
     };
     reply.headers_mut().insert(SESSION_HEADER, hdr(&sid));
     reply
+}
+
+/// A whole answer body (JSON, or SSE read to its end) with the gateway's
+/// id `ours` mapped back to the client's; strays dropped.
+fn answer_body(
+    bytes: &[u8],
+    is_sse: bool,
+    ours: &str,
+    client_id: &str,
+    success: bool,
+) -> Result<Vec<u8>, String> {
+    if !is_sse {
+        return match classify(bytes, ours, client_id) {
+            FromUpstream::Answer(a) => Ok(a),
+            FromUpstream::Relay => Ok(bytes.to_vec()),
+            FromUpstream::Other(_) if !success => Ok(bytes.to_vec()),
+            FromUpstream::LookAlike(why) | FromUpstream::Stray(why) | FromUpstream::Other(why) => {
+                Err(why)
+            }
+        };
+    }
+    let mut p = sse::Parser::new(message::MAX_MESSAGE_BYTES);
+    let mut out = String::new();
+    for mut ev in p.feed(bytes).map_err(|e| e.to_string())? {
+        if let Some(d) = &ev.data {
+            match classify(d.as_bytes(), ours, client_id) {
+                FromUpstream::Answer(a) => ev.data = Some(String::from_utf8_lossy(&a).into_owned()),
+                FromUpstream::Relay => {}
+                FromUpstream::LookAlike(why) => return Err(why),
+                FromUpstream::Stray(why) | FromUpstream::Other(why) => {
+                    eprintln!("agentmesh: dropped {why}");
+                    continue;
+                }
+            }
+        }
+        out.push_str(&ev.encode());
+    }
+    Ok(out.into_bytes())
 }
 
 fn result_of(bytes: &[u8]) -> Option<Value> {
@@ -1329,8 +1660,16 @@ async fn get_stream(gw: &Gateway, p: &Principal, headers: &HeaderMap) -> Respons
                     b = b.header(*name, v.clone());
                 }
             }
+            if !resp.status().is_success() {
+                return b
+                    .body(Body::new(resp.into_body()))
+                    .unwrap_or_else(|_| Response::new(Body::empty()));
+            }
             b.header("x-accel-buffering", "no")
-                .body(Body::new(resp.into_body()))
+                .body(server_stream(
+                    up.route.upstream.to_string(),
+                    resp.into_body(),
+                ))
                 .unwrap_or_else(|_| Response::new(Body::empty()))
         }
         Err(e) => rpc_error(
@@ -1340,6 +1679,54 @@ async fn get_stream(gw: &Gateway, p: &Principal, headers: &HeaderMap) -> Respons
             &e.to_string(),
         ),
     }
+}
+
+/// The server's own stream (GET) relayed event by event: its requests and
+/// notifications pass; answers never do. Every request the gateway sends
+/// carries a gateway id and is answered on its own POST, so an "answer"
+/// here could only be one the gateway cannot check (or a forgery).
+fn server_stream(upstream: String, body: hyper::body::Incoming) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut parser = sse::Parser::new(message::MAX_MESSAGE_BYTES);
+        while let Some(Ok(frame)) = body.frame().await {
+            let Some(data) = frame.data_ref() else {
+                continue;
+            };
+            let Ok(events) = parser.feed(data) else {
+                eprintln!(
+                    "agentmesh: upstream `{upstream}`: its event stream is not valid SSE; closed"
+                );
+                return;
+            };
+            for ev in events {
+                if let Some(d) = ev.data.as_ref().filter(|d| !d.trim().is_empty()) {
+                    match message::parse(d.as_bytes()) {
+                        Ok(m) if m.kind != Kind::Response => {}
+                        Ok(_) => {
+                            eprintln!(
+                                "agentmesh: upstream `{upstream}`: dropped an answer sent on its event stream"
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            eprintln!(
+                                "agentmesh: upstream `{upstream}`: dropped an event that is not JSON-RPC ({e})"
+                            );
+                            continue;
+                        }
+                    }
+                }
+                if tx.send(Ok(Bytes::from(ev.encode()))).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 async fn delete(gw: &Gateway, p: &Principal, headers: &HeaderMap) -> Response {

@@ -16,9 +16,10 @@ use agentmesh_policy::{Outcome, Reason};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Separator between an upstream's name and its tool or prompt names when
 /// several upstreams are federated (`fs__read_file`). Allowed in MCP tool
@@ -131,11 +132,73 @@ fn traceparent_trace_id(params: &RawObject) -> Option<String> {
     (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
 }
 
+/// Fetches an upstream's current tool list (every page), for a call to a
+/// name the gateway has not seen listed yet. Each transport (the HTTP
+/// gateway, the stdio wrapper) knows how to ask its upstream.
+pub trait ListTools: Send + Sync {
+    /// The tool definitions as the upstream lists them.
+    fn list_tools(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<Value>, String>>;
+}
+
+/// How soon an unknown name may make the gateway fetch an upstream's list
+/// again: a client calling made-up names must not make it hammer the
+/// upstream.
+const REFETCH_AFTER: Duration = Duration::from_secs(1);
+
+/// Held while an upstream's list is fetched; holds when the last fetch
+/// ended.
+type FetchLock = Arc<tokio::sync::Mutex<Option<Instant>>>;
+
+/// The exact tool names each upstream listed. A call is forwarded only
+/// for a name that matches one byte for byte: servers that resolve names
+/// loosely (case, whitespace, NUL, zero-width characters, NFKC forms)
+/// would otherwise run a tool under a name policy never saw.
+#[derive(Debug, Default)]
+struct Catalog {
+    names: std::sync::Mutex<HashMap<Arc<str>, HashSet<String>>>,
+    /// Per upstream: serialises fetches; holds when the last one ended.
+    fetches: std::sync::Mutex<HashMap<Arc<str>, FetchLock>>,
+}
+
+impl Catalog {
+    fn contains(&self, upstream: &Arc<str>, tool: &str) -> bool {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(upstream)
+            .is_some_and(|s| s.contains(tool))
+    }
+
+    fn add<'a>(
+        &self,
+        upstream: &Arc<str>,
+        names: impl IntoIterator<Item = &'a str>,
+        replace: bool,
+    ) {
+        let mut all = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let set = all.entry(upstream.clone()).or_default();
+        if replace {
+            set.clear();
+        }
+        set.extend(names.into_iter().map(str::to_owned));
+    }
+
+    fn fetch_lock(&self, upstream: &Arc<str>) -> FetchLock {
+        self.fetches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(upstream.clone())
+            .or_default()
+            .clone()
+    }
+}
+
 /// The governance adapter.
 #[derive(Debug, Clone)]
 pub struct Governor {
     engine: Engine,
     pins: Pins,
+    catalog: Arc<Catalog>,
 }
 
 fn now_secs() -> u64 {
@@ -144,7 +207,100 @@ fn now_secs() -> u64 {
 
 impl Governor {
     pub fn new(engine: Engine, pins: Pins) -> Self {
-        Self { engine, pins }
+        Self {
+            engine,
+            pins,
+            catalog: Arc::default(),
+        }
+    }
+
+    /// Whether `tool` is among the names `route`'s upstream listed; when
+    /// it is not known, the list is fetched again (at most once per
+    /// [`REFETCH_AFTER`] per upstream) before answering.
+    async fn listed(&self, route: &Route, tool: &str, lister: &dyn ListTools) -> bool {
+        if self.catalog.contains(&route.upstream, tool) {
+            return true;
+        }
+        let lock = self.catalog.fetch_lock(&route.upstream);
+        let mut last = lock.lock().await;
+        // Another call may have fetched the list while this one waited.
+        if self.catalog.contains(&route.upstream, tool) {
+            return true;
+        }
+        if last.is_some_and(|t| t.elapsed() < REFETCH_AFTER) {
+            return false;
+        }
+        let fetched = lister.list_tools().await;
+        *last = Some(Instant::now());
+        match fetched {
+            Ok(items) => {
+                if route.settings.pinning != PinMode::Off {
+                    let now = now_secs();
+                    for item in &items {
+                        self.pins.observe(&route.upstream, item, now).await;
+                    }
+                }
+                let names = items
+                    .iter()
+                    .filter_map(|t| t.get("name").and_then(Value::as_str));
+                self.catalog.add(&route.upstream, names, true);
+                self.catalog.contains(&route.upstream, tool)
+            }
+            Err(e) => {
+                eprintln!(
+                    "agentmesh: could not list the tools of upstream `{}`: {e}",
+                    route.upstream
+                );
+                false
+            }
+        }
+    }
+
+    /// Refuses a request method sent without an `id` (`tools/call` as a
+    /// notification): no answer could reach the caller, and a server that
+    /// executes it anyway would run a call nobody judged. Audited as a
+    /// denial; the caller gets the [`Verdict`] to report where it can.
+    pub fn refuse_notification(
+        &self,
+        p: &Principal,
+        route: &Route,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Verdict {
+        let obj = params.and_then(|r| raw_object(r.get())).unwrap_or_default();
+        let field = |k: &str| {
+            obj.get(k)
+                .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        };
+        let mut call = match (method, field("name")) {
+            ("tools/call", Some(name)) => {
+                let tool = route.inner(&name).unwrap_or(&name).to_owned();
+                let args = obj
+                    .get("arguments")
+                    .and_then(|v| serde_json::from_str(v.get()).ok());
+                self.tool_call(route, &tool, &name, args)
+            }
+            (_, name) => {
+                let target = name.or_else(|| field("uri")).unwrap_or_default();
+                self.other_call(
+                    route,
+                    method,
+                    "notification",
+                    target,
+                    format!("call:{}:{}", segment(&route.upstream), segment(method)),
+                )
+            }
+        };
+        call.method = method.into();
+        call.note = Some(json!({"refused": "request_method_without_id"}));
+        self.engine.deny(
+            p,
+            &call,
+            Reason::EvaluationError,
+            format!(
+                "`{method}` was sent as a notification (without an `id`); a request needs an id, so it was refused and not forwarded"
+            ),
+        )
     }
 
     pub fn engine(&self) -> &Engine {
@@ -235,9 +391,10 @@ impl Governor {
         id: &str,
         method: &str,
         params: Option<&RawValue>,
+        lister: &dyn ListTools,
     ) -> Judgement {
         match method {
-            "tools/call" => self.tools_call(p, route, id, params).await,
+            "tools/call" => self.tools_call(p, route, id, params, lister).await,
             "prompts/get" => {
                 let Some(mut obj) = params.and_then(|r| raw_object(r.get())) else {
                     return bad_params(id, "prompts/get needs params with a `name`");
@@ -325,6 +482,7 @@ impl Governor {
         route: &Route,
         id: &str,
         params: Option<&RawValue>,
+        lister: &dyn ListTools,
     ) -> Judgement {
         let Some(mut obj) = params.and_then(|r| raw_object(r.get())) else {
             return bad_params(id, "tools/call needs params with a `name`");
@@ -346,6 +504,28 @@ impl Governor {
                 _ => return bad_params(id, "`arguments` must be an object"),
             },
         };
+        // Only names the upstream listed, byte for byte, reach it.
+        if !self.listed(route, &tool, lister).await {
+            let mut call = self.tool_call(route, &tool, &name, args.clone());
+            call.note = Some(json!({"refused": "tool_not_listed"}));
+            let v = self.engine.deny(
+                p,
+                &call,
+                Reason::EvaluationError,
+                format!(
+                    "tool `{}` is not among the tools `{}` lists (names must match a listed tool exactly)",
+                    name.escape_debug(),
+                    route.upstream
+                ),
+            );
+            // 2026-07-28 requests carry their version in `_meta`; their
+            // results need `resultType`.
+            let modern = obj
+                .get("_meta")
+                .and_then(|m| serde_json::from_str::<Value>(m.get()).ok())
+                .is_some_and(|m| m.get("io.modelcontextprotocol/protocolVersion").is_some());
+            return Judgement::Reply(unknown_tool(id, &v, modern));
+        }
         // Paths are judged — and forwarded — in their canonical form.
         let mut normalized = Vec::new();
         if let Some(a) = args.as_mut() {
@@ -469,6 +649,12 @@ impl Governor {
         };
         let mut obj = raw_object(result.get())?;
         let items: Vec<Value> = serde_json::from_str(obj.get(field)?.get()).ok()?;
+        if is_tools {
+            let names = items
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str));
+            self.catalog.add(&route.upstream, names, false);
+        }
         let now = now_secs();
         let mut kept = Vec::with_capacity(items.len());
         let mut filtered = false;
@@ -527,6 +713,29 @@ fn to_raw_obj(obj: &RawObject) -> Box<RawValue> {
 
 fn bad_params(id: &str, message: &str) -> Judgement {
     Judgement::Reply(error_response(Some(id), INVALID_PARAMS, message, None))
+}
+
+/// The answer to a call of a tool the upstream never listed: a tool error
+/// result (`isError`), the way the reference SDK servers answer an unknown
+/// name, so clients and models treat it as the upstream's own "not found"
+/// and can correct the name; the denial's data (audit index included) is in
+/// `_meta["dev.agentmesh/denial"]`.
+pub fn unknown_tool(id: &str, v: &Verdict, modern: bool) -> String {
+    let d = &v.decision;
+    let mut result = json!({
+        "content": [{"type": "text", "text": format!("denied by AgentMesh: {}", d.message)}],
+        "isError": true,
+        "_meta": {"dev.agentmesh/denial": {
+            "reason": d.reason.code(),
+            "decision": d.outcome.as_str(),
+            "audit_index": v.audit_index,
+            "policy_version": d.policy_version.as_ref(),
+        }},
+    });
+    if modern {
+        result["resultType"] = json!("complete");
+    }
+    crate::message::result_response(id, &result)
 }
 
 /// The error a denied call gets: the reason code, the message, the rule,

@@ -136,6 +136,17 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Malformed> {
         }
     })?;
     let id = env.id;
+    // Serde keeps the last of repeated keys; other parsers keep the first.
+    // A message whose meaning depends on the parser is refused, so what is
+    // judged is what every upstream reads.
+    if let Err(e) = no_duplicate_keys(bytes) {
+        let code = if e.in_params {
+            INVALID_PARAMS
+        } else {
+            INVALID_REQUEST
+        };
+        return Err(malformed(code, e.message, id.as_deref()));
+    }
     if env.jsonrpc.map(|v| v.get()) != Some("\"2.0\"") {
         return Err(malformed(
             INVALID_REQUEST,
@@ -197,6 +208,131 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Malformed> {
             "a message needs `method` (request/notification) or exactly one of `result` and `error` with an `id` (response)",
             id.as_deref(),
         )),
+    }
+}
+
+/// A key repeated in one JSON object.
+#[derive(Debug)]
+pub struct DuplicateKey {
+    pub message: String,
+    /// Whether it is inside `params`.
+    pub in_params: bool,
+}
+
+/// Checks that no object in `bytes` (which must be valid JSON) repeats a
+/// key, at any depth. Keys are compared after unescaping (`"a"` and
+/// `"\u0061"` are the same key), as every parser reads them.
+pub fn no_duplicate_keys(bytes: &[u8]) -> Result<(), DuplicateKey> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let top = Walk { up: None, key: "" };
+    serde::de::DeserializeSeed::deserialize(top, &mut de).map_err(|e| {
+        let text = e.to_string();
+        DuplicateKey {
+            in_params: text.starts_with("duplicate key `params."),
+            message: text,
+        }
+    })
+}
+
+/// Where the walk is: a chain of keys up to the root (`[]` for array
+/// elements), so the error names the repeated key's full path.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    up: Option<&'a Walk<'a>>,
+    key: &'a str,
+}
+
+impl Walk<'_> {
+    fn path(&self, last: &str) -> String {
+        let mut parts = vec![last];
+        let mut w = Some(self);
+        while let Some(x) = w {
+            if !x.key.is_empty() {
+                parts.push(x.key);
+            }
+            w = x.up;
+        }
+        parts.reverse();
+        parts.join(".").replace(".[]", "[]")
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(Walk {
+                up: Some(&self),
+                key: "[]",
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if seen.contains(&k) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{}` (a key may appear once per object: parsers disagree on which copy counts)",
+                    self.path(&k)
+                )));
+            }
+            map.next_value_seed(Walk {
+                up: Some(&self),
+                key: &k,
+            })?;
+            seen.insert(k);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a message without an `id` may pass as a notification. MCP
+/// names every notification `notifications/…`; any other method sent
+/// without an id is a request nobody can answer, and a server that runs it
+/// anyway would run a call that was never judged. Such messages are
+/// refused, whatever the method (future request methods included).
+pub fn is_notification_method(method: &str) -> bool {
+    method.starts_with("notifications/")
+}
+
+/// An id as a loose key: `7` and `"7"` give the same key. Never used to
+/// deliver an answer (ids match exactly, type included); only to notice
+/// an upstream answering a request with a look-alike of its id.
+pub fn id_key(raw: &RawValue) -> Option<String> {
+    match serde_json::from_str::<Value>(raw.get()).ok()? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -314,6 +450,60 @@ mod tests {
         // The id is kept for correlation when the rest is wrong.
         let e = parse(br#"{"jsonrpc":"2.0","id":"x","method":7}"#).expect_err("bad");
         assert_eq!(e.id.as_deref(), Some("\"x\""));
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_at_any_depth() {
+        for (input, code, path) in [
+            (
+                &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_file"}}"#[..],
+                INVALID_PARAMS,
+                "params.name",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"p":"/ok","p":"/etc/passwd"}}}"#,
+                INVALID_PARAMS,
+                "params.arguments.p",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{},"arguments":{"x":1}}}"#,
+                INVALID_PARAMS,
+                "params.arguments",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"t","params":{"l":[{"k":1},{"k":2,"\u006b":3}]}}"#,
+                INVALID_PARAMS,
+                "params.l[].k",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#,
+                INVALID_REQUEST,
+                "method",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#,
+                INVALID_REQUEST,
+                "id",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"params":{},"params":{"name":"x"},"method":"tools/call"}"#,
+                INVALID_REQUEST,
+                "params",
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","description":"x","description":"y"}]}}"#,
+                INVALID_REQUEST,
+                "result.tools[].description",
+            ),
+        ] {
+            let text = String::from_utf8_lossy(input);
+            let e = parse(input).expect_err(&text);
+            assert_eq!(e.code, code, "{text}: {e:?}");
+            assert!(e.message.contains(path), "{text}: {}", e.message);
+        }
+        // The same key in different objects is fine.
+        parse(br#"{"jsonrpc":"2.0","id":1,"method":"t","params":{"a":{"a":1},"b":[{"a":2},{"a":3}]}}"#)
+            .expect("no repeats");
     }
 
     #[test]

@@ -1,9 +1,18 @@
-//! Tool pinning: the first definition seen of each upstream tool (name,
-//! description, input schema) is hashed and pinned in the registry. A later
-//! definition that differs is recorded next to the pin and — in `block`
-//! mode — hidden from lists and refused on calls until an operator
-//! re-approves it (`agentmesh mcp pins approve`). This catches a server
-//! that changes what a tool says it does after it was trusted ("rug pull").
+//! Tool pinning: the first definition seen of each upstream tool — every
+//! field of it, as listed: name, title, description, input and output
+//! schemas, annotations, icons, `_meta` — is hashed and pinned in the
+//! registry. A later definition that differs is recorded next to the pin
+//! and — in `block` mode — hidden from lists and refused on calls until an
+//! operator re-approves it (`agentmesh mcp pins approve`). This catches a
+//! server that changes what a tool says it does after it was trusted
+//! ("rug pull"): a client shows and acts on all of those fields (a title
+//! or a `readOnlyHint` annotation changes what a user or model approves),
+//! so all of them are pinned.
+//!
+//! Pins made before every field was pinned covered only name, description
+//! and input schema ([`legacy_hash`]); such a pin is upgraded to the whole
+//! definition the first time that definition is seen with those three
+//! fields unchanged.
 
 use agentmesh_identity::to_canonical_json;
 use agentmesh_store::{Registry, ToolPin};
@@ -38,8 +47,18 @@ pub enum PinState {
     Unknown,
 }
 
-/// The part of a tool definition that is pinned.
+/// The part of a tool definition that is pinned: all of it.
 pub fn pinned_part(tool: &Value) -> Value {
+    tool.clone()
+}
+
+/// SHA-256 (hex) of the canonical JSON of the pinned part.
+pub fn definition_hash(tool: &Value) -> String {
+    sha256_hex(&to_canonical_json(&pinned_part(tool)))
+}
+
+/// The fields pins covered before every field was pinned.
+fn legacy_part(tool: &Value) -> Value {
     json!({
         "name": tool.get("name").cloned().unwrap_or(Value::Null),
         "description": tool.get("description").cloned().unwrap_or(Value::Null),
@@ -47,9 +66,12 @@ pub fn pinned_part(tool: &Value) -> Value {
     })
 }
 
-/// SHA-256 (hex) of the canonical JSON of the pinned part.
-pub fn definition_hash(tool: &Value) -> String {
-    let text = to_canonical_json(&pinned_part(tool));
+/// The hash an older pin of `tool` carries.
+pub fn legacy_hash(tool: &Value) -> String {
+    sha256_hex(&to_canonical_json(&legacy_part(tool)))
+}
+
+fn sha256_hex(text: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -60,7 +82,14 @@ pub fn diff(pin: &ToolPin) -> Vec<String> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for key in ["name", "description", "inputSchema"] {
+    let mut keys: Vec<&String> = [&pin.definition, changed]
+        .iter()
+        .filter_map(|d| d.as_object())
+        .flat_map(|o| o.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
         let a = pin.definition.get(key).cloned().unwrap_or(Value::Null);
         let b = changed.get(key).cloned().unwrap_or(Value::Null);
         if a != b {
@@ -148,6 +177,20 @@ impl Pins {
                     map.insert(key, pin.clone());
                     Some((pin, PinState::Pinned))
                 }
+                // A pin from before every field was pinned, whose fields
+                // are unchanged: it now covers the whole definition.
+                Some(pin)
+                    if pin.sha256 != hash
+                        && pin.sha256 == legacy_hash(tool)
+                        && pin.definition == legacy_part(tool) =>
+                {
+                    pin.sha256 = hash.clone();
+                    pin.definition = pinned_part(tool);
+                    pin.changed_sha256 = None;
+                    pin.changed_definition = None;
+                    pin.changed_at = None;
+                    Some((pin.clone(), PinState::Pinned))
+                }
                 Some(pin) if pin.sha256 == hash => {
                     if pin.changed_sha256.is_some() {
                         // The server went back to the pinned definition.
@@ -191,17 +234,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_hash_covers_name_description_and_schema_only() {
-        let a = json!({"name": "t", "description": "d", "inputSchema": {"type": "object"}, "title": "x"});
-        let b = json!({"name": "t", "description": "d", "inputSchema": {"type": "object"}, "title": "y"});
+    fn the_hash_covers_every_field_a_client_is_shown() {
+        let base = json!({"name": "t", "description": "d", "inputSchema": {"type": "object"}});
+        let h = definition_hash(&base);
+        for (key, value) in [
+            ("title", json!("Delete everything")),
+            ("annotations", json!({"readOnlyHint": true})),
+            ("outputSchema", json!({"type": "object"})),
+            ("description", json!("d2")),
+            (
+                "inputSchema",
+                json!({"type": "object", "properties": {"x": {}}}),
+            ),
+            ("icons", json!([{"src": "https://evil.example/i.png"}])),
+            ("_meta", json!({"ui": "x"})),
+        ] {
+            let mut t = base.clone();
+            t[key] = value;
+            assert_ne!(definition_hash(&t), h, "{key} is pinned");
+        }
+        // Key order does not matter (canonical JSON).
+        let reordered: Value = serde_json::from_str(
+            r#"{"inputSchema":{"type":"object"},"description":"d","name":"t"}"#,
+        )
+        .expect("json");
+        assert_eq!(definition_hash(&reordered), h);
+    }
+
+    #[test]
+    fn a_diff_names_every_changed_field() {
+        let pin = ToolPin {
+            upstream: "u".into(),
+            tool: "t".into(),
+            sha256: String::new(),
+            definition: json!({"name": "t", "description": "d"}),
+            pinned_at: 0,
+            changed_sha256: Some(String::new()),
+            changed_definition: Some(
+                json!({"name": "t", "description": "d", "annotations": {"destructiveHint": false}}),
+            ),
+            changed_at: None,
+        };
         assert_eq!(
-            definition_hash(&a),
-            definition_hash(&b),
-            "title is not pinned"
+            diff(&pin),
+            ["annotations:", "- null", "+ {\"destructiveHint\":false}"]
         );
-        let c = json!({"name": "t", "description": "d2", "inputSchema": {"type": "object"}});
-        assert_ne!(definition_hash(&a), definition_hash(&c));
-        let d = json!({"name": "t", "description": "d", "inputSchema": {"type": "object", "properties": {"x": {}}}});
-        assert_ne!(definition_hash(&a), definition_hash(&d));
     }
 }

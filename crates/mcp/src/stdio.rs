@@ -4,6 +4,8 @@
 //! MCP spec describes for clients.
 
 use crate::message::MAX_MESSAGE_BYTES;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,17 +14,62 @@ use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 
 /// How to start a server.
+///
+/// The server gets a clean environment: only [`BASE_ENV`] (when set in
+/// ours), the variables named in `inherit_env` (copied from ours) and
+/// those given in `env`. Nothing else of the gateway's or wrapper's own
+/// environment reaches it: a server is not trusted with what the
+/// operator's shell holds (`AGENTMESH_CONTROL_PLANE_TOKEN`, cloud keys),
+/// and an agent can often read a server's environment through its tools.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerCommand {
     pub command: String,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Variables set for the server (they win over inherited ones).
     #[serde(default)]
-    pub env: std::collections::BTreeMap<String, String>,
+    pub env: BTreeMap<String, String>,
+    /// Names of variables copied from our own environment when set (a
+    /// secret the server needs, without writing it into the config).
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
     #[serde(default)]
     pub cwd: Option<PathBuf>,
 }
+
+/// What every server inherits when set: where programs are (`PATH`), the
+/// user and home directory (caches and configs of `npx`, `uvx`, …), the
+/// temporary directory, the time zone, the locale (`LANG`, `LANGUAGE` and
+/// every `LC_*`). On Windows also what its runtime cannot start without.
+pub const BASE_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    "TZ",
+    "LANG",
+    "LANGUAGE",
+    #[cfg(windows)]
+    "SYSTEMROOT",
+    #[cfg(windows)]
+    "WINDIR",
+    #[cfg(windows)]
+    "COMSPEC",
+    #[cfg(windows)]
+    "PATHEXT",
+    #[cfg(windows)]
+    "USERPROFILE",
+    #[cfg(windows)]
+    "APPDATA",
+    #[cfg(windows)]
+    "LOCALAPPDATA",
+    #[cfg(windows)]
+    "TEMP",
+    #[cfg(windows)]
+    "TMP",
+];
 
 impl ServerCommand {
     /// From `argv` (`[program, args…]`).
@@ -32,8 +79,29 @@ impl ServerCommand {
             command: program.clone(),
             args: args.to_vec(),
             env: Default::default(),
+            inherit_env: Vec::new(),
             cwd: None,
         })
+    }
+
+    /// The server's whole environment, given ours (`parent`).
+    pub fn environment(
+        &self,
+        parent: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> BTreeMap<OsString, OsString> {
+        let mut out: BTreeMap<OsString, OsString> = parent
+            .into_iter()
+            .filter(|(k, _)| {
+                let Some(k) = k.to_str() else { return false };
+                BASE_ENV.contains(&k)
+                    || k.starts_with("LC_")
+                    || self.inherit_env.iter().any(|n| n == k)
+            })
+            .collect();
+        for (k, v) in &self.env {
+            out.insert(k.into(), v.into());
+        }
+        out
     }
 
     pub fn display(&self) -> String {
@@ -107,7 +175,8 @@ pub struct Server {
 pub fn spawn(cmd: &ServerCommand, label: &str) -> std::io::Result<(Server, mpsc::Receiver<Line>)> {
     let mut c = tokio::process::Command::new(&cmd.command);
     c.args(&cmd.args)
-        .envs(&cmd.env)
+        .env_clear()
+        .envs(cmd.environment(std::env::vars_os()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -245,6 +314,41 @@ mod tests {
             Some(Line::Text(b"last-without-newline".to_vec()))
         );
         assert_eq!(read_line(&mut r, 100).await.expect("io"), None);
+    }
+
+    #[test]
+    fn a_server_sees_only_the_base_set_and_what_the_config_names() {
+        let mut cmd = ServerCommand::from_argv(&["srv".into()]).expect("argv");
+        cmd.env.insert("FIXTURE_MODE".into(), "on".into());
+        cmd.env.insert("LANG".into(), "C.UTF-8".into());
+        cmd.inherit_env.push("GITHUB_TOKEN".into());
+        let parent = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/a"),
+            ("LANG", "de_DE.UTF-8"),
+            ("LC_TIME", "C"),
+            ("AGENTMESH_CONTROL_PLANE_TOKEN", "amadm_secret"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("GITHUB_TOKEN", "ghp_1"),
+            ("LCX", "not a locale"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let env = cmd.environment(parent);
+        let got: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(k, v)| (k.to_str().expect("k"), v.to_str().expect("v")))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("FIXTURE_MODE", "on"),
+                ("GITHUB_TOKEN", "ghp_1"),
+                ("HOME", "/home/a"),
+                ("LANG", "C.UTF-8"),
+                ("LC_TIME", "C"),
+                ("PATH", "/usr/bin"),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -124,8 +124,49 @@ impl HttpUpstream {
             .map_err(|e| UpstreamError::Protocol(self.name.clone(), e.to_string()))?;
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout(self.name.clone(), self.timeout)),
-            Ok(Err(e)) => Err(UpstreamError::Unreachable(self.name.clone(), e.to_string())),
+            Ok(Err(e)) => Err(UpstreamError::Unreachable(
+                self.name.clone(),
+                format!("{}: {}", self.uri, error_chain(&e)),
+            )),
             Ok(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// The longest a request to this upstream may take, answer included.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Detects the era, waiting up to `patience` for an upstream that is
+    /// not listening yet (started at the same time as the gateway): the
+    /// connection is retried with a growing pause, and the wait is logged.
+    pub async fn connect(&self, patience: Duration) -> Result<Era, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = Duration::from_millis(100);
+        let mut logged = false;
+        loop {
+            match self.detect_era().await {
+                Err(UpstreamError::Unreachable(name, why))
+                    if tokio::time::Instant::now() + pause < deadline =>
+                {
+                    if !logged {
+                        eprintln!(
+                            "agentmesh: waiting for upstream `{name}` ({why}); retrying for up to {} s",
+                            patience.as_secs()
+                        );
+                        logged = true;
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(UpstreamError::Unreachable(name, why)) if logged => {
+                    return Err(UpstreamError::Unreachable(
+                        name,
+                        format!("{why} (gave up after {} s)", patience.as_secs()),
+                    ));
+                }
+                other => return other,
+            }
         }
     }
 
@@ -159,9 +200,30 @@ impl HttpUpstream {
             let bytes = tokio::time::timeout(self.timeout, body.collect())
                 .await
                 .map_err(|_| UpstreamError::Timeout(self.name.clone(), self.timeout))?
-                .map_err(|e| UpstreamError::Unreachable(self.name.clone(), e.to_string()))?
+                .map_err(|e| UpstreamError::Unreachable(self.name.clone(), error_chain(&e)))?
                 .to_bytes();
-            return Ok((status, head, (!bytes.is_empty()).then(|| bytes.to_vec())));
+            if bytes.is_empty() {
+                return Ok((status, head, None));
+            }
+            // Only the answer to this request, under exactly its id.
+            return match message::parse(&bytes) {
+                Ok(m)
+                    if m.kind == Kind::Response
+                        && m.id.as_deref().map(RawValue::get) == Some(id) =>
+                {
+                    Ok((status, head, Some(bytes.to_vec())))
+                }
+                // An HTTP error without a JSON-RPC answer (e.g. 404).
+                _ if !status.is_success() => Ok((status, head, None)),
+                Ok(m) => Err(UpstreamError::Protocol(
+                    self.name.clone(),
+                    format!(
+                        "answered with id {} to request {id}",
+                        m.id.as_deref().map(RawValue::get).unwrap_or("(none)")
+                    ),
+                )),
+                Err(e) => Err(UpstreamError::Protocol(self.name.clone(), e.to_string())),
+            };
         }
         let mut parser = crate::sse::Parser::new(crate::message::MAX_MESSAGE_BYTES);
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -172,8 +234,8 @@ impl HttpUpstream {
             let Some(frame) = frame else {
                 return Ok((status, head, None));
             };
-            let frame =
-                frame.map_err(|e| UpstreamError::Unreachable(self.name.clone(), e.to_string()))?;
+            let frame = frame
+                .map_err(|e| UpstreamError::Unreachable(self.name.clone(), error_chain(&e)))?;
             let Some(data) = frame.data_ref() else {
                 continue;
             };
@@ -249,6 +311,32 @@ impl HttpUpstream {
     }
 }
 
+/// An error with its causes (`client error (Connect): tcp connect error:
+/// Connection refused`): the top level alone rarely says what went wrong.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Ids the gateway gives the requests it sends to HTTP upstreams (stdio
+/// upstreams number their own). Answers are matched to these exactly, so
+/// an upstream cannot answer a client's request under a look-alike id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh gateway request id (a JSON number, as raw text).
+pub fn issue_id() -> String {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
 pub fn hdr(v: &str) -> hyper::header::HeaderValue {
     hyper::header::HeaderValue::from_str(v)
         .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("invalid"))
@@ -270,16 +358,37 @@ pub fn initialize_request(id: &str, capabilities: &Value) -> String {
     )
 }
 
-type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>;
+/// A request waiting for the server's answer (or for why there is none).
+type Waiter = oneshot::Sender<Result<Vec<u8>, String>>;
+
+/// One run of a stdio server: its input, and the requests it has not
+/// answered yet.
+#[derive(Debug)]
+struct Link {
+    tx: mpsc::Sender<Vec<u8>>,
+    waiting: Mutex<Waiting>,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    map: HashMap<u64, Waiter>,
+    /// Set once the server's output closed: why it is gone. Checked under
+    /// the same lock as `map`, so no request waits on a server that has
+    /// already exited.
+    gone: Option<String>,
+}
 
 /// A stdio server shared by every client of the gateway.
 #[derive(Debug)]
 pub struct StdioUpstream {
     pub name: String,
-    to_child: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
-    waiters: Waiters,
+    /// The command line, for messages.
+    command: String,
+    link: Mutex<Option<Arc<Link>>>,
     next: AtomicU64,
     timeout: Duration,
+    /// How long the server gets to answer its handshake.
+    start_timeout: Duration,
     /// The server's answer to the gateway's `initialize`, for legacy
     /// clients (the raw `result`).
     pub init_result: Mutex<Option<Box<RawValue>>>,
@@ -288,18 +397,22 @@ pub struct StdioUpstream {
 
 impl StdioUpstream {
     /// Starts the server and its supervisor; waits until it is ready
-    /// (era detected, legacy servers initialised).
+    /// (era detected, legacy servers initialised), at most
+    /// `start_timeout`: a server that exits or never answers is an error
+    /// naming its command, not a gateway that hangs.
     pub async fn start(
         name: &str,
         cmd: ServerCommand,
         timeout: Duration,
+        start_timeout: Duration,
     ) -> Result<Arc<Self>, UpstreamError> {
         let up = Arc::new(Self {
             name: name.into(),
-            to_child: Mutex::new(None),
-            waiters: Arc::new(Mutex::new(HashMap::new())),
+            command: cmd.display(),
+            link: Mutex::new(None),
             next: AtomicU64::new(1),
             timeout,
+            start_timeout,
             init_result: Mutex::new(None),
             era: Mutex::new(None),
         });
@@ -312,63 +425,70 @@ impl StdioUpstream {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let Some(up) = weak.upgrade() else { return };
-                let alive = up
-                    .to_child
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_ref()
-                    .is_some_and(|t| !t.is_closed());
-                if alive {
-                    backoff = Duration::from_millis(250);
-                    continue;
-                }
+                let gone = up.current().map(|l| l.gone());
+                let why = match gone {
+                    Some(None) => {
+                        backoff = Duration::from_millis(250);
+                        continue;
+                    }
+                    Some(Some(why)) => why,
+                    None => "is not running".to_owned(),
+                };
                 eprintln!(
-                    "agentmesh: upstream `{}` exited; restarting in {backoff:?}",
-                    up.name
+                    "agentmesh: upstream `{}` (`{}`) {why}; restarting in {backoff:?}",
+                    up.name, up.command
                 );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
-                if up.launch(&cmd).is_ok() {
-                    let _ = up.handshake().await;
+                let restarted = match up.launch(&cmd) {
+                    Ok(()) => up.handshake().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = restarted {
+                    eprintln!("agentmesh: restarting failed: {e}");
                 }
             }
         });
         Ok(up)
     }
 
+    fn current(&self) -> Option<Arc<Link>> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn launch(&self, cmd: &ServerCommand) -> Result<(), UpstreamError> {
-        let (mut server, mut out) = spawn(cmd, &self.name)
-            .map_err(|e| UpstreamError::Unreachable(self.name.clone(), e.to_string()))?;
+        let (mut server, mut out) = spawn(cmd, &self.name).map_err(|e| {
+            UpstreamError::Unreachable(
+                self.name.clone(),
+                format!("cannot start `{}`: {e}", self.command),
+            )
+        })?;
         let Some(tx) = server.sender() else {
             return Err(UpstreamError::Unreachable(
                 self.name.clone(),
-                "no stdin".into(),
+                format!("`{}` has no stdin", self.command),
             ));
         };
-        *self.to_child.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
-        let waiters = self.waiters.clone();
+        let link = Arc::new(Link {
+            tx: tx.clone(),
+            waiting: Mutex::new(Waiting::default()),
+        });
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(link.clone());
         let name = self.name.clone();
         tokio::spawn(async move {
             while let Some(line) = out.recv().await {
                 let Line::Text(bytes) = line else { continue };
-                let Ok(m) = message::parse(&bytes) else {
-                    eprintln!("[{name}] dropped non-JSON-RPC output");
-                    continue;
+                let m = match message::parse(&bytes) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("[{name}] dropped output that is not a JSON-RPC message: {e}");
+                        continue;
+                    }
                 };
                 match m.kind {
                     Kind::Response => {
-                        let id =
-                            m.id.as_deref()
-                                .and_then(|i| serde_json::from_str::<u64>(i.get()).ok());
-                        if let Some(id) = id {
-                            let w = waiters
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .remove(&id);
-                            if let Some(w) = w {
-                                let _ = w.send(bytes);
-                            }
-                        }
+                        let raw = m.id.as_deref().map(RawValue::get).unwrap_or("null");
+                        link.answer(&name, raw, bytes);
                     }
                     Kind::Request => {
                         // Server-to-client requests (sampling, roots, …) have
@@ -380,44 +500,82 @@ impl StdioUpstream {
                             "this server is shared behind an AgentMesh gateway; server-to-client requests are not relayed",
                             None,
                         );
-                        let _ = tx.send(e.into_bytes()).await;
+                        if tx.send(e.into_bytes()).await.is_err() {
+                            break;
+                        }
                     }
                     Kind::Notification => {}
                 }
             }
-            // Output closed: fail whoever is still waiting, mark the child
+            // Output closed: say why to whoever waits, and mark the child
             // gone so the supervisor restarts it.
-            waiters.lock().unwrap_or_else(|p| p.into_inner()).clear();
             drop(tx);
-            let _ = server.wait().await;
+            let why = match tokio::time::timeout(Duration::from_secs(2), server.wait()).await {
+                Ok(Ok(status)) => format!("exited ({status})"),
+                Ok(Err(e)) => format!("exited ({e})"),
+                Err(_) => "closed its output".to_owned(),
+            };
+            link.close(why);
         });
         Ok(())
     }
 
     async fn handshake(&self) -> Result<(), UpstreamError> {
-        let discover = self.raw_call(&discover_request("0")).await;
-        let modern = discover
-            .as_ref()
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-            .is_some_and(|v| v.pointer("/result/supportedVersions").is_some());
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let failed = |what: &str, e: UpstreamError| {
+            let why = match e {
+                UpstreamError::Timeout(..) => format!(
+                    "did not answer `{what}` within {} s",
+                    self.start_timeout.as_secs()
+                ),
+                UpstreamError::Unreachable(_, m) | UpstreamError::Protocol(_, m) => {
+                    m.strip_prefix("the server ").unwrap_or(&m).to_owned()
+                }
+            };
+            UpstreamError::Protocol(
+                self.name.clone(),
+                format!("`{}` {why} (start-up)", self.command),
+            )
+        };
+        let discover = self.raw_call(&discover_request("0"), deadline).await;
+        let modern = match &discover {
+            Ok(b) => serde_json::from_slice::<Value>(b)
+                .ok()
+                .is_some_and(|v| v.pointer("/result/supportedVersions").is_some()),
+            // Gone or silent: asking again would only wait longer.
+            Err(e @ (UpstreamError::Timeout(..) | UpstreamError::Unreachable(..))) => {
+                return Err(failed("server/discover", e.clone()));
+            }
+            Err(_) => false,
+        };
         // Legacy clients of the gateway need an initialised session either
         // way; dual-era servers accept both.
         let init = self
-            .raw_call(&initialize_request("0", &Value::Object(Default::default())))
+            .raw_call(
+                &initialize_request("0", &Value::Object(Default::default())),
+                deadline,
+            )
             .await;
-        if let Ok(bytes) = &init
-            && let Some(obj) = message::raw_object(&String::from_utf8_lossy(bytes))
-            && let Some(result) = obj.get("result")
-        {
-            *self.init_result.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
+        let result = match &init {
+            Ok(bytes) => message::raw_object(&String::from_utf8_lossy(bytes))
+                .and_then(|o| o.get("result").cloned()),
+            Err(_) => None,
+        };
+        if let Some(result) = result {
+            *self.init_result.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
             self.notify(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec())
                 .await;
         } else if !modern {
-            return Err(UpstreamError::Protocol(
-                self.name.clone(),
-                "answered neither server/discover nor initialize".into(),
-            ));
+            return Err(match init {
+                Err(e) => failed("initialize", e),
+                Ok(_) => UpstreamError::Protocol(
+                    self.name.clone(),
+                    format!(
+                        "`{}` answered neither server/discover nor initialize (start-up)",
+                        self.command
+                    ),
+                ),
+            });
         }
         *self.era.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(if modern { Era::Modern } else { Era::Legacy });
@@ -425,59 +583,56 @@ impl StdioUpstream {
     }
 
     async fn notify(&self, msg: Vec<u8>) {
-        let tx = self
-            .to_child
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(tx) = tx {
-            let _ = tx.send(msg).await;
+        if let Some(link) = self.current()
+            && link.tx.send(msg).await.is_err()
+        {
+            eprintln!(
+                "agentmesh: upstream `{}`: a notification was not delivered (the server is gone)",
+                self.name
+            );
         }
     }
 
     /// Sends a message whose id is replaced by a gateway id; returns the
     /// server's response with that id (not yet mapped back).
-    async fn raw_call(&self, text: &str) -> Result<Vec<u8>, UpstreamError> {
+    async fn raw_call(
+        &self,
+        text: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let raw = RawValue::from_string(id.to_string()).unwrap_or_default();
         let msg = replace_field(text, "id", &raw)
             .ok_or_else(|| UpstreamError::Protocol(self.name.clone(), "not an object".into()))?;
-        let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
-        let sender = self
-            .to_child
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let sent = match sender {
-            Some(s) => s.send(msg.into_bytes()).await.is_ok(),
-            None => false,
+        let unreachable = |why: String| UpstreamError::Unreachable(self.name.clone(), why);
+        let Some(link) = self.current() else {
+            return Err(unreachable("the server is not running".into()));
         };
-        if !sent {
-            self.waiters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            return Err(UpstreamError::Unreachable(
-                self.name.clone(),
-                "the server is not running".into(),
-            ));
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut w = link.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(why) = &w.gone {
+                return Err(unreachable(format!("the server {why}")));
+            }
+            w.map.insert(id, tx);
         }
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err(_)) => Err(UpstreamError::Unreachable(
+        if link.tx.send(msg.into_bytes()).await.is_err() {
+            link.forget(id);
+            return Err(unreachable("the server is not running".into()));
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(bytes))) => Ok(bytes),
+            Ok(Ok(Err(why))) => Err(UpstreamError::Protocol(
                 self.name.clone(),
-                "the server exited before answering".into(),
+                format!("the server {why}"),
             )),
+            Ok(Err(_)) => Err(unreachable("the server exited before answering".into())),
             Err(_) => {
-                self.waiters
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                Err(UpstreamError::Timeout(self.name.clone(), self.timeout))
+                link.forget(id);
+                Err(UpstreamError::Timeout(
+                    self.name.clone(),
+                    deadline.saturating_duration_since(tokio::time::Instant::now()),
+                ))
             }
         }
     }
@@ -485,7 +640,11 @@ impl StdioUpstream {
     /// Forwards a client request (`text`, whose id is `client_id`); returns
     /// the response with the client's id restored.
     pub async fn call(&self, text: &str, client_id: &str) -> Result<Vec<u8>, UpstreamError> {
-        let answer = self.raw_call(text).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let answer = self.raw_call(text, deadline).await.map_err(|e| match e {
+            UpstreamError::Timeout(n, _) => UpstreamError::Timeout(n, self.timeout),
+            other => other,
+        })?;
         let raw = RawValue::from_string(client_id.to_owned()).unwrap_or_default();
         replace_field(&String::from_utf8_lossy(&answer), "id", &raw)
             .map(String::into_bytes)
@@ -501,5 +660,65 @@ impl StdioUpstream {
         {
             self.notify(text.to_vec()).await;
         }
+    }
+}
+
+impl Link {
+    fn gone(&self) -> Option<String> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .gone
+            .clone()
+    }
+
+    fn forget(&self, id: u64) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .remove(&id);
+    }
+
+    /// Delivers an answer to the request whose gateway id is exactly `raw`
+    /// (a number, as issued). An answer under any other id is dropped; one
+    /// under a look-alike of a waiting id (`"7"` for `7`) fails that
+    /// request rather than deliver what another parser might read as its
+    /// answer.
+    fn answer(&self, name: &str, raw: &str, bytes: Vec<u8>) {
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(id) = raw.parse::<u64>()
+            && id.to_string() == raw
+            && let Some(waiter) = w.map.remove(&id)
+        {
+            // The requester may have given up (timeout); nothing to do.
+            let _ = waiter.send(Ok(bytes));
+            return;
+        }
+        let look_alike = RawValue::from_string(raw.to_owned())
+            .ok()
+            .and_then(|r| message::id_key(&r))
+            .and_then(|k| k.parse::<u64>().ok());
+        if let Some(id) = look_alike
+            && let Some(waiter) = w.map.remove(&id)
+        {
+            eprintln!(
+                "[{name}] answered request {id} under the id {raw}; refused (ids must match exactly)"
+            );
+            let _ = waiter.send(Err(format!(
+                "answered under the id {raw}, not {id} (refused)"
+            )));
+            return;
+        }
+        eprintln!("[{name}] dropped an answer to a request the gateway never sent (id {raw})");
+    }
+
+    fn close(&self, why: String) {
+        let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, waiter) in w.map.drain() {
+            // The requester may have given up already.
+            let _ = waiter.send(Err(why.clone()));
+        }
+        w.gone = Some(why);
     }
 }

@@ -6,19 +6,21 @@
 //! dropped instead of corrupting the stream. A server that crashes is
 //! restarted (and re-initialised with the client's own `initialize`).
 
-use crate::govern::{Governor, Judgement, Route, Ticket};
+use crate::govern::{Governor, Judgement, ListTools, Route, Ticket};
 use crate::message::{
     self, INTERNAL_ERROR, Kind, MAX_MESSAGE_BYTES, UPSTREAM_UNAVAILABLE, error_response,
-    replace_field,
+    raw_object, replace_field,
 };
 use crate::stdio::{Line, Server, ServerCommand, read_line, spawn};
 use agentmesh_engine::Principal;
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Wrapper settings.
 #[derive(Debug, Clone)]
@@ -32,19 +34,31 @@ pub struct WrapOptions {
     pub grace: Duration,
 }
 
-/// A request the server has not answered yet.
+/// A client request the server has not answered yet (keyed by the id
+/// the wrapper gave it).
 #[derive(Debug, Clone)]
 struct Pending {
+    /// The client's own id (raw JSON), restored on the answer.
+    client_id: String,
     method: String,
     ticket: Option<Box<Ticket>>,
 }
+
+/// How long the wrapper waits for the server to list its tools when a
+/// call names a tool it has not seen listed.
+const LIST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Prefix of ids the wrapper uses for its own requests (the replayed
 /// `initialize` after a restart); their answers are not the client's.
 const OWN_ID_PREFIX: &str = "\"agentmesh-wrap-";
 
 struct State {
+    /// By the wrapper's id (a number, as raw JSON): the server sees only
+    /// these, and an answer must carry one exactly to reach the client.
     pending: Mutex<HashMap<String, Pending>>,
+    next: AtomicU64,
+    /// The wrapper's own requests (tool lists), by id.
+    own: Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>,
     /// The client's `initialize` and `notifications/initialized`, replayed
     /// to a restarted server.
     init: Mutex<Option<Vec<u8>>>,
@@ -70,6 +84,8 @@ where
     let writer = tokio::spawn(write_client(client_out, out_rx));
     let state = Arc::new(State {
         pending: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(1),
+        own: Mutex::new(HashMap::new()),
         init: Mutex::new(None),
         initialized: Mutex::new(None),
     });
@@ -237,12 +253,136 @@ async fn fail_pending(state: &State, out: &mpsc::Sender<Vec<u8>>, why: &str) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .drain()
-        .map(|(id, _)| id)
+        .map(|(_, p)| p.client_id)
         .collect();
+    state.own.lock().unwrap_or_else(|p| p.into_inner()).clear();
     for id in ids {
         let e = error_response(Some(&id), UPSTREAM_UNAVAILABLE, why, None);
         let _ = out.send(e.into_bytes()).await;
     }
+}
+
+impl State {
+    /// Registers a client request under a fresh wrapper id; returns the
+    /// message to send the server (the same bytes, but that id).
+    fn issue(&self, line: &[u8], pending: Pending) -> Option<Vec<u8>> {
+        let ours = self.next.fetch_add(1, Ordering::Relaxed).to_string();
+        let raw = RawValue::from_string(ours.clone()).ok()?;
+        let msg = replace_field(&String::from_utf8_lossy(line), "id", &raw)?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ours, pending);
+        Some(msg.into_bytes())
+    }
+
+    /// A client's `notifications/cancelled` for its request id, rewritten
+    /// to the wrapper's id (`None`: not a request the server has).
+    fn map_cancel(&self, line: &[u8]) -> Option<Vec<u8>> {
+        let text = String::from_utf8_lossy(line);
+        let obj = raw_object(&text)?;
+        let mut params = raw_object(obj.get("params")?.get())?;
+        let client = params.get("requestId")?.get().to_owned();
+        let ours = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(_, p)| p.client_id == client)
+            .map(|(k, _)| k.clone())?;
+        params.insert("requestId".into(), RawValue::from_string(ours).ok()?);
+        let raw = RawValue::from_string(message::encode_raw(&params)).ok()?;
+        replace_field(&text, "params", &raw).map(String::into_bytes)
+    }
+}
+
+/// The wrapped server's tool list, asked by the wrapper itself under its
+/// own ids (for a call to a name it has not seen listed).
+struct WrapTools {
+    state: Arc<State>,
+    to_server: mpsc::Sender<Vec<u8>>,
+    /// The client's protocol `_meta` (2026-07-28 requests carry it).
+    meta: serde_json::Map<String, Value>,
+}
+
+impl ListTools for WrapTools {
+    fn list_tools(&self) -> futures_util::future::BoxFuture<'_, Result<Vec<Value>, String>> {
+        Box::pin(async move {
+            let mut tools = Vec::new();
+            let mut cursor: Option<String> = None;
+            for page in 0..50 {
+                let mut params = json!({});
+                if let Some(c) = &cursor {
+                    params["cursor"] = json!(c);
+                }
+                if !self.meta.is_empty() {
+                    params["_meta"] = Value::Object(self.meta.clone());
+                }
+                let n = self.state.next.fetch_add(1, Ordering::Relaxed);
+                let id = format!("{OWN_ID_PREFIX}list-{n}-{page}\"");
+                let (tx, rx) = oneshot::channel();
+                self.state
+                    .own
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone(), tx);
+                let msg = format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list","params":{params}}}"#
+                );
+                if self.to_server.send(msg.into_bytes()).await.is_err() {
+                    return Err("the server is not running".into());
+                }
+                let answer = match tokio::time::timeout(LIST_TIMEOUT, rx).await {
+                    Ok(Ok(a)) => a,
+                    Ok(Err(_)) => return Err("the server exited before listing its tools".into()),
+                    Err(_) => {
+                        self.state
+                            .own
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                        return Err(format!(
+                            "the server did not list its tools within {} s",
+                            LIST_TIMEOUT.as_secs()
+                        ));
+                    }
+                };
+                let v: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+                if let Some(e) = v.get("error") {
+                    return Err(format!("tools/list failed: {e}"));
+                }
+                let result = v
+                    .get("result")
+                    .ok_or("tools/list answered without a result")?;
+                if let Some(items) = result.get("tools").and_then(Value::as_array) {
+                    tools.extend(items.iter().cloned());
+                }
+                cursor = result
+                    .get("nextCursor")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            Ok(tools)
+        })
+    }
+}
+
+/// The protocol keys of a request's `_meta` (`io.modelcontextprotocol/…`),
+/// for the wrapper's own requests in the client's era. Other keys (a
+/// progress token) belong to the client's request only.
+fn protocol_meta(params: Option<&RawValue>) -> serde_json::Map<String, Value> {
+    params
+        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+        .and_then(|v| v.get("_meta").and_then(Value::as_object).cloned())
+        .map(|m| {
+            m.into_iter()
+                .filter(|(k, _)| k.starts_with("io.modelcontextprotocol/"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -259,7 +399,7 @@ async fn client_message(
         Ok(m) => m,
         Err(e) => {
             let reply = error_response(e.id.as_deref(), e.code, &e.message, None);
-            let _ = out.send(reply.into_bytes()).await;
+            send(out, reply.into_bytes()).await;
             return;
         }
     };
@@ -280,18 +420,23 @@ async fn client_message(
                 "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe"
             );
             if !governed {
-                state
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        id,
-                        Pending {
-                            method,
-                            ticket: None,
-                        },
-                    );
-                let _ = to_server.send(line.to_vec()).await;
+                let pending = Pending {
+                    client_id: id.clone(),
+                    method,
+                    ticket: None,
+                };
+                match state.issue(line, pending) {
+                    Some(m) => send(to_server, m).await,
+                    None => {
+                        let e = error_response(
+                            Some(&id),
+                            INTERNAL_ERROR,
+                            "could not rewrite the request",
+                            None,
+                        );
+                        send(out, e.into_bytes()).await;
+                    }
+                }
                 return;
             }
             // Judged in its own task: a call held for approval must not
@@ -300,52 +445,88 @@ async fn client_message(
             let (governor, principal, route) = (governor.clone(), principal.clone(), route.clone());
             let line = line.to_vec();
             tokio::spawn(async move {
+                let lister = WrapTools {
+                    state: state.clone(),
+                    to_server: to_server.clone(),
+                    meta: protocol_meta(msg.params.as_deref()),
+                };
                 let j = governor
-                    .request(&principal, &route, &id, &method, msg.params.as_deref())
+                    .request(
+                        &principal,
+                        &route,
+                        &id,
+                        &method,
+                        msg.params.as_deref(),
+                        &lister,
+                    )
                     .await;
                 match j {
-                    Judgement::Reply(r) => {
-                        let _ = out.send(r.into_bytes()).await;
-                    }
+                    Judgement::Reply(r) => send(&out, r.into_bytes()).await,
                     Judgement::Forward { params, ticket } => {
                         let bytes = match params {
-                            None => line,
-                            Some(p) => {
-                                match replace_field(&String::from_utf8_lossy(&line), "params", &p) {
-                                    Some(m) => m.into_bytes(),
-                                    None => {
-                                        let e = error_response(
-                                            Some(&id),
-                                            INTERNAL_ERROR,
-                                            "could not rewrite the request",
-                                            None,
-                                        );
-                                        let _ = out.send(e.into_bytes()).await;
-                                        return;
-                                    }
-                                }
-                            }
+                            None => Some(line),
+                            Some(p) => replace_field(&String::from_utf8_lossy(&line), "params", &p)
+                                .map(String::into_bytes),
                         };
-                        state
-                            .pending
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(id, Pending { method, ticket });
-                        let _ = to_server.send(bytes).await;
+                        let pending = Pending {
+                            client_id: id.clone(),
+                            method,
+                            ticket,
+                        };
+                        match bytes.and_then(|b| state.issue(&b, pending)) {
+                            Some(m) => send(&to_server, m).await,
+                            None => {
+                                let e = error_response(
+                                    Some(&id),
+                                    INTERNAL_ERROR,
+                                    "could not rewrite the request",
+                                    None,
+                                );
+                                send(&out, e.into_bytes()).await;
+                            }
+                        }
                     }
                 }
             });
         }
         Kind::Notification => {
-            if msg.method.as_deref() == Some("notifications/initialized") {
+            let method = msg.method.as_deref().unwrap_or_default();
+            if !message::is_notification_method(method) {
+                // No id, so no error can be returned: refused, audited,
+                // logged; the server never sees it.
+                let v =
+                    governor.refuse_notification(principal, route, method, msg.params.as_deref());
+                eprintln!(
+                    "agentmesh: refused `{method}` sent without an id (audit index {:?}): {}",
+                    v.audit_index, v.decision.message
+                );
+                return;
+            }
+            if method == "notifications/initialized" {
                 *state.initialized.lock().unwrap_or_else(|p| p.into_inner()) = Some(line.to_vec());
             }
-            let _ = to_server.send(line.to_vec()).await;
+            if method == "notifications/cancelled" {
+                // The server knows the request by the wrapper's id.
+                if let Some(m) = state.map_cancel(line) {
+                    send(to_server, m).await;
+                }
+                return;
+            }
+            send(to_server, line.to_vec()).await;
         }
         Kind::Response => {
             // The client answering a server request (sampling, roots, …).
-            let _ = to_server.send(line.to_vec()).await;
+            send(to_server, line.to_vec()).await;
         }
+    }
+}
+
+/// Queues a message for the other side; it is lost only when that side's
+/// writer has ended (the client or server is gone), which the main loop
+/// notices on its own.
+async fn send(tx: &mpsc::Sender<Vec<u8>>, m: Vec<u8>) {
+    if tx.send(m).await.is_err() {
+        eprintln!("agentmesh: a message was not delivered (the other side has closed)");
     }
 }
 
@@ -371,7 +552,7 @@ async fn server_message(
         }
     };
     if msg.kind != Kind::Response {
-        let _ = out.send(line).await;
+        send(out, line).await;
         return;
     }
     let id = msg
@@ -381,6 +562,15 @@ async fn server_message(
         .unwrap_or("null")
         .to_owned();
     if id.starts_with(OWN_ID_PREFIX) {
+        let waiter = state
+            .own
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(w) = waiter {
+            // The lister may have timed out meanwhile.
+            let _ = w.send(line);
+        }
         return;
     }
     let pending = state
@@ -389,7 +579,21 @@ async fn server_message(
         .unwrap_or_else(|p| p.into_inner())
         .remove(&id);
     let Some(pending) = pending else {
-        let _ = out.send(line).await;
+        stray_answer(state, out, governor, route, &id, msg.id.as_deref()).await;
+        return;
+    };
+    let Some(line) = RawValue::from_string(pending.client_id.clone())
+        .ok()
+        .and_then(|raw| replace_field(&String::from_utf8_lossy(&line), "id", &raw))
+        .map(String::into_bytes)
+    else {
+        let e = error_response(
+            Some(&pending.client_id),
+            UPSTREAM_UNAVAILABLE,
+            "the server's answer could not be read",
+            None,
+        );
+        send(out, e.into_bytes()).await;
         return;
     };
     if let Some(t) = &pending.ticket {
@@ -404,8 +608,63 @@ async fn server_message(
             .await
         && let Some(m) = replace_field(&String::from_utf8_lossy(&line), "result", &filtered)
     {
-        let _ = out.send(m.into_bytes()).await;
+        send(out, m.into_bytes()).await;
         return;
     }
-    let _ = out.send(line).await;
+    send(out, line).await;
+}
+
+/// An answer under an id the wrapper did not give out. A look-alike of a
+/// waiting id (`"7"` for `7`) ends that request with an error instead (a
+/// lenient client would take it for the answer, unfiltered); anything
+/// else is dropped.
+async fn stray_answer(
+    state: &State,
+    out: &mpsc::Sender<Vec<u8>>,
+    governor: &Governor,
+    route: &Route,
+    id: &str,
+    raw: Option<&RawValue>,
+) {
+    let key = raw.and_then(message::id_key);
+    let matched = key.and_then(|k| {
+        let mut pending = state.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let ours = pending
+            .keys()
+            .find(|o| {
+                RawValue::from_string((*o).clone())
+                    .ok()
+                    .and_then(|r| message::id_key(&r))
+                    .as_deref()
+                    == Some(k.as_str())
+            })?
+            .clone();
+        pending.remove(&ours).map(|p| (ours, p))
+    });
+    match matched {
+        Some((ours, p)) => {
+            eprintln!(
+                "[{}] answered request {ours} under the id {id}; refused (ids must match exactly)",
+                route.upstream
+            );
+            if let Some(t) = &p.ticket {
+                let e = error_response(Some(&p.client_id), UPSTREAM_UNAVAILABLE, "", None);
+                // Recorded as a failed call (the outcome for trust).
+                governor.record(t, e.as_bytes());
+            }
+            let e = error_response(
+                Some(&p.client_id),
+                UPSTREAM_UNAVAILABLE,
+                &format!(
+                    "the server answered under the id {id} instead of {ours}; refused (ids must match exactly)"
+                ),
+                None,
+            );
+            send(out, e.into_bytes()).await;
+        }
+        None => eprintln!(
+            "[{}] dropped an answer to a request the wrapper never sent (id {id})",
+            route.upstream
+        ),
+    }
 }
