@@ -147,6 +147,21 @@ pub async fn run(cli: Cli) -> Result<Output> {
             audience,
         }) => crate::cp_client_cmd::credential_request(&cli.home, &agent, &cp, audience).await,
         Command::Registrations(cmd) => crate::cp_client_cmd::registrations(&cli.home, cmd).await,
+        Command::Gateways(crate::GatewaysCmd::Issue { name, ttl, cp }) => {
+            crate::cp_client_cmd::gateway_issue(&cli.home, &name, &ttl, &cp).await
+        }
+        Command::Credential(crate::CredentialCmd::Revoke {
+            credential,
+            reason,
+            control_plane: Some(url),
+            control_plane_token_file,
+        }) => {
+            let cp = crate::ControlPlaneArgs {
+                control_plane: url,
+                control_plane_token_file,
+            };
+            crate::cp_client_cmd::credential_revoke(&cli.home, &credential, reason, &cp).await
+        }
         Command::Credential(cmd) => crate::mcp_cmd::credential(&open(&cli.home).await?, cmd).await,
         Command::Trust(cmd) => {
             let mesh = open(&cli.home).await?;

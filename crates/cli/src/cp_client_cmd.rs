@@ -202,11 +202,65 @@ pub async fn credential_request(
             Some(&serde_json::to_value(&req)?),
         )
         .await?;
-    let text = format!(
-        "{}\n\n# for `{agent}`, expires {}; ask again after {}",
-        r["credential"].as_str().unwrap_or(""),
+    let text = r["credential"].as_str().unwrap_or("").to_owned();
+    let note = format!(
+        "credential for `{agent}`, expires {}; ask again after {}",
         time(r["expires_at"].as_u64().unwrap_or(0)),
         time(r["refresh_after"].as_u64().unwrap_or(0))
+    );
+    Ok(Output::new(r, text).with_note(note))
+}
+
+/// `agentmesh gateways issue <name>`: a gateway credential from the control
+/// plane (admin token needed). Only the credential goes to stdout.
+pub async fn gateway_issue(
+    home: &Path,
+    name: &str,
+    ttl: &str,
+    cp: &ControlPlaneArgs,
+) -> Result<Output> {
+    let ttl = humantime::parse_duration(ttl)
+        .map_err(|e| anyhow!("--ttl `{ttl}`: {e}"))?
+        .as_secs();
+    let cp = client(home, cp)?;
+    let r: Value = cp
+        .call(
+            Method::POST,
+            "/v1/gateways",
+            Some(&json!({"name": name, "ttl_secs": ttl})),
+        )
+        .await?;
+    let text = r["credential"].as_str().unwrap_or("").to_owned();
+    Ok(Output::new(r.clone(), text).with_note(format!(
+        "gateway credential `{}` for `{name}`, expires {}; give it to the gateway as AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file, revoke it with `agentmesh credential revoke {} --control-plane …`",
+        r["id"].as_str().unwrap_or(""),
+        time(r["expires_at"].as_u64().unwrap_or(0)),
+        r["id"].as_str().unwrap_or(""),
+    )))
+}
+
+/// `agentmesh credential revoke <id|text> --control-plane URL`.
+pub async fn credential_revoke(
+    home: &Path,
+    credential: &str,
+    reason: Option<String>,
+    cp: &ControlPlaneArgs,
+) -> Result<Output> {
+    let cp = client(home, cp)?;
+    let mut body = if credential.contains('.') {
+        json!({"credential": credential})
+    } else {
+        json!({"id": credential})
+    };
+    if let Some(r) = reason {
+        body["reason"] = Value::from(r);
+    }
+    let r: Value = cp
+        .call(Method::POST, "/v1/credentials/revoke", Some(&body))
+        .await?;
+    let text = format!(
+        "revoked credential {} at the control plane",
+        r["id"].as_str().unwrap_or(credential)
     );
     Ok(Output::new(r, text))
 }

@@ -240,7 +240,18 @@ pub async fn run(
             data.display().to_string(),
         ),
     )?;
-    let mut gateway = Gateway::start(&exe, &root, &cp_url, &token)?;
+    // The gateway gets a gateway credential, never the admin token.
+    let gw_token = cp
+        .call(
+            Method::POST,
+            "/v1/gateways",
+            Some(&serde_json::json!({"name": "demo-gateway"})),
+        )
+        .await?["credential"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut gateway = Gateway::start(&exe, &root, &cp_url, &gw_token)?;
     say(
         "MCP gateway",
         format!("http://127.0.0.1:{gw_port}/mcp → stdio demo tool server"),

@@ -56,7 +56,7 @@ pub async fn run_attached(
         Ok(t) if !t.is_empty() => t,
         _ => {
             let path = token_file.ok_or_else(|| {
-                anyhow!("--control-plane needs the admin token: set AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file")
+                anyhow!("--control-plane needs a gateway credential (`agentmesh gateways issue <name>`): set AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file")
             })?;
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?
@@ -64,6 +64,14 @@ pub async fn run_attached(
                 .to_owned()
         }
     };
+    // A gateway holds no more authority than its job: a gateway credential,
+    // never the admin token (a compromised gateway, or an upstream that
+    // reads its environment, must not get the keys to the mesh).
+    if !token.starts_with(agentmesh_server::gateway_credential::GATEWAY_PREFIX) {
+        return Err(anyhow!(
+            "--control-plane needs a gateway credential (amgw1.…), not the admin token: issue one with `agentmesh gateways issue <name> --control-plane {url}` and give it as AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file"
+        ));
+    }
     let cp = ControlPlane::new(url, Some(&token)).map_err(|e| anyhow!("{e}"))?;
     // Fail closed at start: without the authority key and a first
     // snapshot there is nothing to enforce with.

@@ -114,6 +114,10 @@ pub enum Command {
     /// approve (as the sponsor, signed with its key), reject.
     #[command(subcommand)]
     Registrations(RegistrationsCmd),
+    /// Gateway credentials at a control plane: what an attached gateway
+    /// presents instead of the admin token.
+    #[command(subcommand)]
+    Gateways(GatewaysCmd),
     /// Run the control plane: REST API, registration with proof of
     /// possession, credentials, revocation push, dashboard, metrics.
     Serve(ServeCliArgs),
@@ -362,6 +366,38 @@ pub enum CredentialCmd {
         /// Gateway audience (default: any gateway of the mesh).
         #[arg(long)]
         audience: Option<String>,
+    },
+    /// Revoke a credential (agent or gateway) by its id or text: in this
+    /// home's registry (a gateway on this home refuses it within a second),
+    /// or at a control plane with --control-plane.
+    Revoke {
+        /// The credential's id (`claims.id`), or its whole text.
+        credential: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Revoke at this control plane instead of in this home.
+        #[arg(long)]
+        control_plane: Option<String>,
+        /// File with the admin token (default: AGENTMESH_CONTROL_PLANE_TOKEN,
+        /// else this home's admin.token).
+        #[arg(long)]
+        control_plane_token_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewaysCmd {
+    /// Issue a gateway credential (`amgw1.…`). Only the credential is
+    /// printed on stdout: `TOKEN=$(agentmesh gateways issue gw-1)`.
+    Issue {
+        /// The gateway's name (in the audit entries it ships).
+        name: String,
+        /// Lifetime (default 30 days, at most 365).
+        #[arg(long, default_value = "30d")]
+        ttl: String,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
     },
 }
 

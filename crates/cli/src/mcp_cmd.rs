@@ -364,12 +364,61 @@ pub async fn credential(mesh: &Mesh, cmd: CredentialCmd) -> Result<Output> {
             }
             let key = mesh.home().mesh_key()?;
             let (text, claims) = credential::issue(&key, &a.did, &audience, ttl, unix_now());
+            Ok(
+                Output::new(json!({"credential": text, "claims": claims}), text).with_note(
+                    format!(
+                        "bearer credential `{}` for `{}` (audience `{audience}`), expires {}; send it as `Authorization: Bearer <credential>`",
+                        claims.id,
+                        a.name,
+                        time(claims.exp)
+                    ),
+                ),
+            )
+        }
+        CredentialCmd::Revoke {
+            credential: given,
+            reason,
+            ..
+        } => {
+            // Without a control plane: this home's registry, which a
+            // gateway on this home reloads every second.
+            let now = unix_now();
+            let key = mesh.home().mesh_key()?;
+            let (id, agent, expires_at) = if given.starts_with(credential::CREDENTIAL_PREFIX) {
+                let c = credential::decode(&given, key.public())
+                    .map_err(|e| anyhow!("this credential was not issued by this mesh: {e}"))?;
+                (c.id, c.sub, c.exp)
+            } else if !given.is_empty() && given.len() <= 64 && !given.contains('.') {
+                // Unknown lifetime: keep the revocation as long as the
+                // longest credential `credential issue` makes.
+                (given.clone(), String::new(), now + 30 * 86_400)
+            } else {
+                bail!("give a credential id or an `amcr1.` credential issued by this mesh");
+            };
+            let reason =
+                reason.unwrap_or_else(|| "revoked with agentmesh credential revoke".into());
+            mesh.registry()
+                .revoke_credential(&agentmesh_store::RevokedCredential {
+                    id: id.clone(),
+                    agent: agent.clone(),
+                    reason: reason.clone(),
+                    revoked_at: now,
+                    expires_at,
+                })
+                .await?;
+            mesh.record(agentmesh_audit::Draft {
+                event: "credential.revoked".into(),
+                agent,
+                action: "credential.revoked".into(),
+                decision: "allow".into(),
+                detail: json!({"id": id, "reason": reason, "by": "cli"}),
+                ..agentmesh_audit::Draft::default()
+            })
+            .await?;
             Ok(Output::new(
-                json!({"credential": text, "claims": claims}),
+                json!({"id": id, "revoked": true}),
                 format!(
-                    "{text}\n\n# bearer credential for `{}` (audience `{audience}`), expires {}; send it as `Authorization: Bearer …`",
-                    a.name,
-                    time(claims.exp)
+                    "revoked credential {id} in this home (gateways on it refuse it within a second)"
                 ),
             ))
         }

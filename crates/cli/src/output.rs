@@ -14,6 +14,9 @@ pub struct Output {
     /// Non-zero when the command ran but the answer is "no" (a token that
     /// does not verify).
     pub code: u8,
+    /// A remark for the person at the terminal, printed on stderr so that
+    /// stdout holds only the answer (`TOKEN=$(agentmesh credential issue x)`).
+    pub note: Option<String>,
 }
 
 impl Output {
@@ -22,7 +25,13 @@ impl Output {
             json,
             text: text.into(),
             code: 0,
+            note: None,
         }
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
     }
 
     pub fn with_code(mut self, code: u8) -> Self {
@@ -37,6 +46,9 @@ impl Output {
         } else if json {
             serde_json::to_string_pretty(&self.json).unwrap_or_else(|_| "{}".into())
         } else {
+            if let Some(note) = &self.note {
+                eprintln!("# {note}");
+            }
             self.text.trim_end().to_owned()
         };
         if !text.is_empty() {

@@ -359,7 +359,11 @@ fn replicas_on_postgres_share_revocations_and_survive_kill_9() {
     let c1 = credential(pa, &k1);
     let c2 = credential(pb, &k2);
 
-    // A gateway attached to replica B.
+    // A gateway attached to replica B, with a gateway credential.
+    let gw_token = ok(pa, "POST", "/v1/gateways", Some(json!({"name": "gw-b"})))["credential"]
+        .as_str()
+        .expect("gateway credential")
+        .to_owned();
     let gport = free_port();
     let cfg = write_gateway(dir.path(), gport);
     let gw_home = dir.path().join("gw-home").display().to_string();
@@ -374,7 +378,7 @@ fn replicas_on_postgres_share_revocations_and_survive_kill_9() {
             "--control-plane",
             &format!("http://127.0.0.1:{pb}"),
         ],
-        &[("AGENTMESH_CONTROL_PLANE_TOKEN", TOKEN)],
+        &[("AGENTMESH_CONTROL_PLANE_TOKEN", gw_token.as_str())],
     );
     let r = tool_call(gport, &c1).expect("agent-one allowed");
     assert!(
@@ -536,9 +540,34 @@ fn grafana_queries_name_only_metrics_that_exist() {
     );
     assert_eq!(st, 401);
 
+    let gw_token = ok(port, "POST", "/v1/gateways", Some(json!({"name": "gw"})))["credential"]
+        .as_str()
+        .expect("gateway credential")
+        .to_owned();
     let gport = free_port();
     let cfg = write_gateway(dir.path(), gport);
     let gw_home = dir.path().join("gw-home").display().to_string();
+    // The admin token is refused: a gateway holds a gateway credential.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_agentmesh"))
+        .args([
+            "--home",
+            &gw_home,
+            "mcp",
+            "gateway",
+            "--config",
+            &cfg.display().to_string(),
+            "--control-plane",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .env("AGENTMESH_CONTROL_PLANE_TOKEN", TOKEN)
+        .output()
+        .expect("gateway");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("gateway credential"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let _gw = spawn_listening(
         &[
             "--home",
@@ -550,7 +579,7 @@ fn grafana_queries_name_only_metrics_that_exist() {
             "--control-plane",
             &format!("http://127.0.0.1:{port}"),
         ],
-        &[("AGENTMESH_CONTROL_PLANE_TOKEN", TOKEN)],
+        &[("AGENTMESH_CONTROL_PLANE_TOKEN", gw_token.as_str())],
     );
     tool_call(gport, &cred).expect("allowed");
     assert!(tool_call(gport, "amcr1.forged.forged").is_err());

@@ -101,24 +101,39 @@ pub fn issue(
 
 /// Encodes and signs `claims` (for tests and tools that need exact claims).
 pub fn encode(mesh_key: &KeyPair, claims: &Claims) -> String {
+    sign_claims(CREDENTIAL_PREFIX, CREDENTIAL_DOMAIN, mesh_key, claims)
+}
+
+/// `prefix` ‖ base64url(canonical JSON of `claims`) ‖ `.` ‖
+/// base64url(Ed25519 by `key` over `domain` ‖ 0x00 ‖ payload): the shape of
+/// every mesh-signed bearer (agent credentials, gateway credentials).
+pub fn sign_claims<T: Serialize>(prefix: &str, domain: &str, key: &KeyPair, claims: &T) -> String {
     let value = serde_json::to_value(claims).unwrap_or(serde_json::Value::Null);
     let payload = to_canonical_json(&value);
-    let sig = mesh_key.sign(CREDENTIAL_DOMAIN, payload.as_bytes());
+    let sig = key.sign(domain, payload.as_bytes());
     format!(
-        "{CREDENTIAL_PREFIX}{}.{}",
+        "{prefix}{}.{}",
         URL_SAFE_NO_PAD.encode(payload.as_bytes()),
         URL_SAFE_NO_PAD.encode(sig)
     )
 }
 
-/// Checks the signature and the format; not the time or audience.
-pub fn decode(text: &str, mesh_public: &PublicKey) -> Result<Claims, CredentialError> {
+/// The claims of a [`sign_claims`] text, after checking its length, its
+/// signature under `domain` and that the signed bytes are the canonical form
+/// of the claims (one bearer, exactly one text: no malleability through
+/// re-encoding). Version, time and audience are the caller's to check.
+pub fn open_claims<T: Serialize + serde::de::DeserializeOwned>(
+    text: &str,
+    prefix: &'static str,
+    domain: &str,
+    public: &PublicKey,
+) -> Result<T, CredentialError> {
     if text.len() > MAX_CREDENTIAL_LEN {
         return Err(CredentialError::Malformed("longer than 2048 bytes"));
     }
     let body = text
-        .strip_prefix(CREDENTIAL_PREFIX)
-        .ok_or(CredentialError::Malformed("does not start with `amcr1.`"))?;
+        .strip_prefix(prefix)
+        .ok_or(CredentialError::Malformed("does not start with the expected prefix"))?;
     let (payload_b64, sig_b64) = body
         .split_once('.')
         .ok_or(CredentialError::Malformed("expected payload.signature"))?;
@@ -131,19 +146,26 @@ pub fn decode(text: &str, mesh_public: &PublicKey) -> Result<Claims, CredentialE
     if sig.len() != 64 {
         return Err(CredentialError::Malformed("signature is not 64 bytes"));
     }
-    mesh_public
-        .verify(CREDENTIAL_DOMAIN, &payload, &sig)
+    public
+        .verify(domain, &payload, &sig)
         .map_err(|_| CredentialError::BadSignature)?;
-    let claims: Claims = serde_json::from_slice(&payload)
+    let claims: T = serde_json::from_slice(&payload)
         .map_err(|_| CredentialError::Malformed("payload is not the claims object"))?;
-    if claims.v != 1 {
-        return Err(CredentialError::Malformed("unsupported version"));
-    }
-    // The signed bytes must be the canonical form, so one credential has
-    // exactly one text (no malleability through re-encoding).
     let value = serde_json::to_value(&claims).unwrap_or(serde_json::Value::Null);
     if to_canonical_json(&value).as_bytes() != payload.as_slice() {
         return Err(CredentialError::Malformed("payload is not canonical JSON"));
+    }
+    Ok(claims)
+}
+
+/// Checks the signature and the format; not the time or audience.
+pub fn decode(text: &str, mesh_public: &PublicKey) -> Result<Claims, CredentialError> {
+    if !text.starts_with(CREDENTIAL_PREFIX) {
+        return Err(CredentialError::Malformed("does not start with `amcr1.`"));
+    }
+    let claims: Claims = open_claims(text, CREDENTIAL_PREFIX, CREDENTIAL_DOMAIN, mesh_public)?;
+    if claims.v != 1 {
+        return Err(CredentialError::Malformed("unsupported version"));
     }
     Did::parse(&claims.sub).map_err(|_| CredentialError::Malformed("`sub` is not a DID"))?;
     Ok(claims)

@@ -82,6 +82,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/audit/{index}/proof", get(audit_proof))
         .route("/v1/compliance/report", get(compliance_report))
         .route("/v1/snapshot", get(snapshot))
+        .route("/v1/gateways", post(issue_gateway_credential))
         .route("/v1/events", get(events))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -223,6 +224,29 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Requires the admin token, or a gateway credential (see
+/// [`crate::gateway_credential`]) for the routes a gateway needs. Returns
+/// the gateway's name, when a gateway called.
+async fn admin_or_gateway(state: &State, headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(t) = bearer(headers) else {
+        return admin(state, headers).map(|()| None);
+    };
+    if !t.starts_with(crate::gateway_credential::GATEWAY_PREFIX) {
+        return admin(state, headers).map(|()| None);
+    }
+    let now = unix_now();
+    let claims = crate::gateway_credential::verify(t, state.mesh_key.public(), now)
+        .map_err(|e| ApiError::unauthorized(e.to_string()).with_code(e.code()))?;
+    if state.sql_revoked_credential(&claims.id, now).await? {
+        return Err(ApiError::unauthorized(format!(
+            "gateway credential `{}` was revoked",
+            claims.id
+        ))
+        .with_code("credential_revoked"));
+    }
+    Ok(Some(claims.name))
 }
 
 /// Requires the admin token.
@@ -928,10 +952,20 @@ async fn revoke_credential(
     let req: RevokeCredential = json_body(&body)?;
     let now = unix_now();
     let (id, agent, expires_at) = match (&req.credential, &req.id) {
+        (Some(text), _) if text.starts_with(crate::gateway_credential::GATEWAY_PREFIX) => {
+            let c = crate::gateway_credential::verify(text, state.mesh_key.public(), now)
+                .map_err(|e| ApiError::bad_request("bad_credential", e.to_string()))?;
+            (c.id, format!("gateway:{}", c.name), c.exp)
+        }
         (Some(text), _) => {
             let c = credential::decode(text, state.mesh_key.public())
                 .map_err(|e| ApiError::bad_request("bad_credential", e.to_string()))?;
             (c.id, c.sub, c.exp)
+        }
+        // A gateway credential lives longer than an agent's: its revocation
+        // must be kept as long as it could be presented.
+        (None, Some(id)) if id.starts_with("gw_") && id.len() <= 64 => {
+            (id.clone(), String::new(), now + MAX_GATEWAY_TTL_SECS)
         }
         (None, Some(id)) if !id.is_empty() && id.len() <= 64 => (
             id.clone(),
@@ -1187,7 +1221,13 @@ async fn set_status(
     body: &Bytes,
     status: AgentStatus,
 ) -> ApiResult<Response> {
-    admin(state, headers)?;
+    // A gateway may suspend (an agent whose trust breached the floor);
+    // only a human, with the admin token, reactivates.
+    if status == AgentStatus::Suspended {
+        admin_or_gateway(state, headers).await?;
+    } else {
+        admin(state, headers)?;
+    }
     let req: ReasonBody = optional_body(body)?;
     let a = state
         .mesh
@@ -1344,7 +1384,7 @@ async fn get_policy(
     axum::extract::State(state): axum::extract::State<State>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let d = state
         .sql
         .policy_document("default")
@@ -1460,7 +1500,7 @@ async fn put_trust(
     Path(agent): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let t: agentmesh_trust::AgentTrust = json_body(&body)?;
     let did = parse_did(&agent)?;
     state
@@ -1476,7 +1516,7 @@ async fn list_approvals(
     headers: HeaderMap,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let q = query(q)?;
     let list = state
         .mesh
@@ -1491,7 +1531,7 @@ async fn get_approval(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let a = state
         .mesh
         .registry()
@@ -1506,7 +1546,7 @@ async fn insert_approval(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let a: ApprovalRecord = json_body(&body)?;
     if a.id.is_empty() || a.id.len() > 128 {
         return Err(ApiError::bad_request(
@@ -1621,7 +1661,7 @@ async fn approval_state(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let req: ApprovalTransition = json_body(&body)?;
     let r = state
         .mesh
@@ -1790,7 +1830,7 @@ async fn audit_ingest(
     body: Bytes,
 ) -> ApiResult<Response> {
     use base64::Engine;
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let req: Ingest = json_body(&body)?;
     if req.source.is_empty() || req.source.len() > 256 {
         return Err(ApiError::bad_request(
@@ -1841,13 +1881,66 @@ async fn compliance_report(
     Ok(report)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayBody {
+    name: String,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+}
+
+/// Default and longest lifetime of a gateway credential.
+const GATEWAY_TTL_SECS: u64 = 30 * 86_400;
+const MAX_GATEWAY_TTL_SECS: u64 = 365 * 86_400;
+
+/// Issues a gateway credential (admin only): what an attached gateway
+/// presents instead of the admin token.
+async fn issue_gateway_credential(
+    axum::extract::State(state): axum::extract::State<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    admin(&state, &headers)?;
+    let req: GatewayBody = json_body(&body)?;
+    validate_agent_name(&req.name).map_err(|e| {
+        ApiError::bad_request(
+            "bad_name",
+            format!(
+                "gateway name: {}",
+                e.to_string().replace("agent", "gateway")
+            ),
+        )
+    })?;
+    let ttl = req.ttl_secs.unwrap_or(GATEWAY_TTL_SECS);
+    if ttl == 0 || ttl > MAX_GATEWAY_TTL_SECS {
+        return Err(ApiError::bad_request(
+            "bad_ttl",
+            format!("ttl_secs must be 1–{MAX_GATEWAY_TTL_SECS}"),
+        ));
+    }
+    let (text, claims) =
+        crate::gateway_credential::issue(&state.mesh_key, &req.name, ttl, unix_now());
+    audit(
+        &state,
+        "gateway.credential_issued",
+        None,
+        "",
+        json!({"id": claims.id, "name": claims.name, "expires_at": claims.exp}),
+    )
+    .await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({"credential": text, "id": claims.id, "name": claims.name, "expires_at": claims.exp}),
+    ))
+}
+
 /// Everything a gateway needs to enforce: sponsors, agents, revoked links
 /// and credentials, trust state and the change sequence it reflects.
 async fn snapshot(
     axum::extract::State(state): axum::extract::State<State>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let seq = state.sql.last_change().await?;
     let reg = state.mesh.registry();
     let now = unix_now();
@@ -1870,7 +1963,7 @@ async fn events(
     axum::extract::State(state): axum::extract::State<State>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    admin(&state, &headers)?;
+    admin_or_gateway(&state, &headers).await?;
     let mut rx = state.feed.subscribe();
     let hello = format!(
         "event: hello\ndata: {}\n\n",

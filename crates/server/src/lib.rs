@@ -23,6 +23,7 @@ pub mod client;
 mod dashboard;
 pub mod error;
 pub mod feed;
+pub mod gateway_credential;
 pub mod metrics;
 pub mod pop;
 pub mod routes;

@@ -13,6 +13,9 @@ pub enum Auth {
     ProofOfPossession,
     /// `Authorization: Bearer <admin token>`.
     Admin,
+    /// The admin token, or a gateway credential (`amgw1.…`): the routes an
+    /// attached gateway needs.
+    Gateway,
     /// `Authorization: Bearer <agent credential>`.
     Agent,
 }
@@ -218,7 +221,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/v1/agents/{id}/suspend",
-        Admin,
+        Gateway,
         OptionalJson,
         "Suspend an agent",
         r#"{"reason":"investigating"}"#,
@@ -258,7 +261,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "GET",
         "/v1/policy",
-        Admin,
+        Gateway,
         NoBody,
         "The published policy document",
         "",
@@ -298,7 +301,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "PUT",
         "/v1/trust/{agent}",
-        Admin,
+        Gateway,
         Json,
         "Store an agent's trust state (gateways flush theirs here)",
         r#"{}"#,
@@ -306,7 +309,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "GET",
         "/v1/approvals",
-        Admin,
+        Gateway,
         NoBody,
         "Pending approvals (`?all=true`: every one)",
         "",
@@ -314,7 +317,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/v1/approvals",
-        Admin,
+        Gateway,
         Json,
         "Store a held call's approval request (gateways)",
         r#"{}"#,
@@ -322,7 +325,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "GET",
         "/v1/approvals/{id}",
-        Admin,
+        Gateway,
         NoBody,
         "One approval",
         "",
@@ -346,7 +349,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/v1/approvals/{id}/state",
-        Admin,
+        Gateway,
         Json,
         "Move an approval between states (gateways: used, expired)",
         r#"{"from":"approved","to":"used"}"#,
@@ -378,7 +381,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "POST",
         "/v1/audit/ingest",
-        Admin,
+        Gateway,
         Json,
         "Append audit entries shipped by a gateway",
         r#"{"source":"gw","entries":[]}"#,
@@ -410,7 +413,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "GET",
         "/v1/snapshot",
-        Admin,
+        Gateway,
         NoBody,
         "Everything a gateway enforces with, and the change sequence it reflects",
         "",
@@ -418,10 +421,18 @@ pub const ROUTES: &[Route] = &[
     r(
         "GET",
         "/v1/events",
-        Admin,
+        Gateway,
         NoBody,
         "Server-sent events: one `change` per registry change (revocations within a second)",
         "",
+    ),
+    r(
+        "POST",
+        "/v1/gateways",
+        Admin,
+        Json,
+        "Issue a gateway credential (`amgw1.…`): what an attached gateway presents instead of the admin token",
+        r#"{"name": "gw-1", "ttl_secs": 2592000}"#,
     ),
 ];
 
@@ -446,6 +457,7 @@ pub fn openapi() -> Value {
         });
         op["security"] = match route.auth {
             Auth::Admin => json!([{"adminToken": []}]),
+            Auth::Gateway => json!([{"adminToken": []}, {"gatewayCredential": []}]),
             Auth::Agent => json!([{"agentCredential": []}]),
             Auth::Public | Auth::ProofOfPossession => json!([]),
         };
@@ -495,6 +507,7 @@ pub fn openapi() -> Value {
             "securitySchemes": {
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "The admin token (admin.token in the mesh home)"},
                 "agentCredential": {"type": "http", "scheme": "bearer", "bearerFormat": "amcr1", "description": "A mesh credential from POST /v1/credentials"},
+                "gatewayCredential": {"type": "http", "scheme": "bearer", "bearerFormat": "amgw1", "description": "A gateway credential from POST /v1/gateways (`agentmesh gateways issue`)"},
             },
             "schemas": {
                 "Error": {

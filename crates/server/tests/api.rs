@@ -530,7 +530,10 @@ fn method(m: &str) -> Method {
 /// mutations included; every route with a body answers malformed bodies
 /// with a 4xx and a JSON error, never a 5xx.
 async fn hostile_input(s: &Server) {
-    for r in ROUTES.iter().filter(|r| r.auth == Auth::Admin) {
+    for r in ROUTES
+        .iter()
+        .filter(|r| matches!(r.auth, Auth::Admin | Auth::Gateway))
+    {
         let path = concrete(r.path);
         for bearer in [None, Some("wrong-token-wrong-token")] {
             let body = (r.body != BodyKind::None).then(|| r.example.as_bytes().to_vec());
@@ -555,7 +558,7 @@ async fn hostile_input(s: &Server) {
     for r in ROUTES.iter().filter(|r| r.body != BodyKind::None) {
         let path = concrete(r.path);
         let bearer = match r.auth {
-            Auth::Admin => Some(TOKEN),
+            Auth::Admin | Auth::Gateway => Some(TOKEN),
             _ => None,
         };
         for body in &cases {

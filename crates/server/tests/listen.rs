@@ -186,3 +186,69 @@ async fn rejected_registrations_cannot_grow_the_audit_log_without_bound() {
     let _ = stop.send(());
     task.await.expect("stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_credential_reaches_only_what_a_gateway_needs() {
+    let (_dir, addr, stop, task) = start().await;
+    tokio::task::spawn_blocking(move || {
+        let json_of = |b: &str| -> serde_json::Value {
+            let start = b.find('{').unwrap_or(0);
+            let end = b.rfind('}').map(|i| i + 1).unwrap_or(b.len());
+            serde_json::from_str(&b[start..end]).unwrap_or(serde_json::Value::Null)
+        };
+        let (st, b) = exchange(addr, "POST", "/v1/gateways", true, r#"{"name": "gw-1"}"#);
+        assert_eq!(st, 201, "{b}");
+        let issued = json_of(&b);
+        let token = issued["credential"].as_str().expect("credential").to_owned();
+        assert!(token.starts_with("amgw1."));
+        let with = |method: &str, path: &str, body: &str| -> u16 {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            write!(
+                s,
+                "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .expect("write");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out.split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0)
+        };
+        // What a gateway needs.
+        assert_eq!(with("GET", "/v1/snapshot", ""), 200);
+        assert_eq!(
+            with("POST", "/v1/audit/ingest", r#"{"source": "gw-1", "entries": []}"#),
+            200
+        );
+        // Nothing else.
+        for (m, p, body) in [
+            ("POST", "/v1/sponsors", r#"{"email": "mallory@example.com"}"#),
+            ("PUT", "/v1/policy", "rules: []"),
+            ("POST", "/v1/gateways", r#"{"name": "gw-2"}"#),
+            ("POST", "/v1/credentials/revoke", r#"{"id": "x"}"#),
+            ("GET", "/v1/audit", ""),
+            ("POST", "/v1/agents/x/reactivate", ""),
+        ] {
+            assert_eq!(with(m, p, body), 401, "{m} {p}");
+        }
+        // Revoked at the control plane: refused at once.
+        let id = issued["id"].as_str().expect("id");
+        let (st, b) = exchange(
+            addr,
+            "POST",
+            "/v1/credentials/revoke",
+            true,
+            &format!(r#"{{"id": "{id}"}}"#),
+        );
+        assert!(st < 300, "{st} {b}");
+        assert_eq!(with("GET", "/v1/snapshot", ""), 401);
+    })
+    .await
+    .expect("requests");
+    let _ = stop.send(());
+    task.await.expect("stopped");
+}
