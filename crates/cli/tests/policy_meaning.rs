@@ -11,7 +11,7 @@ mod support;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
-use support::{Home, Proc, free_port, mcp_fixture, need, repo, wait_port};
+use support::{Home, Proc, free_port, mcp_fixture, need, raw, repo, wait_port};
 
 const POLICY: &str = r#"
 version: "1.0"
@@ -155,6 +155,31 @@ fn a_tool_rule_means_the_same_on_single_and_federated_gateways() {
             "{e}"
         );
     }
+    // `trust explain` reads the trust events the gateway's decisions
+    // carry (it used to say "after 0 trust events"), and names a real drop.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let explained = fed.ok(&["trust", "explain", "caller"]);
+    assert!(!explained.contains("after 0 trust events"), "{explained}");
+    assert!(explained.contains("largest drop: -"), "{explained}");
+    assert!(!explained.contains("largest drop: +"), "{explained}");
+    // A failed authentication is the source's, not the agent's.
+    let (status, _, _) = raw(
+        p1,
+        "POST",
+        "/mcp",
+        &[
+            ("authorization", "Bearer amcr1.garbage"),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 401);
+    single.audit_until(|es| {
+        es.iter().any(|e| {
+            e["event"] == "auth.failed" && e["detail"]["source"] == "127.0.0.1" && e["agent"] == ""
+        })
+    });
 }
 
 #[test]

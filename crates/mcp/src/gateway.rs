@@ -226,14 +226,19 @@ impl Gateway {
             Some(r) => app.merge(r),
             None => app,
         };
+        // Failed authentications are counted against the peer address.
+        let app = app.layer(axum::middleware::from_fn(crate::peer::with_peer));
         use axum::serve::ListenerExt;
         // Small JSON-RPC answers should leave at once (no Nagle delay).
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let r = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         housekeeping.abort();
         r
     }
