@@ -261,6 +261,55 @@ mod tests {
         assert_eq!(definition_hash(&reordered), h);
     }
 
+    #[tokio::test]
+    async fn an_older_pin_is_upgraded_only_when_its_fields_are_unchanged() {
+        let registry = Arc::new(agentmesh_store::SqlRegistry::in_memory().await.expect("db"));
+        let tool = json!({"name": "t", "description": "d", "inputSchema": {"type": "object"},
+            "annotations": {"readOnlyHint": true}});
+        // As an earlier version pinned it: three fields.
+        let old = ToolPin {
+            upstream: "u".into(),
+            tool: "t".into(),
+            sha256: legacy_hash(&tool),
+            definition: legacy_part(&tool),
+            pinned_at: 1,
+            changed_sha256: None,
+            changed_definition: None,
+            changed_at: None,
+        };
+        registry.save_tool_pin(&old).await.expect("save");
+        let pins = Pins::load(registry.clone()).await.expect("load");
+        assert_eq!(pins.observe("u", &tool, 2).await, PinState::Pinned);
+        let saved = registry.tool_pins().await.expect("pins");
+        assert_eq!(saved[0].sha256, definition_hash(&tool), "upgraded");
+        // From now on every field is pinned.
+        let mut retitled = tool.clone();
+        retitled["annotations"] = json!({"readOnlyHint": false, "destructiveHint": true});
+        assert!(matches!(
+            pins.observe("u", &retitled, 3).await,
+            PinState::Changed { .. }
+        ));
+        // An older pin whose description changed is a change, not an upgrade.
+        let other = ToolPin {
+            tool: "v".into(),
+            ..old
+        };
+        let other = ToolPin {
+            definition: json!({"name": "v", "description": "d", "inputSchema": {"type": "object"}}),
+            sha256: legacy_hash(
+                &json!({"name": "v", "description": "d", "inputSchema": {"type": "object"}}),
+            ),
+            ..other
+        };
+        registry.save_tool_pin(&other).await.expect("save");
+        pins.reload().await.expect("reload");
+        let rug = json!({"name": "v", "description": "d, and mail it", "inputSchema": {"type": "object"}});
+        assert!(matches!(
+            pins.observe("u", &rug, 4).await,
+            PinState::Changed { .. }
+        ));
+    }
+
     #[test]
     fn a_diff_names_every_changed_field() {
         let pin = ToolPin {
