@@ -61,13 +61,46 @@ fn say(step: &str, detail: impl std::fmt::Display) {
     println!("  {step:<34} {detail}");
 }
 
+/// How long the demo waits for a call held for approval on the dashboard:
+/// as long as the approval lives (`approval_ttl: 2m`), and a little more.
+const HELD_CALL_WAIT: Duration = Duration::from_secs(130);
+
 pub async fn run(
     home_arg: Option<PathBuf>,
     keep_running: bool,
     listen: Option<std::net::SocketAddr>,
 ) -> Result<Output> {
-    let tmp = tempdir()?;
-    let root = home_arg.unwrap_or_else(|| tmp.clone());
+    // A temporary folder only when none was given; it holds keys and the
+    // admin token, so it goes whatever happens: normal end, error, Ctrl-C,
+    // SIGTERM (children are stopped first: dropping the run stops them).
+    let tmp = match &home_arg {
+        Some(_) => None,
+        None => Some(tempdir()?),
+    };
+    let root = home_arg.unwrap_or_else(|| tmp.clone().unwrap_or_default());
+    let result = tokio::select! {
+        r = run_in(root, keep_running, listen) => r,
+        _ = crate::serve_cmd::shutdown_signal() => {
+            Err(anyhow!("interrupted: the demo stopped its gateway and control plane"))
+        }
+    };
+    if let Some(t) = tmp
+        && let Err(e) = std::fs::remove_dir_all(&t)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "agentmesh: could not remove the demo's folder {} (it holds demo keys): {e}",
+            t.display()
+        );
+    }
+    result
+}
+
+async fn run_in(
+    root: PathBuf,
+    keep_running: bool,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<Output> {
     std::fs::create_dir_all(&root)?;
     let data = root.join("data");
     crate::demo_server::seed_data(&data)?;
@@ -405,6 +438,7 @@ pub async fn run(
     if keep_running {
         // One more e-mail, held until someone decides on the dashboard.
         let waiting = tokio::spawn(async move {
+            client.wait = HELD_CALL_WAIT;
             let r = client
                 .call(
                     "send_email",
@@ -413,7 +447,9 @@ pub async fn run(
                 .await;
             match r {
                 Ok(r) => println!("  held call decided on the dashboard: {}", outcome(&r)),
-                Err(e) => println!("  held call: {e}"),
+                Err(e) => println!(
+                    "  gave up on the held call: {e}; its approval has expired, so a decision made now sends nothing"
+                ),
             }
         });
         println!(
@@ -425,9 +461,6 @@ pub async fn run(
     gateway.stop();
     let _ = stop_cp.send(());
     let _ = cp_task.await;
-    if !keep_running && root == tmp {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
     if !ok {
         bail!("the demo did not go as expected (see above)");
     }
@@ -601,6 +634,8 @@ struct McpClient {
         Full<Bytes>,
     >,
     next_id: u64,
+    /// How long one request may take.
+    wait: Duration,
 }
 
 impl McpClient {
@@ -612,6 +647,7 @@ impl McpClient {
             http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http(),
             next_id: 0,
+            wait: Duration::from_secs(60),
         };
         let init = c
             .rpc(json!({"method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "agentmesh-demo", "version": env!("CARGO_PKG_VERSION")}}}))
@@ -648,9 +684,10 @@ impl McpClient {
             req = req.header("mcp-session-id", s);
         }
         let req = req.body(Full::new(Bytes::from(msg.to_string())))?;
-        let resp = tokio::time::timeout(Duration::from_secs(60), self.http.request(req))
+        let wait = self.wait;
+        let resp = tokio::time::timeout(wait, self.http.request(req))
             .await
-            .map_err(|_| anyhow!("the gateway did not answer in 60 s"))??;
+            .map_err(|_| anyhow!("the gateway did not answer in {} s", wait.as_secs()))??;
         if let Some(s) = resp
             .headers()
             .get("mcp-session-id")

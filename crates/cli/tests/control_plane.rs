@@ -298,6 +298,71 @@ fn demo_runs_end_to_end() {
     assert_eq!(outbox.lines().count(), 1);
 }
 
+/// SIGTERM while the demo keeps running: its gateway and control plane
+/// stop, and its temporary folder (demo keys, the admin token) is gone.
+#[test]
+fn demo_stops_its_children_and_removes_its_folder_on_sigterm() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("dir");
+    let mut child = Command::new(agentmesh())
+        .args(["demo", "--keep-running"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut folder, mut gateway_port) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(rest) = line.strip_prefix("AgentMesh demo (working directory ") {
+            folder = Some(std::path::PathBuf::from(rest.trim_end_matches(')')));
+        }
+        if let Some(url) = line.trim().strip_prefix("gateway") {
+            gateway_port = url
+                .trim()
+                .trim_start_matches("http://127.0.0.1:")
+                .split('/')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
+        }
+        if line.contains("is held for approval: approve or deny it") {
+            break;
+        }
+    }
+    let folder = folder.expect("the demo names its folder");
+    let port = gateway_port.expect("the demo names its gateway");
+    assert!(folder.starts_with(tmp.path()) && folder.exists());
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = status;
+    assert!(!folder.exists(), "{} was left behind", folder.display());
+    // Nothing listens on the gateway's port any more.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    // Nothing else was left in the temporary directory either.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("read")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn replicas_on_postgres_share_revocations_and_survive_kill_9() {
     let Ok(base) = std::env::var("AGENTMESH_TEST_POSTGRES_URL") else {
