@@ -103,10 +103,12 @@ fn rpc_error(status: StatusCode, id: Option<&str>, code: i64, message: &str) -> 
     json_response(status, error_response(id, code, message, None))
 }
 
-fn random_session_id() -> String {
+/// A fresh session id; `None` when the OS random source fails (a
+/// guessable session id would let anyone take the session over).
+fn random_session_id() -> Option<String> {
     let mut b = [0u8; 16];
-    let _ = getrandom_fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    getrandom_fill(&mut b).ok()?;
+    Some(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 fn getrandom_fill(b: &mut [u8]) -> Result<(), ()> {
@@ -212,7 +214,10 @@ impl Gateway {
                 let mut tick = tokio::time::interval(Duration::from_secs(2));
                 loop {
                     tick.tick().await;
-                    let _ = gw.inner.governor.pins().reload().await;
+                    if let Err(e) = gw.inner.governor.pins().reload().await {
+                        // The pins in memory keep governing meanwhile.
+                        eprintln!("agentmesh: could not reload tool pins: {e}");
+                    }
                     gw.expire_sessions();
                 }
             })
@@ -1401,7 +1406,15 @@ async fn initialize(
             }
         }
     }
-    let sid = random_session_id();
+    let Some(sid) = random_session_id() else {
+        eprintln!("agentmesh: the OS random source failed; no session was opened");
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(id),
+            INTERNAL_ERROR,
+            "no_randomness: the gateway cannot make a session id now",
+        );
+    };
     gw.inner
         .sessions
         .lock()

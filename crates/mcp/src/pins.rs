@@ -220,9 +220,14 @@ impl Pins {
         match update {
             None => PinState::Pinned,
             Some((pin, state)) => {
-                // Best effort: the in-memory state already governs; a
-                // storage failure is retried at the next observation.
-                let _ = self.registry.save_tool_pin(&pin).await;
+                // The in-memory state already governs; a storage failure
+                // is reported and retried at the next observation.
+                if let Err(e) = self.registry.save_tool_pin(&pin).await {
+                    eprintln!(
+                        "agentmesh: could not save the pin of `{}/{}`: {e}",
+                        pin.upstream, pin.tool
+                    );
+                }
                 state
             }
         }

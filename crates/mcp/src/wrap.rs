@@ -121,7 +121,7 @@ where
                             ),
                             None,
                         );
-                        let _ = out_tx.send(e.into_bytes()).await;
+                        send(&out_tx, e.into_bytes()).await;
                         continue;
                     }
                     Ok(None) | Err(_) => break,
@@ -258,7 +258,7 @@ async fn fail_pending(state: &State, out: &mpsc::Sender<Vec<u8>>, why: &str) {
     state.own.lock().unwrap_or_else(|p| p.into_inner()).clear();
     for id in ids {
         let e = error_response(Some(&id), UPSTREAM_UNAVAILABLE, why, None);
-        let _ = out.send(e.into_bytes()).await;
+        send(out, e.into_bytes()).await;
     }
 }
 
