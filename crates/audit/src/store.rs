@@ -52,7 +52,9 @@ pub enum AuditError {
     WriterFailed(String),
     #[error("the audit log is closed (or opened read-only)")]
     Closed,
-    #[error("the audit log in {0} is in use by another process")]
+    #[error(
+        "the audit log in {0} is in use; one process writes a mesh home's audit log: give this one its own home (--home), or stop the other"
+    )]
     Locked(String),
     #[error("proof: {0}")]
     Proof(#[from] ProofError),
@@ -326,9 +328,31 @@ fn take_lock(dir: &Path) -> Result<Option<File>, AuditError> {
         .open(&p)
         .map_err(|e| io(&p, e))?;
     match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
+        Ok(()) => {
+            // Who holds it, for the error another process will show. Best
+            // effort: the lock is what matters, not this note.
+            let holder = format!(
+                "process {} ({})",
+                std::process::id(),
+                std::env::args().collect::<Vec<_>>().join(" ")
+            );
+            let mut g = &f;
+            if g.set_len(0).is_ok() {
+                use std::io::Write;
+                let _ = g.write_all(holder.as_bytes());
+            }
+            Ok(Some(f))
+        }
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(io(&p, e)),
+    }
+}
+
+/// The holder a locked log's `LOCK` file names (see [`take_lock`]).
+fn lock_holder(dir: &Path) -> String {
+    match std::fs::read_to_string(dir.join("LOCK")) {
+        Ok(h) if !h.trim().is_empty() => h.chars().take(300).collect(),
+        _ => "another process".into(),
     }
 }
 
@@ -347,7 +371,9 @@ impl AuditLog {
     /// Opens (creating if needed) the log in `dir`, recovering from a crash.
     pub fn open(dir: &Path, opts: Options) -> Result<Self, AuditError> {
         create_dirs(dir)?;
-        let lock = take_lock(dir)?.ok_or_else(|| AuditError::Locked(dir.display().to_string()))?;
+        let lock = take_lock(dir)?.ok_or_else(|| {
+            AuditError::Locked(format!("{} (held by {})", dir.display(), lock_holder(dir)))
+        })?;
         let nodes = Nodes::new(dir.join("tree"), opts.cache_tiles);
         let rec = recover(dir, &nodes, opts.durable)?;
         let shared = Arc::new(Shared {

@@ -172,7 +172,9 @@ impl Mesh {
         let log = loop {
             match AuditLog::open(&dir, opts.clone()) {
                 Ok(l) => break l,
-                Err(AuditError::Locked(_)) if waited < std::time::Duration::from_secs(10) => {
+                // Long enough for a CLI command to hand the log over; a
+                // long-lived holder (a gateway) gets a clear error at once.
+                Err(AuditError::Locked(_)) if waited < std::time::Duration::from_secs(1) => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                     waited += std::time::Duration::from_millis(50);
                 }
