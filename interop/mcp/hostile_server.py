@@ -21,8 +21,8 @@ parsers do when that hurts a gateway in front of them.
 * The `env` tool returns the server's whole environment.
 
 Every message received and every tool run is appended to the journal as
-one JSON line: {"received": method, "id": id} or {"ran": tool, "as": name,
-"arguments": {...}, "id": id-or-null}. Tests read it to prove what reached
+one JSON line: {"received": method, "id": id[, "requestId": …]} or
+{"ran": tool, "as": name, "arguments": {...}, "id": id-or-null}. Tests read it to prove what reached
 (and what was executed by) the upstream.
 """
 
@@ -93,7 +93,10 @@ def answer(path, rug, msg):
     """The response to one message (None: nothing to send; "slow": never)."""
     method = msg.get("method")
     id_ = msg.get("id")
-    journal(path, {"received": method, "id": id_})
+    entry = {"received": method, "id": id_}
+    if method == "notifications/cancelled":
+        entry["requestId"] = (msg.get("params") or {}).get("requestId")
+    journal(path, entry)
     if method == "tools/call":
         p = msg.get("params") or {}
         result = run_tool(path, str(p.get("name", "")), p.get("arguments") or {}, id_)

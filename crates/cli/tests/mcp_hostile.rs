@@ -348,6 +348,9 @@ fn duplicate_keys_are_refused_on_the_gateway_and_in_wrap() {
         r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"env","name":"echo","arguments":{}}}"#,
         r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","arguments":{"text":"judged","text":"ok"},"arguments":{"text":"x"}}}"#,
         r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"a","te\u0078t":"b"}}}"#,
+        // With an attestation in `_meta`, which the gateway strips (and so
+        // re-encodes) before parsing: still refused.
+        r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"env","name":"echo","arguments":{},"_meta":{"dev.agentmesh/iatp":{"attestation":"x"}}}}"#,
     ];
     // The upstream really reads the first copy: sent directly, `env` runs.
     let (s, _, _) = support::raw(
@@ -395,13 +398,13 @@ fn duplicate_keys_are_refused_on_the_gateway_and_in_wrap() {
     drop(_gw);
     let server = python_server(&python, &log, &[]);
     let mut w = RawWrap::start(&h, &policy, &server, &[]);
-    for (body, id) in smuggled.iter().zip(["5", "6", "7"]) {
+    for (body, id) in smuggled.iter().zip(["5", "6", "7", "8"]) {
         w.send(body);
         let a = w.answer(id);
         assert_eq!(a["error"]["code"], -32602, "{a}");
     }
-    w.send(r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"fine"}}}"#);
-    assert_eq!(w.answer("8")["result"]["content"][0]["text"], "fine");
+    w.send(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"text":"fine"}}}"#);
+    assert_eq!(w.answer("9")["result"]["content"][0]["text"], "fine");
     let runs = ran(&log);
     assert_eq!(runs.len(), 1, "only the clean call ran: {runs:?}");
     assert_eq!(runs[0]["arguments"]["text"], "fine");
@@ -808,4 +811,105 @@ fn start_up_waits_for_a_late_upstream_and_names_what_failed() {
     assert_eq!(r[0]["ok"]["content"][0]["text"], "late", "{}", r[0]);
     drop(gw);
     drop(up);
+}
+
+/// Waits until the journal shows `want`; returns that entry.
+fn journal_until(path: &Path, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(e) = journal(path).into_iter().find(|e| want(e)) {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "{:?}", journal(path));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cancellations_reach_the_upstream_under_the_id_it_knows() {
+    let Some(python) = need("AGENTMESH_PEERS_PYTHON") else {
+        return;
+    };
+    let h = home();
+    h.agent("worker", "call:hostile:*");
+    let policy = h.write("policy.yaml", POLICY);
+    let log = h.file("journal.jsonl");
+    let (_up, uport) = hostile_http(&python, &log, &[]);
+    let (gw, port) = gateway(
+        &h,
+        &format!("upstream_timeout_secs: 5\n{}", single_upstream(uport)),
+        &[],
+    );
+    let bearer = format!("Bearer {}", h.credential("worker"));
+    let base = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    // A legacy session.
+    let (s, head, _) = support::raw(
+        port,
+        "POST",
+        "/mcp",
+        &base,
+        br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#,
+    );
+    assert_eq!(s, 200);
+    let sid = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| v.trim().to_owned())
+        })
+        .expect("session id");
+    let mut with_session: Vec<(&str, &str)> = base.to_vec();
+    with_session.push(("Mcp-Session-Id", sid.as_str()));
+    with_session.push(("MCP-Protocol-Version", "2025-11-25"));
+    let headers: Vec<(String, String)> = with_session
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let slow = std::thread::spawn(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        support::raw(
+            port,
+            "POST",
+            "/mcp",
+            &h,
+            br#"{"jsonrpc":"2.0","id":"slow-1","method":"tools/call","params":{"name":"slow","arguments":{}}}"#,
+        )
+    });
+    let sent = journal_until(&log, |e| e["ran"] == "slow");
+    assert_ne!(sent["id"], "slow-1", "the upstream sees the gateway's id");
+    let (s, _, _) = support::raw(
+        port,
+        "POST",
+        "/mcp",
+        &with_session,
+        br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow-1","reason":"user"}}"#,
+    );
+    assert_eq!(s, 202);
+    let cancel = journal_until(&log, |e| e["received"] == "notifications/cancelled");
+    assert_eq!(
+        cancel["requestId"], sent["id"],
+        "mapped to the id the upstream knows"
+    );
+    let (_, _, body) = slow.join().expect("slow call");
+    assert!(body.contains("slow-1"), "{body}");
+    drop(gw);
+
+    // `mcp wrap`: the same.
+    std::fs::remove_file(&log).expect("reset journal");
+    let server = python_server(&python, &log, &[]);
+    let mut w = RawWrap::start(&h, &policy, &server, &[]);
+    w.send(r#"{"jsonrpc":"2.0","id":"s-2","method":"tools/call","params":{"name":"slow","arguments":{}}}"#);
+    let sent = journal_until(&log, |e| e["ran"] == "slow");
+    assert_ne!(sent["id"], "s-2");
+    w.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s-2"}}"#);
+    let cancel = journal_until(&log, |e| e["received"] == "notifications/cancelled");
+    assert_eq!(cancel["requestId"], sent["id"]);
 }

@@ -61,6 +61,26 @@ struct Session {
     /// Upstream index → that upstream's session id (HTTP upstreams).
     upstream: HashMap<usize, Option<String>>,
     last_used: AtomicU64,
+    /// Requests in flight to HTTP upstreams: the client's id → the
+    /// gateway id they were sent under (for `notifications/cancelled`).
+    inflight: Mutex<HashMap<String, String>>,
+}
+
+/// One entry of [`Session::inflight`], removed when the answer has been
+/// relayed (or the relay gave up).
+struct InFlight {
+    session: Arc<Session>,
+    client_id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.session
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.client_id);
+    }
 }
 
 struct Inner {
@@ -222,6 +242,7 @@ impl Gateway {
                 }
             })
         };
+        let header_read = Duration::from_secs(self.inner.cfg.header_read_timeout_secs.max(1));
         let app = axum::Router::new()
             .route(&path, axum::routing::any(handle))
             .route("/healthz", axum::routing::get(|| async { "ok" }))
@@ -231,19 +252,7 @@ impl Gateway {
             Some(r) => app.merge(r),
             None => app,
         };
-        // Failed authentications are counted against the peer address.
-        let app = app.layer(axum::middleware::from_fn(crate::peer::with_peer));
-        use axum::serve::ListenerExt;
-        // Small JSON-RPC answers should leave at once (no Nagle delay).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let r = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let r = crate::peer::serve(listener, app, shutdown, header_read).await;
         housekeeping.abort();
         r
     }
@@ -442,6 +451,11 @@ impl Gateway {
 fn strip_meta_attestation(body: Bytes) -> Bytes {
     let key = agentmesh_iatp::METADATA_KEY.as_bytes();
     if !body.windows(key.len()).any(|w| w == key) {
+        return body;
+    }
+    // Re-encoding would quietly keep one copy of a repeated key; such a
+    // body is left for the parser to refuse.
+    if message::no_duplicate_keys(&body).is_err() {
         return body;
     }
     let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
@@ -848,11 +862,22 @@ async fn request(
                 );
             };
             let deadline = tokio::time::Instant::now() + h.timeout();
+            let inflight = session.as_ref().map(|s| {
+                s.inflight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_owned(), ours.clone());
+                InFlight {
+                    session: s.clone(),
+                    client_id: id.to_owned(),
+                }
+            });
             let resp = match h.send(Method::POST, out, Bytes::from(text)).await {
                 Ok(r) => r,
                 Err(e) => return upstream_failed(gw, ticket.as_deref(), id, &e),
             };
             let call = Exchange {
+                _inflight: inflight,
                 index,
                 method: method.to_owned(),
                 client_id: id.to_owned(),
@@ -991,6 +1016,8 @@ const RELAYED_RESPONSE_HEADERS: &[&str] =
 
 /// One request sent to an HTTP upstream under a gateway id.
 struct Exchange {
+    /// Kept until the answer is relayed (legacy sessions).
+    _inflight: Option<InFlight>,
     index: usize,
     method: String,
     /// The client's id (raw JSON), restored on the answer.
@@ -1071,7 +1098,7 @@ async fn relay(
     gw: &Gateway,
     p: &Principal,
     ticket: Option<Box<Ticket>>,
-    call: Exchange,
+    mut call: Exchange,
     resp: hyper::Response<hyper::body::Incoming>,
 ) -> Response {
     let status = resp.status();
@@ -1149,7 +1176,11 @@ async fn relay(
     let gw2 = gw.clone();
     let p2 = p.clone();
     let timeout = gw.timeout();
+    // The task owns the in-flight entry until the stream is done (an async
+    // block captures only the fields it names).
+    let inflight = call._inflight.take();
     tokio::spawn(async move {
+        let _inflight = inflight;
         let mut body = body;
         let mut parser = sse::Parser::new(message::MAX_MESSAGE_BYTES);
         let mut ticket = ticket;
@@ -1245,6 +1276,30 @@ async fn forward_one_way(
     msg: &message::Message,
 ) -> Response {
     let mut status = StatusCode::ACCEPTED;
+    // A legacy client cancels by its own id; the upstream knows the
+    // request by the gateway's. A cancellation of nothing in flight is
+    // accepted and dropped.
+    let mapped;
+    let body = match session {
+        Some(s) if msg.method.as_deref() == Some("notifications/cancelled") => {
+            let inflight = s.inflight.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            match message::remap_cancelled(&String::from_utf8_lossy(body), |c| {
+                inflight.get(c).cloned()
+            }) {
+                Some(m) => {
+                    mapped = Bytes::from(m);
+                    &mapped
+                }
+                None => {
+                    return Response::builder()
+                        .status(StatusCode::ACCEPTED)
+                        .body(Body::empty())
+                        .unwrap_or_else(|_| Response::new(Body::empty()));
+                }
+            }
+        }
+        _ => body,
+    };
     for (i, up) in gw.inner.upstreams.iter().enumerate() {
         match &up.conn {
             Conn::Stdio(s) => {
@@ -1297,6 +1352,22 @@ async fn initialize(
                 Some(id),
                 INTERNAL_ERROR,
                 "too many sessions",
+            );
+        }
+        // Fair share: one agent cannot take every session.
+        let held = sessions
+            .values()
+            .filter(|s| *s.agent == *p.agent.did_text)
+            .count();
+        if held >= gw.inner.cfg.max_sessions_per_agent {
+            return rpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(id),
+                INTERNAL_ERROR,
+                &format!(
+                    "agent `{}` already holds {held} sessions (max_sessions_per_agent); end one (DELETE) or reuse it",
+                    p.agent.name
+                ),
             );
         }
     }
@@ -1425,6 +1496,7 @@ async fn initialize(
                 agent: p.agent.did_text.clone(),
                 upstream: upstream_sessions,
                 last_used: AtomicU64::new(now_secs()),
+                inflight: Mutex::new(HashMap::new()),
             }),
         );
     let mut reply = match single_reply {

@@ -336,6 +336,22 @@ pub fn id_key(raw: &RawValue) -> Option<String> {
     }
 }
 
+/// A `notifications/cancelled` (`text`) rewritten to name the request by
+/// the id it was sent upstream under: `upstream_id` maps the client's
+/// `requestId` (raw JSON) to that id. `None` when it names no request in
+/// flight (nothing to cancel).
+pub fn remap_cancelled(
+    text: &str,
+    upstream_id: impl FnOnce(&str) -> Option<String>,
+) -> Option<String> {
+    let obj = raw_object(text)?;
+    let mut params = raw_object(obj.get("params")?.get())?;
+    let ours = upstream_id(params.get("requestId")?.get())?;
+    params.insert("requestId".into(), RawValue::from_string(ours).ok()?);
+    let raw = RawValue::from_string(encode_raw(&params)).ok()?;
+    replace_field(text, "params", &raw)
+}
+
 /// An error response to `id` (raw JSON; `null` when unknown).
 pub fn error_response(id: Option<&str>, code: i64, message: &str, data: Option<Value>) -> String {
     let mut error = serde_json::Map::new();
@@ -504,6 +520,17 @@ mod tests {
         // The same key in different objects is fine.
         parse(br#"{"jsonrpc":"2.0","id":1,"method":"t","params":{"a":{"a":1},"b":[{"a":2},{"a":3}]}}"#)
             .expect("no repeats");
+    }
+
+    #[test]
+    fn a_cancellation_is_mapped_to_the_upstream_id() {
+        let text = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c-1","reason":"user"}}"#;
+        let out =
+            remap_cancelled(text, |c| (c == "\"c-1\"").then(|| "42".to_owned())).expect("mapped");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(v["params"]["requestId"], 42);
+        assert_eq!(v["params"]["reason"], "user");
+        assert_eq!(remap_cancelled(text, |_| None), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use crate::govern::{Governor, Judgement, ListTools, Route, Ticket};
 use crate::message::{
     self, INTERNAL_ERROR, Kind, MAX_MESSAGE_BYTES, UPSTREAM_UNAVAILABLE, error_response,
-    raw_object, replace_field,
+    replace_field,
 };
 use crate::stdio::{Line, Server, ServerCommand, read_line, spawn};
 use agentmesh_engine::Principal;
@@ -280,19 +280,15 @@ impl State {
     /// to the wrapper's id (`None`: not a request the server has).
     fn map_cancel(&self, line: &[u8]) -> Option<Vec<u8>> {
         let text = String::from_utf8_lossy(line);
-        let obj = raw_object(&text)?;
-        let mut params = raw_object(obj.get("params")?.get())?;
-        let client = params.get("requestId")?.get().to_owned();
-        let ours = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|(_, p)| p.client_id == client)
-            .map(|(k, _)| k.clone())?;
-        params.insert("requestId".into(), RawValue::from_string(ours).ok()?);
-        let raw = RawValue::from_string(message::encode_raw(&params)).ok()?;
-        replace_field(&text, "params", &raw).map(String::into_bytes)
+        message::remap_cancelled(&text, |client| {
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|(_, p)| p.client_id == client)
+                .map(|(k, _)| k.clone())
+        })
+        .map(String::into_bytes)
     }
 }
 
