@@ -770,6 +770,27 @@ fn start_up_waits_for_a_late_upstream_and_names_what_failed() {
         assert!(err.contains(needle), "{cmd}: {err}");
     }
 
+    // A legacy stdio server that never answers `server/discover` (a method
+    // it does not know) still starts: the probe gets part of the time.
+    let silent = python_server(&python, &log, &["--silent-unknown"]);
+    let (gw, port) = gateway(
+        &h,
+        &format!(
+            "listen: 127.0.0.1:{{port}}\npolicy: policy.yaml\nupstream_start_secs: 6\nupstreams:\n  - name: hostile\n    stdio: {{ command: {:?}, args: {} }}\n",
+            silent[0],
+            serde_json::to_string(&silent[1..]).expect("args")
+        ),
+        &[],
+    );
+    let token = h.credential("worker");
+    let r = drive(
+        &python,
+        &json!([{"op": "call", "name": "echo", "args": {"text": "quiet"}}]),
+        &http_target(port, &token),
+    );
+    assert_eq!(r[0]["ok"]["content"][0]["text"], "quiet", "{}", r[0]);
+    drop(gw);
+
     // Late but within the wait: the gateway comes up once it listens.
     let uport = free_port();
     let port = free_port();

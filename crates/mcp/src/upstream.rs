@@ -537,13 +537,17 @@ impl StdioUpstream {
                 format!("`{}` {why} (start-up)", self.command),
             )
         };
-        let discover = self.raw_call(&discover_request("0"), deadline).await;
+        // Some legacy servers never answer a method they do not know: the
+        // probe gets part of the time, `initialize` the rest.
+        let probe =
+            tokio::time::Instant::now() + (self.start_timeout / 2).min(Duration::from_secs(10));
+        let discover = self.raw_call(&discover_request("0"), probe).await;
         let modern = match &discover {
             Ok(b) => serde_json::from_slice::<Value>(b)
                 .ok()
                 .is_some_and(|v| v.pointer("/result/supportedVersions").is_some()),
-            // Gone or silent: asking again would only wait longer.
-            Err(e @ (UpstreamError::Timeout(..) | UpstreamError::Unreachable(..))) => {
+            // Gone: asking again would not help.
+            Err(e @ UpstreamError::Unreachable(..)) => {
                 return Err(failed("server/discover", e.clone()));
             }
             Err(_) => false,
