@@ -520,11 +520,8 @@ where
                         continue;
                     };
                     buf.extend_from_slice(&data);
-                    while let Some(end) = find_event_end(&buf) {
-                        let event: Vec<u8> = buf.drain(..end).collect();
-                        if let Some(kind) = change_kind(&event) {
-                            on_event(FeedEvent::Change(kind)).await;
-                        }
+                    for kind in drain_feed_events(&mut buf) {
+                        on_event(FeedEvent::Change(kind)).await;
                     }
                     if buf.len() > 1 << 20 {
                         break;
@@ -535,6 +532,23 @@ where
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     })
+}
+
+/// Takes every complete event off the front of `buf` (bytes received from
+/// `GET /v1/events` so far) and returns the kinds of the changes among
+/// them; an incomplete event stays in `buf` for the next chunk. Public for
+/// the fuzz target (`fuzz/fuzz_targets/sse_stream.rs`); [`follow_events`]
+/// is its caller.
+#[doc(hidden)]
+pub fn drain_feed_events(buf: &mut Vec<u8>) -> Vec<String> {
+    let mut kinds = Vec::new();
+    while let Some(end) = find_event_end(buf) {
+        let event: Vec<u8> = buf.drain(..end).collect();
+        if let Some(kind) = change_kind(&event) {
+            kinds.push(kind);
+        }
+    }
+    kinds
 }
 
 fn find_event_end(buf: &[u8]) -> Option<usize> {
