@@ -104,6 +104,10 @@ pub(crate) struct Agent {
     pub(crate) mcp: Option<Arc<crate::bridge::McpBackend>>,
 }
 
+/// How long a client may take to send a request's headers: half-open and
+/// trickling connections are closed before file descriptors run out.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Contexts live in the task table under this prefix (task ids never
 /// start with it: they are looked up with it never added).
 const CONTEXT_KEY: &str = "\u{0}context:";
@@ -626,17 +630,7 @@ impl Gateway {
         if let Some(s) = &self.inner.iatp {
             app = app.merge(agentmesh_iatp::http::router(s.clone()));
         }
-        let app = app.layer(axum::middleware::from_fn(agentmesh_mcp::peer::with_peer));
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let r = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let r = agentmesh_mcp::peer::serve(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
         housekeeping.abort();
         r
     }

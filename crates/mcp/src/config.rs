@@ -47,6 +47,15 @@ pub struct GatewayConfig {
     pub session_idle_secs: u64,
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Sessions one agent may hold at once (default 64), so one agent
+    /// cannot take every session of the gateway.
+    #[serde(default = "default_max_sessions_per_agent")]
+    pub max_sessions_per_agent: usize,
+    /// How long a client may take to send a request's headers (default
+    /// 10 s): half-open and trickling connections are closed before file
+    /// descriptors run out.
+    #[serde(default = "default_header_read")]
+    pub header_read_timeout_secs: u64,
     /// Upstream request timeout (default 300 s): the longest a forwarded
     /// request may take, from sending it to its answer, however the
     /// upstream keeps the stream alive meanwhile.
@@ -137,8 +146,12 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub path_arguments: Vec<String>,
     pub path_base: Option<PathBuf>,
+    /// Resolve symbolic links in path arguments before judging them, so a
+    /// rule that restricts a folder cannot be passed through a link out of
+    /// it. Default: on for stdio upstreams (they run on this machine, where
+    /// the links are), off for URL upstreams.
     #[serde(default)]
-    pub resolve_symlinks: bool,
+    pub resolve_symlinks: Option<bool>,
     #[serde(default)]
     pub pinning: PinMode,
 }
@@ -160,6 +173,12 @@ fn default_idle() -> u64 {
 }
 fn default_max_sessions() -> usize {
     10_000
+}
+fn default_max_sessions_per_agent() -> usize {
+    64
+}
+fn default_header_read() -> u64 {
+    10
 }
 fn default_refresh_ms() -> u64 {
     1000
@@ -186,7 +205,7 @@ impl UpstreamConfig {
             data: self.data.clone(),
             path_arguments: self.path_arguments.clone(),
             path_base: self.path_base.clone(),
-            resolve_symlinks: self.resolve_symlinks,
+            resolve_symlinks: self.resolve_symlinks.unwrap_or(self.stdio.is_some()),
             pinning: self.pinning,
         }
     }

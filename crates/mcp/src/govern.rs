@@ -39,7 +39,7 @@ pub struct ToolSettings {
 }
 
 /// Governance settings of one upstream.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
     #[serde(default)]
@@ -53,11 +53,30 @@ pub struct UpstreamSettings {
     /// Relative paths are resolved against this directory.
     #[serde(default)]
     pub path_base: Option<PathBuf>,
-    /// Resolve symbolic links (only when the server runs on this machine).
-    #[serde(default)]
+    /// Resolve symbolic links before judging paths (the server runs on this
+    /// machine: `mcp wrap`, stdio upstreams). Default on, so a rule that
+    /// restricts a folder cannot be passed through a link out of it.
+    #[serde(default = "resolve_by_default")]
     pub resolve_symlinks: bool,
     #[serde(default)]
     pub pinning: PinMode,
+}
+
+fn resolve_by_default() -> bool {
+    true
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            tools: BTreeMap::new(),
+            data: None,
+            path_arguments: Vec::new(),
+            path_base: None,
+            resolve_symlinks: resolve_by_default(),
+            pinning: PinMode::default(),
+        }
+    }
 }
 
 /// Where a governed request goes and under which settings.
@@ -436,25 +455,58 @@ impl Governor {
                 }
             }
             "resources/read" | "resources/subscribe" => {
-                let obj = params.and_then(|r| raw_object(r.get())).unwrap_or_default();
-                let uri = obj
+                let mut obj = params.and_then(|r| raw_object(r.get())).unwrap_or_default();
+                let given = obj
                     .get("uri")
                     .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
                     .unwrap_or_default();
+                // File URIs and paths are judged — and forwarded — in the
+                // canonical form the path normaliser gives them.
+                let (uri, normalized) = match agentmesh_engine::arguments::normalize_uri(&given) {
+                    None => (given.clone(), false),
+                    Some(Ok(n)) => {
+                        let changed = n != given;
+                        (n, changed)
+                    }
+                    Some(Err(e)) => {
+                        let call = self.other_call(
+                            route,
+                            method,
+                            "resource_read",
+                            given.clone(),
+                            format!("read:{}:resources", segment(&route.upstream)),
+                        );
+                        let v = self.engine.deny(
+                            p,
+                            &call,
+                            Reason::EvaluationError,
+                            format!("resource URI: {e}"),
+                        );
+                        return Judgement::Reply(denial(id, &v));
+                    }
+                };
                 let mut call = self.other_call(
                     route,
                     method,
                     "resource_read",
-                    uri,
+                    uri.clone(),
                     format!("read:{}:resources", segment(&route.upstream)),
                 );
                 call.trace_id = traceparent_trace_id(&obj);
+                if normalized {
+                    call.note = Some(
+                        json!({"normalized": [{"pointer": "/uri", "from": given, "to": uri}]}),
+                    );
+                }
                 let verdict = self.judge(p, &call).await;
                 if !verdict.allowed() {
                     return Judgement::Reply(denial(id, &verdict));
                 }
+                if normalized {
+                    obj.insert("uri".into(), to_raw(&Value::from(uri)));
+                }
                 Judgement::Forward {
-                    params: None,
+                    params: normalized.then(|| to_raw_obj(&obj)),
                     ticket: Some(Box::new(Ticket {
                         principal: p.clone(),
                         verdict,
