@@ -69,10 +69,29 @@ pub fn run(home: &Path, args: InstallArgs) -> Result<Output> {
         policy.display().to_string(),
         "--name".into(),
         args.name.clone(),
-        "--".into(),
     ];
+    // The wrapped server starts with a clean environment: what it needs
+    // is named here, set in the entry's `env` block when given a value.
+    let mut env_block = Map::new();
+    for e in &args.env {
+        let (name, value) = match e.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (e.as_str(), None),
+        };
+        if name.is_empty() || name.contains('\0') {
+            bail!("--env `{e}`: give NAME=VALUE or NAME");
+        }
+        if let Some(v) = value {
+            env_block.insert(name.to_owned(), json!(v));
+        }
+        wrap_args.extend(["--env".to_owned(), name.to_owned()]);
+    }
+    wrap_args.push("--".into());
     wrap_args.extend(args.command.iter().cloned());
     let mut entry = json!({"command": exe.display().to_string(), "args": wrap_args});
+    if !env_block.is_empty() {
+        entry["env"] = Value::Object(env_block);
+    }
     if key == "servers" {
         entry["type"] = json!("stdio");
     }

@@ -306,6 +306,12 @@ pub struct InstallArgs {
     /// Print the new config instead of writing it.
     #[arg(long)]
     pub dry_run: bool,
+    /// Environment for the server (repeatable; it gets a clean one):
+    /// `NAME=VALUE` goes into the entry's `env` block, `NAME` is taken from
+    /// the client's environment. Either way the wrapper passes it on with
+    /// `--env NAME`.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
     /// The server command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

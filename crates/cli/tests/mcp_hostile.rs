@@ -167,6 +167,11 @@ impl RawWrap {
             }
         }
         c.arg("--").args(server);
+        Self::from_command(c)
+    }
+
+    /// Starts `c` (an `mcp wrap` command line) and initialises the session.
+    fn from_command(mut c: Command) -> Self {
         let mut child = c
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -330,6 +335,61 @@ fn stdio_upstreams_get_a_clean_environment_on_the_gateway_and_in_wrap() {
     assert!(env.get("AWS_SECRET_ACCESS_KEY").is_none(), "{env}");
     assert_eq!(env["VISIBLE_SETTING"], "on");
     assert_eq!(env["FORWARDED_KEY"], "forwarded-by-name");
+    drop(w);
+
+    // `mcp install --env`: the entry it writes, started the way a desktop
+    // client starts it (its `env` block over the client's environment).
+    let cfg = h.file("claude_desktop_config.json");
+    let mut args: Vec<String> = [
+        "mcp",
+        "install",
+        "--client",
+        "claude-desktop",
+        "--name",
+        "hostile",
+        "--agent",
+        "worker",
+        "--config-path",
+        cfg.to_str().expect("utf-8"),
+        "--env",
+        "FORWARDED_KEY",
+        "--env",
+        "VISIBLE_SETTING=on",
+        "--policy",
+        policy.to_str().expect("utf-8"),
+        "--",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(server.iter().cloned());
+    h.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).expect("config")).expect("json");
+    let entry = &written["mcpServers"]["hostile"];
+    assert_eq!(entry["env"], json!({"VISIBLE_SETTING": "on"}), "{entry}");
+    let mut c = Command::new(entry["command"].as_str().expect("command"));
+    c.args(
+        entry["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_str().expect("arg")),
+    );
+    for (k, v) in leaky {
+        c.env(k, v);
+    }
+    for (k, v) in entry["env"].as_object().expect("env") {
+        c.env(k, v.as_str().expect("value"));
+    }
+    let mut w = RawWrap::from_command(c);
+    w.send(
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"env","arguments":{}}}"#,
+    );
+    let a = w.answer("3");
+    let env = &a["result"]["structuredContent"];
+    assert!(!env.to_string().contains(SECRET), "{env}");
+    assert_eq!(env["VISIBLE_SETTING"], "on", "{env}");
+    assert_eq!(env["FORWARDED_KEY"], "forwarded-by-name", "{env}");
 }
 
 #[test]
