@@ -523,6 +523,30 @@ mod tests {
     }
 
     #[test]
+    fn only_notifications_may_come_without_an_id() {
+        assert!(is_notification_method("notifications/cancelled"));
+        assert!(is_notification_method("notifications/roots/list_changed"));
+        for m in [
+            "tools/call",
+            "resources/read",
+            "ping",
+            "future/request",
+            "notifications",
+        ] {
+            assert!(!is_notification_method(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn look_alike_ids_share_a_key_but_never_match_exactly() {
+        let raw = |t: &str| RawValue::from_string(t.to_owned()).expect("raw");
+        assert_eq!(id_key(&raw("7")), id_key(&raw("\"7\"")));
+        assert_ne!(raw("7").get(), raw("\"7\"").get());
+        assert_eq!(id_key(&raw("\"a\"")).as_deref(), Some("a"));
+        assert_eq!(id_key(&raw("null")), None);
+    }
+
+    #[test]
     fn a_cancellation_is_mapped_to_the_upstream_id() {
         let text = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c-1","reason":"user"}}"#;
         let out =
