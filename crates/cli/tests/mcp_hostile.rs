@@ -411,6 +411,8 @@ fn duplicate_keys_are_refused_on_the_gateway_and_in_wrap() {
         // With an attestation in `_meta`, which the gateway strips (and so
         // re-encodes) before parsing: still refused.
         r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"env","name":"echo","arguments":{},"_meta":{"dev.agentmesh/iatp":{"attestation":"x"}}}}"#,
+        // A repeated envelope field.
+        r#"{"jsonrpc":"2.0","id":10,"method":"ping","method":"tools/call","params":{"name":"env","arguments":{}}}"#,
     ];
     // The upstream really reads the first copy: sent directly, `env` runs.
     let (s, _, _) = support::raw(
@@ -435,15 +437,29 @@ fn duplicate_keys_are_refused_on_the_gateway_and_in_wrap() {
         let (s, _, b) = support::raw(port, "POST", "/mcp", &headers, body.as_bytes());
         assert_eq!(s, 400, "{body}: {b}");
         let v: Value = serde_json::from_str(&b).expect("json-rpc error");
-        assert_eq!(v["error"]["code"], -32602, "{b}");
+        let envelope = body.contains(r#""method":"ping","method""#);
+        assert_eq!(
+            v["error"]["code"],
+            if envelope { -32600 } else { -32602 },
+            "{b}"
+        );
         assert!(
             v["error"]["message"]
                 .as_str()
                 .unwrap_or("")
-                .contains("duplicate key"),
+                .contains("duplicate"),
             "{b}"
         );
+        assert!(v["error"]["data"]["audit_index"].is_u64(), "audited: {b}");
     }
+    decisions(&h, |d| {
+        d.iter()
+            .filter(|e| {
+                e["decision"] == "deny" && e["detail"]["note"]["refused"] == "duplicate_key"
+            })
+            .count()
+            >= smuggled.len()
+    });
     // Nothing of it reached the upstream.
     assert!(
         journal(&log)
@@ -458,10 +474,10 @@ fn duplicate_keys_are_refused_on_the_gateway_and_in_wrap() {
     drop(_gw);
     let server = python_server(&python, &log, &[]);
     let mut w = RawWrap::start(&h, &policy, &server, &[]);
-    for (body, id) in smuggled.iter().zip(["5", "6", "7", "8"]) {
+    for (body, id) in smuggled.iter().zip(["5", "6", "7", "8", "null"]) {
         w.send(body);
         let a = w.answer(id);
-        assert_eq!(a["error"]["code"], -32602, "{a}");
+        assert!(a["error"]["data"]["audit_index"].is_u64(), "audited: {a}");
     }
     w.send(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"text":"fine"}}}"#);
     assert_eq!(w.answer("9")["result"]["content"][0]["text"], "fine");

@@ -14,7 +14,7 @@
 //!   per caller on the way back; every decision is an audit leaf.
 
 use crate::config::GatewayConfig;
-use crate::govern::{Governor, Judgement, ListTools, Route, Ticket, denial};
+use crate::govern::{Governor, Judgement, ListTools, Route, Ticket, denial, refusal_data};
 use crate::message::{
     self, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_REQUEST, Kind, METHOD_NOT_FOUND,
     UNAUTHENTICATED, UPSTREAM_UNAVAILABLE, error_response, raw_object, replace_field,
@@ -615,6 +615,7 @@ fn meta_version(params: Option<&RawValue>) -> Option<String> {
 async fn post(gw: &Gateway, p: &Principal, headers: &HeaderMap, body: Bytes) -> Response {
     let msg = match message::parse(&body) {
         Ok(m) => m,
+        Err(e) if e.duplicate_key => return refuse_duplicate_keys(gw, p, &body, &e),
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.id.as_deref(), e.code, &e.message),
     };
     let session = match gw.session(headers, p) {
@@ -697,6 +698,37 @@ fn refuse_notification(
         p.agent.did_text, v.audit_index
     );
     json_response(StatusCode::BAD_REQUEST, denial("null", &v))
+}
+
+/// A message that repeats a key: audited as a refusal (attributed to the
+/// upstream it names, as serde reads it, else the first), answered 400.
+fn refuse_duplicate_keys(
+    gw: &Gateway,
+    p: &Principal,
+    body: &[u8],
+    e: &message::Malformed,
+) -> Response {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let method = v.get("method").and_then(Value::as_str).unwrap_or_default();
+    let params = v.get("params").map(to_raw);
+    let index = route_for(gw, method, params.as_deref())
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let route = &gw.inner.upstreams[index].route;
+    let verdict = gw
+        .inner
+        .governor
+        .refuse_duplicate_keys(p, route, body, &e.message);
+    json_response(
+        StatusCode::BAD_REQUEST,
+        error_response(
+            e.id.as_deref(),
+            e.code,
+            &e.message,
+            Some(refusal_data(&verdict)),
+        ),
+    )
 }
 
 /// Which upstream serves a request, and the client-visible name involved.

@@ -286,6 +286,50 @@ impl Governor {
         method: &str,
         params: Option<&RawValue>,
     ) -> Verdict {
+        self.refuse(
+            p,
+            route,
+            method,
+            params,
+            json!({"refused": "request_method_without_id"}),
+            format!(
+                "`{method}` was sent as a notification (without an `id`); a request needs an id, so it was refused and not forwarded"
+            ),
+        )
+    }
+
+    /// Audits the refusal of a message that repeats a key (`why`: which):
+    /// well-formed JSON that parsers read differently, so never forwarded.
+    /// The call is described as serde reads it (the last copy of each key).
+    pub fn refuse_duplicate_keys(
+        &self,
+        p: &Principal,
+        route: &Route,
+        bytes: &[u8],
+        why: &str,
+    ) -> Verdict {
+        let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        let method = v.get("method").and_then(Value::as_str).unwrap_or("(none)");
+        let params = v.get("params").map(to_raw);
+        self.refuse(
+            p,
+            route,
+            method,
+            params.as_deref(),
+            json!({"refused": "duplicate_key", "detail": why}),
+            format!("refused, not forwarded: {why}"),
+        )
+    }
+
+    fn refuse(
+        &self,
+        p: &Principal,
+        route: &Route,
+        method: &str,
+        params: Option<&RawValue>,
+        note: Value,
+        message: String,
+    ) -> Verdict {
         let obj = params.and_then(|r| raw_object(r.get())).unwrap_or_default();
         let field = |k: &str| {
             obj.get(k)
@@ -304,22 +348,15 @@ impl Governor {
                 self.other_call(
                     route,
                     method,
-                    "notification",
+                    "refused",
                     target,
                     format!("call:{}:{}", segment(&route.upstream), segment(method)),
                 )
             }
         };
         call.method = method.into();
-        call.note = Some(json!({"refused": "request_method_without_id"}));
-        self.engine.deny(
-            p,
-            &call,
-            Reason::EvaluationError,
-            format!(
-                "`{method}` was sent as a notification (without an `id`); a request needs an id, so it was refused and not forwarded"
-            ),
-        )
+        call.note = Some(note);
+        self.engine.deny(p, &call, Reason::EvaluationError, message)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -788,6 +825,16 @@ pub fn unknown_tool(id: &str, v: &Verdict, modern: bool) -> String {
         result["resultType"] = json!("complete");
     }
     crate::message::result_response(id, &result)
+}
+
+/// The `data` of a protocol error for a refused message: the reason and
+/// the audit index that proves the refusal.
+pub fn refusal_data(v: &Verdict) -> Value {
+    json!({
+        "reason": v.decision.reason.code(),
+        "decision": v.decision.outcome.as_str(),
+        "audit_index": v.audit_index,
+    })
 }
 
 /// The error a denied call gets: the reason code, the message, the rule,

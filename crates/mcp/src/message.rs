@@ -63,6 +63,10 @@ pub struct Malformed {
     pub message: String,
     /// The id, when one could be read (so the error can be correlated).
     pub id: Option<String>,
+    /// A key repeated in an object: well-formed JSON whose meaning depends
+    /// on the parser (a smuggling attempt more than a mistake; the gateway
+    /// and the wrapper audit it).
+    pub duplicate_key: bool,
 }
 
 fn malformed(code: i64, message: impl Into<String>, id: Option<&RawValue>) -> Malformed {
@@ -70,6 +74,7 @@ fn malformed(code: i64, message: impl Into<String>, id: Option<&RawValue>) -> Ma
         code,
         message: message.into(),
         id: id.map(|i| i.get().to_owned()),
+        duplicate_key: false,
     }
 }
 
@@ -125,6 +130,18 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Malformed> {
         ));
     }
     let env: Envelope<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        // A repeated envelope field (`id`, `method`, `params`, …): the
+        // same smuggling as a repeat deeper down.
+        if e.is_data() && e.to_string().starts_with("duplicate field") {
+            return Malformed {
+                duplicate_key: true,
+                ..malformed(
+                    INVALID_REQUEST,
+                    format!("not a JSON-RPC message: {e} (a key may appear once per object: parsers disagree on which copy counts)"),
+                    None,
+                )
+            };
+        }
         if e.is_data() {
             malformed(
                 INVALID_REQUEST,
@@ -145,7 +162,10 @@ pub fn parse(bytes: &[u8]) -> Result<Message, Malformed> {
         } else {
             INVALID_REQUEST
         };
-        return Err(malformed(code, e.message, id.as_deref()));
+        return Err(Malformed {
+            duplicate_key: true,
+            ..malformed(code, e.message, id.as_deref())
+        });
     }
     if env.jsonrpc.map(|v| v.get()) != Some("\"2.0\"") {
         return Err(malformed(
@@ -516,6 +536,7 @@ mod tests {
             let e = parse(input).expect_err(&text);
             assert_eq!(e.code, code, "{text}: {e:?}");
             assert!(e.message.contains(path), "{text}: {}", e.message);
+            assert!(e.duplicate_key, "{text}");
         }
         // The same key in different objects is fine.
         parse(br#"{"jsonrpc":"2.0","id":1,"method":"t","params":{"a":{"a":1},"b":[{"a":2},{"a":3}]}}"#)

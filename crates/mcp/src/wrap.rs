@@ -6,7 +6,7 @@
 //! dropped instead of corrupting the stream. A server that crashes is
 //! restarted (and re-initialised with the client's own `initialize`).
 
-use crate::govern::{Governor, Judgement, ListTools, Route, Ticket};
+use crate::govern::{Governor, Judgement, ListTools, Route, Ticket, refusal_data};
 use crate::message::{
     self, INTERNAL_ERROR, Kind, MAX_MESSAGE_BYTES, UPSTREAM_UNAVAILABLE, error_response,
     replace_field,
@@ -394,7 +394,12 @@ async fn client_message(
     let msg = match message::parse(line) {
         Ok(m) => m,
         Err(e) => {
-            let reply = error_response(e.id.as_deref(), e.code, &e.message, None);
+            // A repeated key is a refusal worth an audit leaf; other
+            // malformed input is only answered.
+            let data = e.duplicate_key.then(|| {
+                refusal_data(&governor.refuse_duplicate_keys(principal, route, line, &e.message))
+            });
+            let reply = error_response(e.id.as_deref(), e.code, &e.message, data);
             send(out, reply.into_bytes()).await;
             return;
         }
