@@ -15,7 +15,7 @@ use hyper::Method;
 use serde_json::{Value, json};
 use std::path::Path;
 
-fn client(home: &Path, args: &ControlPlaneArgs) -> Result<ControlPlane> {
+pub(crate) fn client(home: &Path, args: &ControlPlaneArgs) -> Result<ControlPlane> {
     let token = match std::env::var("AGENTMESH_CONTROL_PLANE_TOKEN") {
         Ok(t) if !t.is_empty() => Some(t),
         _ => {

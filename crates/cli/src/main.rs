@@ -334,20 +334,33 @@ pub enum ApprovalsCmd {
         #[arg(long)]
         all: bool,
     },
-    /// Let a held call through, once.
+    /// Let a held call through, once: signed with the approver's key (a
+    /// sponsor's key in this home).
     Approve {
         id: String,
         /// Who approves (must be among the rule's approvers, if it names any).
         #[arg(long)]
         by: String,
+        /// Decide at this control plane (signing here, with the key in
+        /// this home) instead of in this home's registry.
+        #[arg(long)]
+        control_plane: Option<String>,
+        /// File with the admin token (default: AGENTMESH_CONTROL_PLANE_TOKEN,
+        /// else this home's admin.token).
+        #[arg(long)]
+        control_plane_token_file: Option<PathBuf>,
     },
-    /// Refuse a held call.
+    /// Refuse a held call (signed like an approval).
     Deny {
         id: String,
         #[arg(long)]
         by: String,
         #[arg(long)]
         reason: Option<String>,
+        #[arg(long)]
+        control_plane: Option<String>,
+        #[arg(long)]
+        control_plane_token_file: Option<PathBuf>,
     },
 }
 

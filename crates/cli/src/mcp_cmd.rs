@@ -276,13 +276,26 @@ pub async fn approvals(mesh: &Mesh, cmd: ApprovalsCmd) -> Result<Output> {
                 },
             ))
         }
-        ApprovalsCmd::Approve { id, by } | ApprovalsCmd::Deny { id, by, .. }
+        ApprovalsCmd::Approve { id, by, .. } | ApprovalsCmd::Deny { id, by, .. }
             if by.trim().is_empty() =>
         {
             bail!("say who decides approval `{id}` with --by <email>")
         }
-        ApprovalsCmd::Approve { id, by } => decide(mesh, &id, &by, None, true).await,
-        ApprovalsCmd::Deny { id, by, reason } => {
+        ApprovalsCmd::Approve {
+            id,
+            by,
+            control_plane: Some(url),
+            control_plane_token_file,
+        } => decide_remote(mesh, &id, &by, None, true, url, control_plane_token_file).await,
+        ApprovalsCmd::Deny {
+            id,
+            by,
+            reason,
+            control_plane: Some(url),
+            control_plane_token_file,
+        } => decide_remote(mesh, &id, &by, reason, false, url, control_plane_token_file).await,
+        ApprovalsCmd::Approve { id, by, .. } => decide(mesh, &id, &by, None, true).await,
+        ApprovalsCmd::Deny { id, by, reason, .. } => {
             decide(mesh, &id, &by, reason.as_deref(), false).await
         }
     }
@@ -321,8 +334,28 @@ async fn decide(
     } else {
         ApprovalStatus::Denied
     };
+    let key = sponsor_key(mesh, &by)?;
+    let proof = agentmesh_policy::DecisionStatement {
+        approval: id,
+        decision: to.as_str(),
+        by: &by,
+        caller: &a.caller,
+        action: &a.action,
+        arguments_sha256: &a.arguments_sha256,
+        policy_version: &a.policy_version,
+        at: now,
+    }
+    .sign(&key);
     let r = reg
-        .set_approval_state(id, ApprovalStatus::Pending, to, Some(&by), reason, now)
+        .decide_approval(
+            id,
+            ApprovalStatus::Pending,
+            to,
+            Some(&by),
+            reason,
+            Some(&proof),
+            now,
+        )
         .await?;
     Ok(Output::new(
         json!(r),
@@ -331,6 +364,75 @@ async fn decide(
             to.as_str(),
             if approve { "proceeds" } else { "is denied" }
         ),
+    ))
+}
+
+/// The approver's key, from this home: a decision on a held call is signed
+/// by the person who makes it.
+fn sponsor_key(mesh: &Mesh, by: &str) -> Result<agentmesh_identity::KeyPair> {
+    mesh.home()
+        .read_key(agentmesh_store::KeyKind::Sponsor(by))
+        .map_err(|e| {
+            anyhow!(
+                "deciding needs `{by}`'s key in this home ({e}); run this where {by}'s key is (its own home, --home)"
+            )
+        })
+}
+
+/// `approvals approve|deny … --control-plane URL`: signed here, decided
+/// there.
+async fn decide_remote(
+    mesh: &Mesh,
+    id: &str,
+    by: &str,
+    reason: Option<String>,
+    approve: bool,
+    url: String,
+    token_file: Option<std::path::PathBuf>,
+) -> Result<Output> {
+    let by = by.trim().to_lowercase();
+    let cp = crate::cp_client_cmd::client(
+        mesh.home().root(),
+        &crate::ControlPlaneArgs {
+            control_plane: url,
+            control_plane_token_file: token_file,
+        },
+    )?;
+    let a: agentmesh_store::ApprovalRecord = serde_json::from_value(
+        cp.call(hyper::Method::GET, &format!("/v1/approvals/{id}"), None)
+            .await?,
+    )?;
+    let decision = if approve { "approved" } else { "denied" };
+    let now = unix_now();
+    let key = sponsor_key(mesh, &by)?;
+    let proof: serde_json::Value = serde_json::from_str(
+        &agentmesh_policy::DecisionStatement {
+            approval: id,
+            decision,
+            by: &by,
+            caller: &a.caller,
+            action: &a.action,
+            arguments_sha256: &a.arguments_sha256,
+            policy_version: &a.policy_version,
+            at: now,
+        }
+        .sign(&key),
+    )?;
+    let mut body = json!({"by": by, "at": now, "signature": proof["signature"]});
+    if let Some(r) = reason {
+        body["reason"] = serde_json::Value::from(r);
+    }
+    let verb = if approve { "approve" } else { "deny" };
+    let r = cp
+        .call(
+            hyper::Method::POST,
+            &format!("/v1/approvals/{id}/{verb}"),
+            Some(&body),
+        )
+        .await?;
+    Ok(Output::new(
+        r,
+        format!("approval {id} {decision} by {by} (signed with {by}'s key) at the control plane"),
     ))
 }
 

@@ -432,6 +432,9 @@ fn a_changed_tool_definition_is_caught_between_two_runs() {
 fn a_held_call_completes_after_approval_and_fails_after_expiry() {
     let Some(peers) = peers() else { return };
     let h = Home::with_agent("worker", "call:fixture:*");
+    // The rule's approver is a sponsor whose key is in this home: the
+    // decision is signed with it.
+    h.ok(&["sponsor", "create", "security@company.com"]);
     let policy = h.write("policy.yaml", FIXTURE_POLICY).display().to_string();
     let victim = h.write("old.csv", "a,b\n");
     let fixture = repo()

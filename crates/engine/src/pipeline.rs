@@ -1296,6 +1296,7 @@ impl Engine {
                 "message": held.decision.message,
                 "audit_index": held.audit_index,
             }),
+            proof: None,
         };
         if registry.insert_approval(&record).await.is_err() {
             return self.deny(
@@ -1329,6 +1330,16 @@ impl Engine {
                 Ok(Some(r)) if r.state == ApprovalStatus::Approved => {
                     let by = r.decided_by.clone().unwrap_or_default();
                     self.audit_approval(&r);
+                    // Only a decision signed by the approver's own key lets
+                    // the call through: a name in a row is not a person.
+                    if let Err(why) = self.check_decision(&r, "approved") {
+                        return self.deny(
+                            p,
+                            call,
+                            Reason::ApprovalDenied,
+                            format!("approval {} refused: {why}", approval.id),
+                        );
+                    }
                     if let Err(e) = self.inner.approvals.approve(&approval.id, &by, now) {
                         return self.deny(p, call, Reason::ApprovalDenied, e.to_string());
                     }
@@ -1370,6 +1381,35 @@ impl Engine {
             }
             tokio::time::sleep(self.inner.cfg.approval_poll).await;
         }
+    }
+
+    /// Checks the decider's signature on a decided approval against the
+    /// sponsor key the registry holds for `decided_by`.
+    fn check_decision(&self, r: &ApprovalRecord, decision: &str) -> Result<(), String> {
+        let by = r.decided_by.as_deref().unwrap_or_default();
+        let proof = r
+            .proof
+            .as_deref()
+            .ok_or_else(|| format!("`{by}`'s decision carries no signature"))?;
+        let did = self
+            .inner
+            .snapshot
+            .load()
+            .sponsor_key(by)
+            .cloned()
+            .ok_or_else(|| format!("`{by}` is not an active sponsor of this mesh"))?;
+        let key = did.public_key().map_err(|e| format!("`{by}`'s key: {e}"))?;
+        agentmesh_policy::DecisionStatement {
+            approval: &r.id,
+            decision,
+            by,
+            caller: &r.caller,
+            action: &r.action,
+            arguments_sha256: &r.arguments_sha256,
+            policy_version: &r.policy_version,
+            at: 0,
+        }
+        .verify(proof, &key)
     }
 
     fn audit_approval(&self, r: &ApprovalRecord) {

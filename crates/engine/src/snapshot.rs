@@ -60,6 +60,9 @@ pub struct Snapshot {
     by_name: HashMap<String, [u8; 32], foldhash::fast::RandomState>,
     /// Ids of credentials revoked before they expire.
     revoked_credentials: std::collections::HashSet<String, foldhash::fast::RandomState>,
+    /// Active sponsors' keys by e-mail: who may sign a decision on a held
+    /// call.
+    sponsor_keys: HashMap<String, Did, foldhash::fast::RandomState>,
 }
 
 impl Snapshot {
@@ -68,8 +71,12 @@ impl Snapshot {
     pub async fn load(registry: &dyn Registry, generation: u64) -> Result<Self, StoreError> {
         let mut dir = MemoryDirectory::new();
         let mut sponsor_active = HashMap::new();
+        let mut sponsor_keys = HashMap::default();
         for s in registry.list_sponsors().await? {
             sponsor_active.insert(s.email.clone(), s.active);
+            if s.active {
+                sponsor_keys.insert(s.email.to_lowercase(), s.did.clone());
+            }
             dir.add_sponsor(s.did, &s.email, s.capabilities, s.active);
         }
         let mut agents = HashMap::default();
@@ -118,7 +125,13 @@ impl Snapshot {
             agents,
             by_name,
             revoked_credentials,
+            sponsor_keys,
         })
+    }
+
+    /// The key of an active sponsor, by e-mail (case-insensitive).
+    pub fn sponsor_key(&self, email: &str) -> Option<&Did> {
+        self.sponsor_keys.get(&email.to_lowercase())
     }
 
     pub fn agent(&self, did: &Did) -> Option<&Arc<AgentView>> {

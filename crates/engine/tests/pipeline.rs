@@ -54,6 +54,9 @@ async fn fixture() -> Fixture {
         .await
         .expect("init");
     let mesh = Mesh::open(home).await.expect("open");
+    mesh.create_sponsor("security@company.com", None, now)
+        .await
+        .expect("approver");
     mesh.create_sponsor("alice@company.com", None, now)
         .await
         .expect("sponsor");
@@ -374,13 +377,31 @@ async fn held_calls_complete_after_approval_and_fail_after_expiry() {
     }
     let record = found.expect("approval stored");
     assert_eq!(record.approvers, ["security@company.com"]);
+    // The approver decides with its own key, over this exact call.
+    let security = f
+        .mesh
+        .home()
+        .read_key(KeyKind::Sponsor("security@company.com"))
+        .expect("approver key");
+    let statement = |decision| agentmesh_policy::DecisionStatement {
+        approval: &record.id,
+        decision,
+        by: "security@company.com",
+        caller: &record.caller,
+        action: &record.action,
+        arguments_sha256: &record.arguments_sha256,
+        policy_version: &record.policy_version,
+        at: unix_now(),
+    };
+    let proof = statement("approved").sign(&security);
     registry
-        .set_approval_state(
+        .decide_approval(
             &id,
             ApprovalStatus::Pending,
             ApprovalStatus::Approved,
             Some("security@company.com"),
             None,
+            Some(&proof),
             unix_now(),
         )
         .await
@@ -404,6 +425,47 @@ async fn held_calls_complete_after_approval_and_fail_after_expiry() {
             .state,
         ApprovalStatus::Used
     );
+
+    // A row that merely says "approved by security@…" (no signature, or
+    // one by another key) lets nothing through.
+    for forged in [
+        None,
+        Some(statement("approved").sign(&f.mesh.home().mesh_key().expect("mesh key"))),
+    ] {
+        let c = call(
+            "fs.delete_file",
+            json!({"path": format!("/srv/forged-{}.csv", forged.is_some())}),
+        );
+        let held = f.engine.decide(&p, &c);
+        let id = held.held().expect("held").to_owned();
+        let engine = f.engine.clone();
+        let (p2, c2) = (p.clone(), c.clone());
+        let waiter = tokio::spawn(async move { engine.await_approval(&p2, &c2, held).await });
+        let mut stored = false;
+        for _ in 0..100 {
+            if registry.approval(&id).await.expect("read").is_some() {
+                stored = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(stored);
+        registry
+            .decide_approval(
+                &id,
+                ApprovalStatus::Pending,
+                ApprovalStatus::Approved,
+                Some("security@company.com"),
+                None,
+                forged.as_deref(),
+                unix_now(),
+            )
+            .await
+            .expect("forged approval written");
+        let done = waiter.await.expect("joined");
+        assert_eq!(done.decision.outcome, Outcome::Deny, "{forged:?}");
+        assert_eq!(done.decision.reason, Reason::ApprovalDenied);
+    }
 
     // Nobody answers the next one: it expires (ttl 2 s) and is denied.
     let c = call("fs.delete_file", json!({"path": "/srv/older.csv"}));

@@ -310,3 +310,133 @@ mod tests {
         );
     }
 }
+
+/// Signature domain of a human's decision on a held call.
+pub const DECISION_DOMAIN: &str = "agentmesh/approval-decision/v1";
+
+/// What an approver signs to decide a held call: the approval, the exact
+/// call it is bound to, the decision, who decides and when. The signature
+/// (Ed25519 by the approver's registered key, over [`DECISION_DOMAIN`] ‖ 0x00
+/// ‖ the canonical JSON of this) is what lets the call through — never an
+/// unauthenticated name (docs/wire/approval.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionStatement<'a> {
+    pub approval: &'a str,
+    pub decision: &'a str,
+    pub by: &'a str,
+    pub caller: &'a str,
+    pub action: &'a str,
+    pub arguments_sha256: &'a str,
+    pub policy_version: &'a str,
+    pub at: u64,
+}
+
+impl DecisionStatement<'_> {
+    /// The signed bytes.
+    pub fn message(&self) -> String {
+        agentmesh_identity::to_canonical_json(
+            &serde_json::to_value(self).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The proof to store with the decision: `{"at", "signature"}` JSON.
+    pub fn sign(&self, key: &agentmesh_identity::KeyPair) -> String {
+        use base64::Engine;
+        let sig = key.sign(DECISION_DOMAIN, self.message().as_bytes());
+        serde_json::json!({
+            "at": self.at,
+            "signature": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig),
+        })
+        .to_string()
+    }
+
+    /// Checks a stored proof (from [`DecisionStatement::sign`]) against the
+    /// approver's public key; `self.at` is taken from the proof.
+    pub fn verify(
+        mut self,
+        proof: &str,
+        key: &agentmesh_identity::PublicKey,
+    ) -> Result<(), String> {
+        use base64::Engine;
+        let v: serde_json::Value = serde_json::from_str(proof)
+            .map_err(|_| "the decision's proof is not JSON".to_owned())?;
+        self.at = v["at"]
+            .as_u64()
+            .ok_or_else(|| "the decision's proof has no time".to_owned())?;
+        let sig = v["signature"]
+            .as_str()
+            .and_then(|s| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(s)
+                    .ok()
+            })
+            .ok_or_else(|| "the decision's proof has no readable signature".to_owned())?;
+        key.verify(DECISION_DOMAIN, self.message().as_bytes(), &sig)
+            .map_err(|_| format!("the decision is not signed by {}'s key", self.by))
+    }
+}
+
+#[cfg(test)]
+mod decision_tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_verifies_only_with_the_approvers_key_and_the_same_call() {
+        let alice = agentmesh_identity::KeyPair::from_seed(&[7; 32]);
+        let mallory = agentmesh_identity::KeyPair::from_seed(&[8; 32]);
+        let st = DecisionStatement {
+            approval: "ap_1",
+            decision: "approved",
+            by: "alice@example.com",
+            caller: "did:mesh:z6Mk",
+            action: "send_email",
+            arguments_sha256: "ab",
+            policy_version: "v1",
+            at: 1_800_000_000,
+        };
+        let proof = st.sign(&alice);
+        assert!(st.clone().verify(&proof, alice.public()).is_ok());
+        assert!(st.clone().verify(&proof, mallory.public()).is_err());
+        let other_call = DecisionStatement {
+            arguments_sha256: "cd",
+            ..st.clone()
+        };
+        assert!(other_call.verify(&proof, alice.public()).is_err());
+        let denied = DecisionStatement {
+            decision: "denied",
+            ..st.clone()
+        };
+        assert!(denied.verify(&proof, alice.public()).is_err());
+        assert!(st.verify("{}", alice.public()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod decision_vector {
+    use super::*;
+
+    /// The example of docs/wire/approval.md, byte for byte.
+    #[test]
+    fn the_published_example_holds() {
+        let key = agentmesh_identity::KeyPair::from_seed(&[7; 32]);
+        let st = DecisionStatement {
+            approval: "ap_1",
+            decision: "approved",
+            by: "alice@example.com",
+            caller: "did:mesh:z6MkexampleCaller",
+            action: "send_email",
+            arguments_sha256: "3f0c",
+            policy_version: "5e02ad67c1d2a3b4",
+            at: 1_800_000_000,
+        };
+        assert_eq!(
+            st.message(),
+            r#"{"action":"send_email","approval":"ap_1","arguments_sha256":"3f0c","at":1800000000,"by":"alice@example.com","caller":"did:mesh:z6MkexampleCaller","decision":"approved","policy_version":"5e02ad67c1d2a3b4"}"#
+        );
+        let proof: serde_json::Value = serde_json::from_str(&st.sign(&key)).expect("json");
+        assert_eq!(proof["signature"], EXAMPLE_SIGNATURE);
+    }
+
+    const EXAMPLE_SIGNATURE: &str =
+        "_DSz76GaEESDGn1b_VKTVOOjZLN8aOH6EWw1ky4mRe0KFj_nwDqu6BO-RsEZGk_VEvi6hR5zqEbo6Yz13BAICg";
+}

@@ -30,7 +30,8 @@ pub mod schema;
 mod schema_json;
 
 pub use approval::{
-    Approval, ApprovalError, ApprovalState, ApprovalStore, Binding, arguments_digest,
+    Approval, ApprovalError, ApprovalState, ApprovalStore, Binding, DECISION_DOMAIN,
+    DecisionStatement, arguments_digest,
 };
 pub use cases::{CaseResult, DEFAULT_CASE_TIME, run_cases};
 pub use compile::{

@@ -1558,6 +1558,22 @@ async fn insert_approval(
     Ok(ok(StatusCode::CREATED, json!({"id": a.id})))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    /// Who decides (required: there is no default approver).
+    by: String,
+    #[serde(default)]
+    reason: Option<String>,
+    /// The decider's signature (`agentmesh_policy::DecisionStatement`) and
+    /// its time; without them the control plane signs with `by`'s key only
+    /// if it holds it (a sponsor created here), and records that it did.
+    #[serde(default)]
+    at: Option<u64>,
+    #[serde(default)]
+    signature: Option<String>,
+}
+
 async fn decide_approval(
     state: &State,
     headers: &HeaderMap,
@@ -1566,7 +1582,7 @@ async fn decide_approval(
     approve: bool,
 ) -> ApiResult<Response> {
     admin(state, headers)?;
-    let req: ReasonBody = optional_body(body)?;
+    let req: DecisionBody = json_body(body)?;
     let now = unix_now();
     let reg = state.mesh.registry();
     let a = reg
@@ -1584,12 +1600,13 @@ async fn decide_approval(
             "approval `{id}` expired; the held call was denied"
         )));
     }
-    let by = req
-        .by
-        .map(|b| b.trim().to_lowercase())
-        .filter(|b| !b.is_empty())
-        .or_else(|| a.approvers.first().cloned())
-        .unwrap_or_else(|| "admin".into());
+    let by = req.by.trim().to_lowercase();
+    if by.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_field",
+            "say who decides with `by` (there is no default approver)",
+        ));
+    }
     if !a.approvers.is_empty() && !a.approvers.iter().any(|x| x.eq_ignore_ascii_case(&by)) {
         return Err(ApiError::forbidden(
             "not_an_approver",
@@ -1604,13 +1621,71 @@ async fn decide_approval(
     } else {
         ApprovalStatus::Denied
     };
+    let sponsor = reg
+        .sponsor_by_email(&by)
+        .await?
+        .filter(|s| s.active)
+        .ok_or_else(|| {
+            ApiError::forbidden(
+                "not_a_sponsor",
+                format!(
+                    "`{by}` is not an active sponsor: only a sponsor's key can sign a decision"
+                ),
+            )
+        })?;
+    let statement = agentmesh_policy::DecisionStatement {
+        approval: id,
+        decision: to.as_str(),
+        by: &by,
+        caller: &a.caller,
+        action: &a.action,
+        arguments_sha256: &a.arguments_sha256,
+        policy_version: &a.policy_version,
+        at: req.at.unwrap_or(now),
+    };
+    let (proof, signed_here) = match (&req.signature, req.at) {
+        (Some(sig), Some(at)) => {
+            let proof = json!({"at": at, "signature": sig}).to_string();
+            let key = sponsor
+                .did
+                .public_key()
+                .map_err(|e| ApiError::bad_request("bad_key", e.to_string()))?;
+            statement
+                .clone()
+                .verify(&proof, &key)
+                .map_err(|e| ApiError::forbidden("bad_signature", e).with_code("bad_signature"))?;
+            (proof, false)
+        }
+        (Some(_), None) => {
+            return Err(ApiError::bad_request(
+                "missing_field",
+                "a signature needs the `at` it signed",
+            ));
+        }
+        (None, _) => match state
+            .mesh
+            .home()
+            .read_key(agentmesh_store::KeyKind::Sponsor(&by))
+        {
+            Ok(key) => (statement.sign(&key), true),
+            Err(_) => {
+                return Err(ApiError::forbidden(
+                    "signature_required",
+                    format!(
+                        "`{by}` keeps its key in its own home: sign the decision there (`agentmesh approvals approve {id} --by {by} --control-plane …`)"
+                    ),
+                ));
+            }
+        },
+    };
     let r = reg
-        .set_approval_state(
+        .decide_approval(
             id,
             ApprovalStatus::Pending,
             to,
             Some(&by),
             req.reason.as_deref(),
+            Some(&proof),
             now,
         )
         .await?;
@@ -1618,8 +1693,9 @@ async fn decide_approval(
         state,
         "approval.decided",
         Some(&a.caller),
-        "",
-        json!({"approval": id, "state": to.as_str(), "by": by, "action": a.action, "reason": req.reason}),
+        &by,
+        json!({"approval": id, "state": to.as_str(), "by": by, "action": a.action, "reason": req.reason,
+               "signed_with": if signed_here { "the key the control plane holds for this sponsor" } else { "the sponsor's own key" }}),
     )
     .await?;
     Ok(ok(StatusCode::OK, json!(r)))
@@ -1663,6 +1739,18 @@ async fn approval_state(
 ) -> ApiResult<Response> {
     admin_or_gateway(&state, &headers).await?;
     let req: ApprovalTransition = json_body(&body)?;
+    // A gateway consumes or expires an approval; deciding one takes a
+    // signed decision (`/approve`, `/deny`).
+    if !matches!(
+        (req.from, req.to),
+        (ApprovalStatus::Approved, ApprovalStatus::Used)
+            | (ApprovalStatus::Pending, ApprovalStatus::Expired)
+    ) {
+        return Err(ApiError::forbidden(
+            "not_a_gateway_transition",
+            "this route only marks an approval used or expired; decide one with /approve or /deny",
+        ));
+    }
     let r = state
         .mesh
         .registry()

@@ -78,6 +78,11 @@ pub struct ApprovalRecord {
     pub expires_at: u64,
     /// What a human needs to decide: agent name, tool, arguments, message.
     pub summary: serde_json::Value,
+    /// The decider's signature over the decision and the exact call
+    /// (`agentmesh_policy::DecisionStatement`), `{"at", "signature"}`:
+    /// what lets an approved call through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 /// Where an approval stands.

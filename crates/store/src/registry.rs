@@ -67,6 +67,27 @@ pub trait Registry: Send + Sync {
         now: u64,
     ) -> Result<ApprovalRecord, StoreError>;
 
+    /// [`Registry::set_approval_state`] for a human's decision, with the
+    /// decider's signature (`agentmesh_policy::DecisionStatement`). Only
+    /// registries that people decide in implement it (the SQL registry; a
+    /// gateway's remote view does not).
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_approval(
+        &self,
+        id: &str,
+        from: ApprovalStatus,
+        to: ApprovalStatus,
+        by: Option<&str>,
+        reason: Option<&str>,
+        proof: Option<&str>,
+        now: u64,
+    ) -> Result<ApprovalRecord, StoreError> {
+        let _ = (id, from, to, by, reason, proof, now);
+        Err(StoreError::Conflict(
+            "decisions on held calls are made at the registry itself (the control plane or the mesh home)".into(),
+        ))
+    }
+
     /// Queues an audit entry (its encoded bytes) for the process that holds
     /// the audit log, when another process (a running gateway) holds it.
     async fn enqueue_audit(&self, entry: &[u8], now: u64) -> Result<i64, StoreError>;

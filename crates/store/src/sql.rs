@@ -145,6 +145,8 @@ CREATE TABLE rate_limits (
     tat INTEGER NOT NULL
 );
 "#,
+    // A decision on a held call carries its decider's signature.
+    "ALTER TABLE approvals ADD COLUMN proof TEXT;",
 ];
 
 /// The same schema for PostgreSQL (64-bit integers, BYTEA, identity keys).
@@ -273,6 +275,8 @@ CREATE TABLE rate_limits (
     tat BIGINT NOT NULL
 );
 "#,
+    // A decision on a held call carries its decider's signature.
+    "ALTER TABLE approvals ADD COLUMN proof TEXT;",
 ];
 
 /// Which database a registry is on.
@@ -826,14 +830,30 @@ impl Registry for SqlRegistry {
         reason: Option<&str>,
         now: u64,
     ) -> Result<ApprovalRecord, StoreError> {
+        self.decide_approval(id, from, to, by, reason, None, now)
+            .await
+    }
+
+    async fn decide_approval(
+        &self,
+        id: &str,
+        from: ApprovalStatus,
+        to: ApprovalStatus,
+        by: Option<&str>,
+        reason: Option<&str>,
+        proof: Option<&str>,
+        now: u64,
+    ) -> Result<ApprovalRecord, StoreError> {
         let done = sqlx::query(
             "UPDATE approvals SET state = $1, decided_by = COALESCE($2, decided_by), \
-             decided_at = $3, reason = COALESCE($4, reason) WHERE id = $5 AND state = $6",
+             decided_at = $3, reason = COALESCE($4, reason), proof = COALESCE($5, proof) \
+             WHERE id = $6 AND state = $7",
         )
         .bind(to.as_str())
         .bind(by)
         .bind(db_ts(now))
         .bind(reason)
+        .bind(proof)
         .bind(id)
         .bind(from.as_str())
         .execute(&self.pool)
@@ -985,6 +1005,7 @@ fn approval_from_row(row: &AnyRow) -> Result<ApprovalRecord, StoreError> {
         created_at: ts(row.try_get("created_at")?),
         expires_at: ts(row.try_get("expires_at")?),
         summary: json_column(row, "summary")?,
+        proof: row.try_get("proof")?,
     })
 }
 

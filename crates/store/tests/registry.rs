@@ -202,6 +202,7 @@ async fn registry_suite(mesh: &Mesh) {
         created_at: NOW,
         expires_at: NOW + 60,
         summary: serde_json::json!({"tool": "fs.delete_file"}),
+        proof: None,
     };
     reg.insert_approval(&approval).await.expect("insert");
     reg.insert_approval(&approval).await.expect("idempotent");
