@@ -24,6 +24,18 @@ pub async fn run(cli: Cli) -> Result<Output> {
     match cli.command {
         Command::Init { trust_domain } => init(&cli.home, &trust_domain, now).await,
         Command::Status => status(&open(&cli.home).await?).await,
+        Command::Sponsor(crate::SponsorCmd::Create {
+            email,
+            capabilities,
+            control_plane: Some(url),
+            control_plane_token_file,
+        }) => {
+            let cp = crate::ControlPlaneArgs {
+                control_plane: url,
+                control_plane_token_file,
+            };
+            crate::cp_client_cmd::sponsor_register(&cli.home, &email, capabilities, &cp).await
+        }
         Command::Sponsor(cmd) => {
             let mesh = open(&cli.home).await?;
             let out = sponsor(&mesh, cmd, now).await?;
@@ -271,6 +283,7 @@ async fn sponsor(mesh: &Mesh, cmd: SponsorCmd, now: u64) -> Result<Output> {
         SponsorCmd::Create {
             email,
             capabilities,
+            ..
         } => {
             let caps = capabilities.as_deref().map(parse_caps).transpose()?;
             let s = mesh.create_sponsor(&email, caps, now).await?;

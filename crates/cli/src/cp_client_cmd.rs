@@ -264,3 +264,40 @@ pub async fn credential_revoke(
     );
     Ok(Output::new(r, text))
 }
+
+/// `agentmesh sponsor create <email> --control-plane URL`: the key is made
+/// and kept in this home (the sponsor's own); the control plane gets only
+/// the public key, so only this home can sign the sponsor's approvals.
+pub async fn sponsor_register(
+    home: &Path,
+    email: &str,
+    capabilities: Option<Vec<String>>,
+    cp: &ControlPlaneArgs,
+) -> Result<Output> {
+    let h = open_or_init(home).await?;
+    let email = agentmesh_identity::validate_email(email).map_err(|e| anyhow!("{e}"))?;
+    let kind = KeyKind::Sponsor(&email);
+    let key = match h.read_key(kind) {
+        Ok(k) => k,
+        Err(_) => {
+            let k = KeyPair::generate().map_err(|e| anyhow!("{e}"))?;
+            h.write_key(kind, &k)?;
+            k
+        }
+    };
+    let client = client(home, cp)?;
+    let mut body = json!({"email": email, "did": key.did().to_string()});
+    if let Some(c) = capabilities {
+        body["capabilities"] = json!(c);
+    }
+    let r: Value = client
+        .call(Method::POST, "/v1/sponsors", Some(&body))
+        .await?;
+    let text = format!(
+        "Registered sponsor {email} at {}\n  DID  {}\n  key  {} (0600, stays here)",
+        cp.control_plane,
+        key.did(),
+        h.key_path(kind).display()
+    );
+    Ok(Output::new(r, text))
+}

@@ -663,13 +663,22 @@ pub enum PolicyCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum SponsorCmd {
-    /// Create a sponsor with a new Ed25519 key held in the mesh home.
+    /// Create a sponsor with a new Ed25519 key held in this home; with
+    /// --control-plane, register it there by its public key only (the
+    /// private key stays in this home, the sponsor's own).
     Create {
         /// The sponsor's e-mail address (their name in the mesh).
         email: String,
         /// What this sponsor may grant its agents, comma-separated (default: `*`).
         #[arg(long, value_delimiter = ',')]
         capabilities: Option<Vec<String>>,
+        /// Register the sponsor at this control plane (admin token needed).
+        #[arg(long)]
+        control_plane: Option<String>,
+        /// File with the admin token (default: AGENTMESH_CONTROL_PLANE_TOKEN,
+        /// else this home's admin.token).
+        #[arg(long)]
+        control_plane_token_file: Option<PathBuf>,
     },
     /// List sponsors.
     List,

@@ -1032,6 +1032,11 @@ struct NewSponsor {
     email: String,
     #[serde(default)]
     capabilities: Option<Vec<String>>,
+    /// The sponsor's own key (`did:key:`/`did:mesh:`), when it keeps the
+    /// private key in its own home; without it the control plane makes one
+    /// and holds it.
+    #[serde(default)]
+    did: Option<String>,
 }
 
 async fn create_sponsor(
@@ -1042,10 +1047,20 @@ async fn create_sponsor(
     admin(&state, &headers)?;
     let req: NewSponsor = json_body(&body)?;
     let caps = req.capabilities.as_deref().map(parse_caps).transpose()?;
-    let s = state
-        .mesh
-        .create_sponsor(&req.email, caps, unix_now())
-        .await?;
+    let s = match &req.did {
+        Some(d) => {
+            state
+                .mesh
+                .register_sponsor(&req.email, parse_did(d)?, caps, unix_now())
+                .await?
+        }
+        None => {
+            state
+                .mesh
+                .create_sponsor(&req.email, caps, unix_now())
+                .await?
+        }
+    };
     Ok(ok(StatusCode::CREATED, json!(s)))
 }
 

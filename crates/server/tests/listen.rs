@@ -252,3 +252,70 @@ async fn a_gateway_credential_reaches_only_what_a_gateway_needs() {
     let _ = stop.send(());
     task.await.expect("stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sponsor_with_its_key_at_home_approves_by_signature_only() {
+    let (_dir, addr, stop, task) = start().await;
+    let alice = agentmesh_identity::KeyPair::from_seed(&[21; 32]);
+    let mallory = agentmesh_identity::KeyPair::from_seed(&[22; 32]);
+    let alice_did = alice.did().to_string();
+    tokio::task::spawn_blocking(move || {
+        // Registered by public key: the control plane holds no private key.
+        let (st, b) = exchange(
+            addr,
+            "POST",
+            "/v1/sponsors",
+            true,
+            &format!(r#"{{"email": "alice@example.com", "did": "{alice_did}"}}"#),
+        );
+        assert_eq!(st, 201, "{b}");
+        let now = unix_now();
+        let approval = serde_json::json!({
+            "id": "ap_home", "caller": "did:mesh:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+            "action": "send_email", "arguments_sha256": "00", "policy_version": "v", "rule": "p/r",
+            "approvers": ["alice@example.com"], "state": "pending",
+            "decided_by": null, "decided_at": null, "reason": null,
+            "created_at": now, "expires_at": now + 300, "summary": {"tool": "send_email"},
+        });
+        let (st, b) = exchange(addr, "POST", "/v1/approvals", true, &approval.to_string());
+        assert!(st < 300, "{st} {b}");
+        let statement = |at| agentmesh_policy::DecisionStatement {
+            approval: "ap_home",
+            decision: "approved",
+            by: "alice@example.com",
+            caller: "did:mesh:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+            action: "send_email",
+            arguments_sha256: "00",
+            policy_version: "v",
+            at,
+        };
+        let sig = |key: &agentmesh_identity::KeyPair| {
+            let proof: serde_json::Value =
+                serde_json::from_str(&statement(now).sign(key)).expect("proof");
+            proof["signature"].as_str().expect("sig").to_owned()
+        };
+        let decide =
+            |body: String| exchange(addr, "POST", "/v1/approvals/ap_home/approve", true, &body);
+        // No default approver, no unsigned decision, no one else's key.
+        assert_eq!(decide("{}".into()).0, 400);
+        let (st, b) = decide(r#"{"by": "alice@example.com"}"#.into());
+        assert_eq!(st, 403, "{b}");
+        assert!(b.contains("signature_required"), "{b}");
+        let (st, b) = decide(format!(
+            r#"{{"by": "alice@example.com", "at": {now}, "signature": "{}"}}"#,
+            sig(&mallory)
+        ));
+        assert_eq!(st, 403, "{b}");
+        // Alice's own signature, made in her home.
+        let (st, b) = decide(format!(
+            r#"{{"by": "alice@example.com", "at": {now}, "signature": "{}"}}"#,
+            sig(&alice)
+        ));
+        assert_eq!(st, 200, "{b}");
+        assert!(b.contains("\"proof\""), "{b}");
+    })
+    .await
+    .expect("requests");
+    let _ = stop.send(());
+    task.await.expect("stopped");
+}

@@ -368,6 +368,29 @@ impl Mesh {
         capabilities: Option<Vec<Capability>>,
         now: u64,
     ) -> Result<SponsorRecord, MeshError> {
+        self.add_sponsor(email, capabilities, None, now).await
+    }
+
+    /// Registers a sponsor that keeps its key in its own home: only the
+    /// public key (`did`) is stored here, so only the sponsor can sign its
+    /// approvals.
+    pub async fn register_sponsor(
+        &self,
+        email: &str,
+        did: Did,
+        capabilities: Option<Vec<Capability>>,
+        now: u64,
+    ) -> Result<SponsorRecord, MeshError> {
+        self.add_sponsor(email, capabilities, Some(did), now).await
+    }
+
+    async fn add_sponsor(
+        &self,
+        email: &str,
+        capabilities: Option<Vec<Capability>>,
+        public: Option<Did>,
+        now: u64,
+    ) -> Result<SponsorRecord, MeshError> {
         let email = validate_email(email)?;
         if self.registry.sponsor_by_email(&email).await?.is_some() {
             return Err(MeshError::DuplicateSponsor(email));
@@ -381,18 +404,28 @@ impl Mesh {
             }
             None => vec![parse_cap("*")?],
         };
-        let key = KeyPair::generate().map_err(|e| MeshError::Invalid(e.to_string()))?;
+        let (did, key) = match public {
+            Some(did) => (did.to_mesh(), None),
+            None => {
+                let key = KeyPair::generate().map_err(|e| MeshError::Invalid(e.to_string()))?;
+                (key.did(), Some(key))
+            }
+        };
         let record = SponsorRecord {
             email: email.clone(),
-            did: key.did(),
+            did,
             capabilities,
             created_at: now,
             active: true,
         };
         let kind = KeyKind::Sponsor(&email);
-        self.home.write_key(kind, &key)?;
+        if let Some(key) = &key {
+            self.home.write_key(kind, key)?;
+        }
         if let Err(e) = self.registry.insert_sponsor(&record).await {
-            let _ = self.home.remove_key(kind);
+            if key.is_some() {
+                let _ = self.home.remove_key(kind);
+            }
             return Err(match e {
                 StoreError::Duplicate { .. } => MeshError::DuplicateSponsor(email),
                 e => e.into(),
@@ -402,7 +435,8 @@ impl Mesh {
             "sponsor.created",
             None,
             &record.email,
-            serde_json::json!({"sponsor_did": record.did, "capabilities": record.capabilities}),
+            serde_json::json!({"sponsor_did": record.did, "capabilities": record.capabilities,
+                               "key_held_here": key.is_some()}),
         ))
         .await?;
         Ok(record)
