@@ -828,6 +828,19 @@ pub enum DidCmd {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // What libraries log through `tracing` (background loops that failed,
+    // suspensions, anomalies) goes to stderr: warnings and errors by
+    // default, more with RUST_LOG (e.g. `RUST_LOG=agentmesh_engine=debug`).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    if let Err(e) = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init()
+    {
+        eprintln!("agentmesh: logging could not start: {e}");
+    }
     // Long-running servers get both cores; everything else one thread.
     let serving = matches!(
         &cli.command,
