@@ -648,12 +648,15 @@ pub fn openapi() -> Value {
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| {
-                let schema = if name == "index" {
-                    json!({"type": "integer", "minimum": 0})
-                } else {
-                    json!({"type": "string", "minLength": 1})
+                let (schema, example) = match name {
+                    "index" => (json!({"type": "integer", "minimum": 0}), json!(0)),
+                    // Agent `a` of the examples (interop/schemathesis/run.sh creates it).
+                    _ if route.path.starts_with("/v1/agents/") || name == "agent" => {
+                        (json!({"type": "string", "minLength": 1}), json!("a"))
+                    }
+                    _ => (json!({"type": "string", "minLength": 1}), json!("x")),
                 };
-                json!({"name": name, "in": "path", "required": true, "schema": schema})
+                json!({"name": name, "in": "path", "required": true, "schema": schema, "example": example})
             })
             .collect();
         for q in route.query.split(',').filter(|q| !q.is_empty()) {
