@@ -109,7 +109,13 @@ proptest! {
         card::drop_unsafe_urls(&mut cleaned);
         let mut twice = cleaned.clone();
         prop_assert!(card::drop_unsafe_urls(&mut twice).is_empty());
-        let _ = card::rewrite(&v, "https://gw.example/a2a/x", None);
+        // A client of a rewritten card reaches the gateway and nothing else.
+        let rpc = "https://gw.example/a2a/x";
+        if let Ok(out) = card::rewrite(&v, rpc, None) {
+            let e = card::endpoints(&out);
+            prop_assert_eq!(e.jsonrpc.as_deref(), Some(rpc), "{}", out);
+            prop_assert_eq!(e.rest, None, "{}", out);
+        }
     }
 
     #[test]
