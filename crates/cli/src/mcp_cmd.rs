@@ -29,7 +29,7 @@ pub fn policy_with_reload(path: &Path) -> Result<(Arc<PolicyHandle>, Watcher)> {
                     eprintln!("agentmesh: policy {shown} reloaded (version {version})")
                 }
                 ReloadEvent::Rejected { error } => eprintln!(
-                    "agentmesh: policy {shown} changed but is invalid; the previous version stays in force:\n{error}"
+                    "agentmesh: policy {shown} changed but cannot be put in force (invalid or unreadable); the previous version stays in force:\n{error}"
                 ),
             }
         }
