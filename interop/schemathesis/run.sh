@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Schemathesis against docs/openapi.json and a running `agentmesh serve`:
 # every operation gets generated requests (valid and invalid), and every
-# answer must be no 5xx, a documented status, and match its schema.
+# answer must be no 5xx, a documented status and content type, and match
+# its schema; a request that breaks the schema must be refused (4xx).
 #
 #   interop/schemathesis/run.sh            # uses target/debug/agentmesh
 #   AGENTMESH_BIN=… EXAMPLES=200 interop/schemathesis/run.sh
@@ -65,7 +66,7 @@ status=0
 "$st" run "$spec" \
   --url "$url" \
   -H "Authorization: Bearer $token" \
-  --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
+  --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,negative_data_rejection,missing_required_header,unsupported_method \
   --exclude-path /v1/events \
   --max-examples "$examples" \
   --phases examples,coverage,fuzzing \

@@ -204,6 +204,14 @@ fn json_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
             "a JSON body is required",
         ));
     }
+    // Every body is an object: serde would also read a struct from an
+    // array (`[null, null]`), which the schema does not allow.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "malformed_body",
+            "the body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "malformed_body",
