@@ -538,20 +538,28 @@ impl StdioUpstream {
             )
         };
         // Some legacy servers never answer a method they do not know: the
-        // probe gets part of the time, `initialize` the rest.
+        // probe gets part of the time, `initialize` the rest. A slow server
+        // (start-up under load) may answer the probe late: its answer is
+        // still awaited below, because a dual-era server that saw the probe
+        // serves the modern era and refuses `initialize`.
         let probe =
             tokio::time::Instant::now() + (self.start_timeout / 2).min(Duration::from_secs(10));
-        let discover = self.raw_call(&discover_request("0"), probe).await;
-        let modern = match &discover {
-            Ok(b) => serde_json::from_slice::<Value>(b)
+        let (probe_id, probe_link, mut probe_rx) = self.send_call(&discover_request("0")).await?;
+        let is_modern = |b: &[u8]| {
+            serde_json::from_slice::<Value>(b)
                 .ok()
-                .is_some_and(|v| v.pointer("/result/supportedVersions").is_some()),
-            // Gone: asking again would not help.
-            Err(e @ UpstreamError::Unreachable(..)) => {
-                return Err(failed("server/discover", e.clone()));
-            }
-            Err(_) => false,
+                .is_some_and(|v| v.pointer("/result/supportedVersions").is_some())
         };
+        let (mut modern, late) =
+            match self.wait_call(&probe_link, probe_id, &mut probe_rx, probe, false).await {
+                Ok(b) => (is_modern(&b), false),
+                // Gone: asking again would not help.
+                Err(e @ UpstreamError::Unreachable(..)) => {
+                    return Err(failed("server/discover", e));
+                }
+                Err(UpstreamError::Timeout(..)) => (false, true),
+                Err(_) => (false, false),
+            };
         // Legacy clients of the gateway need an initialised session either
         // way; dual-era servers accept both.
         let init = self
@@ -565,6 +573,17 @@ impl StdioUpstream {
                 .and_then(|o| o.get("result").cloned()),
             Err(_) => None,
         };
+        if late {
+            // The probe's answer, if it came after all.
+            if let Ok(b) = self
+                .wait_call(&probe_link, probe_id, &mut probe_rx, deadline, true)
+                .await
+            {
+                modern = is_modern(&b);
+            }
+        } else {
+            probe_link.forget(probe_id);
+        }
         if let Some(result) = result {
             *self.init_result.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
             self.notify(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_vec())
@@ -594,6 +613,68 @@ impl StdioUpstream {
                 "agentmesh: upstream `{}`: a notification was not delivered (the server is gone)",
                 self.name
             );
+        }
+    }
+
+    /// Sends a message under a gateway id; the answer arrives on the
+    /// receiver (see [`Upstream::wait_call`]).
+    async fn send_call(
+        &self,
+        text: &str,
+    ) -> Result<(u64, Arc<Link>, oneshot::Receiver<Result<Vec<u8>, String>>), UpstreamError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let raw = RawValue::from_string(id.to_string()).unwrap_or_default();
+        let msg = replace_field(text, "id", &raw)
+            .ok_or_else(|| UpstreamError::Protocol(self.name.clone(), "not an object".into()))?;
+        let unreachable = |why: String| UpstreamError::Unreachable(self.name.clone(), why);
+        let Some(link) = self.current() else {
+            return Err(unreachable("the server is not running".into()));
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut w = link.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(why) = &w.gone {
+                return Err(unreachable(format!("the server {why}")));
+            }
+            w.map.insert(id, tx);
+        }
+        if link.tx.send(msg.into_bytes()).await.is_err() {
+            link.forget(id);
+            return Err(unreachable("the server is not running".into()));
+        }
+        Ok((id, link, rx))
+    }
+
+    /// Waits for the answer to [`Upstream::send_call`] until `deadline`; on
+    /// a timeout the request is forgotten only when `forget` is set (a
+    /// caller may wait for the same answer again).
+    async fn wait_call(
+        &self,
+        link: &Link,
+        id: u64,
+        rx: &mut oneshot::Receiver<Result<Vec<u8>, String>>,
+        deadline: tokio::time::Instant,
+        forget: bool,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(Ok(bytes))) => Ok(bytes),
+            Ok(Ok(Err(why))) => Err(UpstreamError::Protocol(
+                self.name.clone(),
+                format!("the server {why}"),
+            )),
+            Ok(Err(_)) => Err(UpstreamError::Unreachable(
+                self.name.clone(),
+                "the server exited before answering".into(),
+            )),
+            Err(_) => {
+                if forget {
+                    link.forget(id);
+                }
+                Err(UpstreamError::Timeout(
+                    self.name.clone(),
+                    deadline.saturating_duration_since(tokio::time::Instant::now()),
+                ))
+            }
         }
     }
 
