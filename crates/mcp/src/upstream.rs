@@ -544,7 +544,10 @@ impl StdioUpstream {
         // serves the modern era and refuses `initialize`.
         let probe =
             tokio::time::Instant::now() + (self.start_timeout / 2).min(Duration::from_secs(10));
-        let (probe_id, probe_link, mut probe_rx) = self.send_call(&discover_request("0")).await?;
+        let (probe_id, probe_link, mut probe_rx) = self
+            .send_call(&discover_request("0"))
+            .await
+            .map_err(|e| failed("server/discover", e))?;
         let is_modern = |b: &[u8]| {
             serde_json::from_slice::<Value>(b)
                 .ok()
