@@ -78,9 +78,21 @@ pub async fn run(
         None => Some(tempdir()?),
     };
     let root = home_arg.unwrap_or_else(|| tmp.clone().unwrap_or_default());
+    // A signal while the demo runs interrupts it; once it only keeps the
+    // mesh running (--keep-running), a signal is the normal way to stop,
+    // handled there (a clean stop, exit 0).
+    let keeping = std::sync::Arc::new(KeepRunning::default());
+    let waiting = keeping.clone();
     let result = tokio::select! {
-        r = run_in(root, keep_running, listen) => r,
-        _ = crate::serve_cmd::shutdown_signal() => {
+        r = run_in(root, keep_running, listen, keeping) => r,
+        _ = async move {
+            crate::serve_cmd::shutdown_signal().await;
+            if waiting.keeping.load(std::sync::atomic::Ordering::SeqCst) {
+                // The one signal listener tells the keep-running phase.
+                waiting.stop.notify_one();
+                std::future::pending::<()>().await;
+            }
+        } => {
             Err(anyhow!("interrupted: the demo stopped its gateway and control plane"))
         }
     };
@@ -96,10 +108,18 @@ pub async fn run(
     result
 }
 
+/// The keep-running phase: entered (`keeping`), and told to stop.
+#[derive(Default)]
+struct KeepRunning {
+    keeping: std::sync::atomic::AtomicBool,
+    stop: tokio::sync::Notify,
+}
+
 async fn run_in(
     root: PathBuf,
     keep_running: bool,
     listen: Option<std::net::SocketAddr>,
+    keeping: std::sync::Arc<KeepRunning>,
 ) -> Result<Output> {
     std::fs::create_dir_all(&root)?;
     let data = root.join("data");
@@ -455,7 +475,10 @@ async fn run_in(
         println!(
             "\nStill running (Ctrl-C stops):\n  control plane  {cp_url}\n  dashboard      {cp_url}/#token={token}\n  gateway        http://127.0.0.1:{gw_port}/mcp\n  admin token    {token}\n  one send_email call is held for approval: approve or deny it on the dashboard"
         );
-        crate::serve_cmd::shutdown_signal().await;
+        keeping
+            .keeping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        keeping.stop.notified().await;
         waiting.abort();
     }
     gateway.stop();
