@@ -131,9 +131,9 @@ pub fn open_claims<T: Serialize + serde::de::DeserializeOwned>(
     if text.len() > MAX_CREDENTIAL_LEN {
         return Err(CredentialError::Malformed("longer than 2048 bytes"));
     }
-    let body = text
-        .strip_prefix(prefix)
-        .ok_or(CredentialError::Malformed("does not start with the expected prefix"))?;
+    let body = text.strip_prefix(prefix).ok_or(CredentialError::Malformed(
+        "does not start with the expected prefix",
+    ))?;
     let (payload_b64, sig_b64) = body
         .split_once('.')
         .ok_or(CredentialError::Malformed("expected payload.signature"))?;
