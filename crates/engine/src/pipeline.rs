@@ -1118,12 +1118,18 @@ impl Engine {
             decision.rule.as_deref(),
         );
         let approval_pending = decision.outcome == Outcome::RequireApproval;
+        // The capability as text was made once for the policy request.
+        let cap_text = req
+            .action
+            .capability
+            .take()
+            .unwrap_or_else(|| call.capability.to_string());
         let mut shard = self.inner.trust.lock(&did);
         let event = TrustEvent {
             agent: did.clone(),
             at_ms: now_ms,
             kind,
-            about: Some(call.capability.to_string()),
+            about: Some(cap_text.clone()),
         };
         let applied = shard.engine.apply(&event).ok();
         let anomalies = shard.engine.observe(
@@ -1163,7 +1169,7 @@ impl Engine {
             call_method: call.method.clone(),
             protocol: call.protocol,
             target: call.target.clone(),
-            capability: call.capability.to_string(),
+            capability: cap_text.clone(),
             upstream: call.upstream.clone(),
             trace_id: call.trace_id.clone(),
             note: call.note.clone(),
@@ -1217,7 +1223,7 @@ impl Engine {
             audit_index,
             restricted_arguments,
             trust_after: last.map(|a| a.after).unwrap_or(0.0),
-            capability: call.capability.to_string(),
+            capability: cap_text,
         }
     }
 

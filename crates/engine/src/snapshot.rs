@@ -75,7 +75,7 @@ impl Snapshot {
         for s in registry.list_sponsors().await? {
             sponsor_active.insert(s.email.clone(), s.active);
             if s.active {
-                sponsor_keys.insert(s.email.to_lowercase(), s.did.clone());
+                sponsor_keys.insert(s.email.to_lowercase(), s.did);
             }
             dir.add_sponsor(s.did, &s.email, s.capabilities, s.active);
         }
