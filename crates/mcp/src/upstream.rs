@@ -553,16 +553,18 @@ impl StdioUpstream {
                 .ok()
                 .is_some_and(|v| v.pointer("/result/supportedVersions").is_some())
         };
-        let (mut modern, late) =
-            match self.wait_call(&probe_link, probe_id, &mut probe_rx, probe, false).await {
-                Ok(b) => (is_modern(&b), false),
-                // Gone: asking again would not help.
-                Err(e @ UpstreamError::Unreachable(..)) => {
-                    return Err(failed("server/discover", e));
-                }
-                Err(UpstreamError::Timeout(..)) => (false, true),
-                Err(_) => (false, false),
-            };
+        let (mut modern, late) = match self
+            .wait_call(&probe_link, probe_id, &mut probe_rx, probe, false)
+            .await
+        {
+            Ok(b) => (is_modern(&b), false),
+            // Gone: asking again would not help.
+            Err(e @ UpstreamError::Unreachable(..)) => {
+                return Err(failed("server/discover", e));
+            }
+            Err(UpstreamError::Timeout(..)) => (false, true),
+            Err(_) => (false, false),
+        };
         // Legacy clients of the gateway need an initialised session either
         // way; dual-era servers accept both.
         let init = self
