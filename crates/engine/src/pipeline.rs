@@ -689,20 +689,27 @@ impl Engine {
                 .verify(text, &self.inner.cfg, now)
                 .and_then(|entry| {
                     let (att, sub) = (&entry.att, &entry.sub);
-                    claimed.replace(Some(att.sub.clone()));
-                    let agent = snap
-                        .agent(sub)
-                        .cloned()
-                        .ok_or_else(|| AuthError::UnknownAgent(att.sub.clone()))?;
-                    if let Some(why) = agent.inactive_reason(now) {
-                        return Err(AuthError::Inactive(why));
+                    // The claimed identity is kept only for a failure's audit
+                    // entry (no allocation on the success path).
+                    let r = (|| {
+                        let agent = snap
+                            .agent(sub)
+                            .cloned()
+                            .ok_or_else(|| AuthError::UnknownAgent(att.sub.clone()))?;
+                        if let Some(why) = agent.inactive_reason(now) {
+                            return Err(AuthError::Inactive(why));
+                        }
+                        Ok(self.principal_for(
+                            agent,
+                            AuthMethod::Attestation,
+                            None,
+                            Some(format!("iatp:{}", att.id)),
+                        ))
+                    })();
+                    if r.is_err() {
+                        claimed.replace(Some(entry.att.sub.clone()));
                     }
-                    Ok(self.principal_for(
-                        agent,
-                        AuthMethod::Attestation,
-                        None,
-                        Some(format!("iatp:{}", att.id)),
-                    ))
+                    r
                 }),
             Presented::Credential(text) => self
                 .inner
@@ -710,23 +717,30 @@ impl Engine {
                 .verify(text, &self.inner.mesh_public, &self.inner.cfg.audience, now)
                 .map_err(AuthError::from)
                 .and_then(|checked| {
-                    claimed.replace(Some(checked.claims.sub.clone()));
-                    if snap.credential_revoked(&checked.claims.id) {
-                        return Err(AuthError::CredentialRevoked(checked.claims.id.clone()));
+                    // The claimed identity is kept only for a failure's audit
+                    // entry (no allocation on the success path).
+                    let r = (|| {
+                        if snap.credential_revoked(&checked.claims.id) {
+                            return Err(AuthError::CredentialRevoked(checked.claims.id.clone()));
+                        }
+                        let agent = snap
+                            .agent(&checked.subject)
+                            .cloned()
+                            .ok_or_else(|| AuthError::UnknownAgent(checked.claims.sub.clone()))?;
+                        if let Some(why) = agent.inactive_reason(now) {
+                            return Err(AuthError::Inactive(why));
+                        }
+                        Ok(self.principal_for(
+                            agent,
+                            AuthMethod::Credential,
+                            None,
+                            Some(checked.claims.id.clone()),
+                        ))
+                    })();
+                    if r.is_err() {
+                        claimed.replace(Some(checked.claims.sub.clone()));
                     }
-                    let agent = snap
-                        .agent(&checked.subject)
-                        .cloned()
-                        .ok_or_else(|| AuthError::UnknownAgent(checked.claims.sub.clone()))?;
-                    if let Some(why) = agent.inactive_reason(now) {
-                        return Err(AuthError::Inactive(why));
-                    }
-                    Ok(self.principal_for(
-                        agent,
-                        AuthMethod::Credential,
-                        None,
-                        Some(checked.claims.id.clone()),
-                    ))
+                    r
                 }),
             Presented::Delegation {
                 token,
@@ -738,24 +752,32 @@ impl Engine {
                 .verify(token, &**snap, VerifyOptions::at(now))
                 .map_err(AuthError::from)
                 .and_then(|chain| {
-                    claimed.replace(Some(chain.holder.to_string()));
-                    let agent = snap
-                        .agent(&chain.holder)
-                        .cloned()
-                        .ok_or_else(|| AuthError::UnknownAgent(chain.holder.to_string()))?;
-                    let proof = HolderProof::parse(proof)?;
-                    // A bad or replayed proof is not the holder's conduct:
-                    // anyone who saw the token can present it.
-                    self.inner
-                        .replay
-                        .verify(&chain, &proof, &request_digest, now)?;
-                    if let Some(why) = agent.inactive_reason(now) {
-                        return Err(AuthError::Inactive(why));
+                    let holder = chain.holder;
+                    // The claimed identity is kept only for a failure's audit
+                    // entry (no allocation on the success path).
+                    let r = (|| {
+                        let agent = snap
+                            .agent(&chain.holder)
+                            .cloned()
+                            .ok_or_else(|| AuthError::UnknownAgent(chain.holder.to_string()))?;
+                        let proof = HolderProof::parse(proof)?;
+                        // A bad or replayed proof is not the holder's conduct:
+                        // anyone who saw the token can present it.
+                        self.inner
+                            .replay
+                            .verify(&chain, &proof, &request_digest, now)?;
+                        if let Some(why) = agent.inactive_reason(now) {
+                            return Err(AuthError::Inactive(why));
+                        }
+                        let mut p =
+                            self.principal_for(agent, AuthMethod::Delegation, Some(chain), None);
+                        p.token = Some(token.into());
+                        Ok(p)
+                    })();
+                    if r.is_err() {
+                        claimed.replace(Some(holder.to_string()));
                     }
-                    let mut p =
-                        self.principal_for(agent, AuthMethod::Delegation, Some(chain), None);
-                    p.token = Some(token.into());
-                    Ok(p)
+                    r
                 }),
         };
         match &result {

@@ -424,20 +424,7 @@ impl Gateway {
                     })?
                 }
             };
-            let v: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
-            if let Some(e) = v.get("error") {
-                return Err(format!("tools/list failed: {e}"));
-            }
-            let result = v
-                .get("result")
-                .ok_or("tools/list answered without a result")?;
-            if let Some(items) = result.get("tools").and_then(Value::as_array) {
-                tools.extend(items.iter().cloned());
-            }
-            cursor = result
-                .get("nextCursor")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            cursor = crate::govern::read_tools_page(&answer, &mut tools)?;
             if cursor.is_none() {
                 break;
             }

@@ -868,3 +868,23 @@ pub fn denial(id: &str, v: &Verdict) -> String {
         Some(data),
     )
 }
+
+/// Reads one page of a `tools/list` answer (the gateway's and the wrapper's
+/// check of which names an upstream lists): appends its tools, returns the
+/// next cursor.
+pub fn read_tools_page(answer: &[u8], tools: &mut Vec<Value>) -> Result<Option<String>, String> {
+    let v: Value = serde_json::from_slice(answer).map_err(|e| e.to_string())?;
+    if let Some(e) = v.get("error") {
+        return Err(format!("tools/list failed: {e}"));
+    }
+    let result = v
+        .get("result")
+        .ok_or("tools/list answered without a result")?;
+    if let Some(items) = result.get("tools").and_then(Value::as_array) {
+        tools.extend(items.iter().cloned());
+    }
+    Ok(result
+        .get("nextCursor")
+        .and_then(Value::as_str)
+        .map(str::to_owned))
+}

@@ -50,11 +50,7 @@ pub struct Behaviour {
 }
 
 fn fnv(s: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in s.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h
+    crate::model::fnv_parts(&[s.as_bytes()])
 }
 
 impl Behaviour {

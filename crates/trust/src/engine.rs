@@ -96,9 +96,8 @@ impl TrustEngine {
                     EventKind::Endorsement { by, .. } => by.as_str(),
                     _ => ev.about.as_deref().unwrap_or(""),
                 };
-                let key = format!("{tag}\u{1f}{about}");
                 let at = state.at_ms;
-                let granted = state.gains.admit(dim, &key, weight, once, at, cfg);
+                let granted = state.gains.admit(dim, tag, about, weight, once, at, cfg);
                 state.dims[dim.index()].r += granted;
             } else {
                 state.dims[dim.index()].s += weight;

@@ -111,12 +111,15 @@ impl Gains {
         self.window == 0 && self.seen.is_empty() && self.per_dim.iter().all(|g| *g == 0.0)
     }
 
-    /// The weight a positive event about `key` may add to `dim` at `at_ms`
-    /// (and records it). `once`: only the first reward in a window counts.
+    /// The weight a positive event of kind `tag` about `about` may add to
+    /// `dim` at `at_ms` (and records it). `once`: only the first reward in a
+    /// window counts.
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
         dim: Dimension,
-        key: &str,
+        tag: &str,
+        about: &str,
         weight: f64,
         once: bool,
         at_ms: u64,
@@ -129,7 +132,8 @@ impl Gains {
                 ..Gains::default()
             };
         }
-        let h = fnv(key);
+        // Hashed in place (no key string on the hot path).
+        let h = fnv_parts(&[tag.as_bytes(), &[0x1f], about.as_bytes()]);
         let n = match self.seen.binary_search_by_key(&h, |(k, _)| *k) {
             Ok(i) => {
                 self.seen[i].1 = self.seen[i].1.saturating_add(1);
@@ -153,10 +157,11 @@ impl Gains {
     }
 }
 
-fn fnv(s: &str) -> u32 {
+/// FNV-1a over the concatenation of `parts`.
+pub(crate) fn fnv_parts(parts: &[&[u8]]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for b in s.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    for b in parts.iter().flat_map(|p| p.iter()) {
+        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
     }
     h
 }
