@@ -27,27 +27,36 @@ fn kill_9_never_loses_an_acknowledged_entry() {
         x ^= x >> 7;
         x ^= x << 17;
         let delay = Duration::from_millis(20 + x % 200);
+        // The kill timer starts once the writer says it is ready: on a busy
+        // machine start-up alone can take longer than the shortest delay.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 match line {
-                    Ok(l) => lines.push(l),
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
                     Err(_) => break,
                 }
             }
-            lines
         });
+        let first = rx.recv_timeout(Duration::from_secs(60));
+        if first.is_err() {
+            child.kill().ok();
+        }
+        assert!(
+            first.as_deref().is_ok_and(|l| l.starts_with("ready")),
+            "round {round}: writer did not start: {first:?}"
+        );
         let started = Instant::now();
         std::thread::sleep(delay);
         child.kill().expect("SIGKILL");
         let killed_after = started.elapsed();
-        let _ = child.wait();
-        let lines = reader.join().expect("reader");
-        assert!(
-            lines.first().is_some_and(|l| l.starts_with("ready")),
-            "round {round}: writer did not start: {lines:?}"
-        );
-        for l in &lines[1..] {
+        child.wait().expect("reap the writer");
+        reader.join().expect("reader");
+        for l in rx.try_iter() {
             let mut parts = l.split(' ');
             if parts.next() == Some("ack")
                 && let (Some(i), Some(h)) = (parts.next(), parts.next())
