@@ -104,10 +104,6 @@ pub(crate) struct Agent {
     pub(crate) mcp: Option<Arc<crate::bridge::McpBackend>>,
 }
 
-/// How long a client may take to send a request's headers: half-open and
-/// trickling connections are closed before file descriptors run out.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Contexts live in the task table under this prefix (task ids never
 /// start with it: they are looked up with it never added).
 const CONTEXT_KEY: &str = "\u{0}context:";
@@ -630,7 +626,13 @@ impl Gateway {
         if let Some(s) = &self.inner.iatp {
             app = app.merge(agentmesh_iatp::http::router(s.clone()));
         }
-        let r = agentmesh_mcp::peer::serve(listener, app, shutdown, HEADER_READ_TIMEOUT).await;
+        let r = agentmesh_gateway::serve(
+            listener,
+            app,
+            shutdown,
+            agentmesh_gateway::ServeOptions::default(),
+        )
+        .await;
         housekeeping.abort();
         r
     }

@@ -148,6 +148,7 @@ pub async fn run(cli: Cli) -> Result<Output> {
                     replica: a.replica,
                     credential_ttl: a.credential_ttl,
                     credential_rate: a.credential_rate,
+                    header_read_timeout: a.header_read_timeout,
                 },
             )
             .await

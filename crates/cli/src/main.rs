@@ -156,6 +156,10 @@ pub struct ServeCliArgs {
     /// database so every replica shares it.
     #[arg(long, default_value = "30/minute")]
     pub credential_rate: String,
+    /// How long a client may take to send a request's headers; slower
+    /// (half-open, trickling) connections are closed.
+    #[arg(long, default_value = "10s")]
+    pub header_read_timeout: String,
 }
 
 #[derive(Debug, Subcommand)]

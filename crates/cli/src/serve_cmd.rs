@@ -19,6 +19,7 @@ pub struct ServeArgs {
     pub replica: Option<String>,
     pub credential_ttl: String,
     pub credential_rate: String,
+    pub header_read_timeout: String,
 }
 
 /// Opens the home (creating it with defaults when missing) and the
@@ -83,7 +84,15 @@ pub async fn run(home: &Path, args: ServeArgs) -> Result<Output> {
     }
     let rate = agentmesh_policy::Quota::parse(&args.credential_rate)
         .map_err(|e| anyhow!("--credential-rate: {e}"))?;
+    let header_read_timeout = humantime::parse_duration(&args.header_read_timeout)
+        .map_err(|e| anyhow!("--header-read-timeout `{}`: {e}", args.header_read_timeout))?;
+    if header_read_timeout.is_zero() || header_read_timeout.as_secs() > 600 {
+        return Err(anyhow!(
+            "--header-read-timeout must be more than 0 and at most 10 minutes"
+        ));
+    }
     let cfg = ServeConfig {
+        header_read_timeout,
         credential_rate: (rate.count, std::time::Duration::from_nanos(rate.period_ns)),
         credential_ttl: ttl,
         max_credential_ttl: ttl.max(std::time::Duration::from_secs(3600)),

@@ -252,7 +252,11 @@ impl Gateway {
             Some(r) => app.merge(r),
             None => app,
         };
-        let r = crate::peer::serve(listener, app, shutdown, header_read).await;
+        let opts = agentmesh_gateway::ServeOptions {
+            header_read_timeout: header_read,
+            ..agentmesh_gateway::ServeOptions::default()
+        };
+        let r = agentmesh_gateway::serve(listener, app, shutdown, opts).await;
         housekeeping.abort();
         r
     }

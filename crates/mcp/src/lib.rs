@@ -5,7 +5,6 @@
 //! * [`govern`]: which MCP methods are judged, per-caller list filtering,
 //!   denials as protocol-correct errors.
 //! * [`pins`]: tool-definition pinning.
-//! * [`peer`]: the peer address failed authentications are counted against.
 //! * [`sse`]: server-sent events, parsed and forwarded event by event.
 //! * [`stdio`]: supervised stdio servers; [`wrap`]: the stdio wrapper that
 //!   a desktop client's config points at.
@@ -19,7 +18,6 @@ pub mod config;
 pub mod gateway;
 pub mod govern;
 pub mod message;
-pub mod peer;
 pub mod pins;
 pub mod sse;
 pub mod stdio;

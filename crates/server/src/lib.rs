@@ -54,6 +54,10 @@ pub struct ServeConfig {
     /// How long a stopping server waits for open connections (SSE
     /// subscribers never close by themselves) before it exits anyway.
     pub drain_deadline: Duration,
+    /// How long a client may take to send a request's headers (half-open
+    /// and trickling connections are closed before file descriptors run
+    /// out).
+    pub header_read_timeout: Duration,
 }
 
 /// The names a loopback control plane answers to.
@@ -73,7 +77,8 @@ impl Default for ServeConfig {
             replica: "serve".into(),
             credential_rate: (30, Duration::from_secs(60)),
             allowed_hosts: loopback_hosts(),
-            drain_deadline: Duration::from_secs(3),
+            drain_deadline: agentmesh_gateway::serve::DEFAULT_DRAIN_DEADLINE,
+            header_read_timeout: agentmesh_gateway::serve::DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -180,16 +185,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tasks = feed::spawn_tasks(state.clone());
     let app = api::router(state.clone());
-    // One signal, two listeners: the graceful shutdown, and the deadline
-    // after which open connections (SSE subscribers) are dropped.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signal = tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let mut graceful = stop_rx.clone();
-    let mut deadline = stop_rx;
-    let drain = state.cfg.drain_deadline;
     let sweeper = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -200,29 +195,26 @@ pub async fn serve(
             }
         })
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = graceful.wait_for(|stop| *stop).await;
-    });
-    let result = tokio::select! {
-        r = server => r,
-        _ = async {
-            let _ = deadline.wait_for(|stop| *stop).await;
-            tokio::time::sleep(drain).await;
-        } => Ok(()),
+    // The shared serve loop: peer address per request, header-read
+    // timeout, and a drain deadline after which open connections (SSE
+    // subscribers) are dropped.
+    let opts = agentmesh_gateway::ServeOptions {
+        header_read_timeout: state.cfg.header_read_timeout,
+        drain_deadline: state.cfg.drain_deadline,
     };
-    signal.abort();
+    let result = agentmesh_gateway::serve(listener, app, shutdown, opts).await;
     sweeper.abort();
     for t in tasks {
         t.abort();
     }
     // Leave a signed checkpoint covering everything this replica wrote.
     if state.mesh.audit_opened() {
-        let _ = state.mesh.drain_audit_outbox().await;
-        let _ = state.mesh.checkpoint();
+        if let Err(e) = state.mesh.drain_audit_outbox().await {
+            tracing::warn!(error = %e, "could not drain the audit outbox at shutdown");
+        }
+        if let Err(e) = state.mesh.checkpoint() {
+            tracing::warn!(error = %e, "could not write the shutdown checkpoint");
+        }
     }
     result
 }

@@ -1,6 +1,7 @@
 //! The control plane's front door (issue 14): requests naming a `Host` it
 //! does not answer to are refused (DNS rebinding), and a stopping server
-//! exits within seconds even while SSE subscribers hold `/v1/events` open.
+//! exits within seconds even while SSE subscribers hold `/v1/events` open,
+//! and a client that never finishes its headers is cut off.
 
 use agentmesh_server::{AppState, ServeConfig};
 use agentmesh_store::{Mesh, MeshHome, unix_now};
@@ -29,6 +30,7 @@ async fn start() -> (
         TOKEN,
         ServeConfig {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "cp.example".into()],
+            header_read_timeout: Duration::from_millis(500),
             ..ServeConfig::default()
         },
     )
@@ -318,4 +320,37 @@ async fn a_sponsor_with_its_key_at_home_approves_by_signature_only() {
     .expect("requests");
     let _ = stop.send(());
     task.await.expect("stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let (_dir, addr, stop, task) = start().await;
+    let (slow, status) = tokio::task::spawn_blocking(move || {
+        // Many half-open connections: each is closed after the timeout,
+        // and a normal request is still answered meanwhile.
+        let mut trickling: Vec<TcpStream> = (0..50)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+                    .expect("write");
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                s
+            })
+            .collect();
+        let status = get_with_host(addr, "/healthz", "localhost");
+        let started = Instant::now();
+        for s in &mut trickling {
+            let mut buf = Vec::new();
+            // Closed by the server: EOF (or a reset), never the 10 s timeout.
+            let _ = s.read_to_end(&mut buf);
+        }
+        (started.elapsed(), status)
+    })
+    .await
+    .expect("clients");
+    assert_eq!(status, 200);
+    assert!(slow < Duration::from_secs(5), "closed after {slow:?}");
+    stop.send(()).expect("stop");
+    task.await.expect("serve");
 }

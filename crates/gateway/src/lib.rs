@@ -1,0 +1,7 @@
+//! The gateway runtime core: what every AgentMesh listener shares, below the
+//! protocol crates (MCP, A2A) and the control plane, so that each of them
+//! only translates its own messages.
+
+pub mod serve;
+
+pub use serve::{ServeOptions, serve};
