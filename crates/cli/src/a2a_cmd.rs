@@ -36,11 +36,9 @@ pub fn gateway_verifier(
         },
     );
     let me = verifier.did().to_string();
-    let audit = engine.audit().clone();
     let scorer = engine.clone();
     let on_outcome: OnOutcome = Arc::new(move |o: &Outcome| {
-        let draft = crate::iatp_cmd::outcome_draft(&me, o);
-        let _ = audit.append_deferred(move || draft);
+        scorer.record_draft(crate::iatp_cmd::outcome_draft(&me, o));
         if let Outcome::Attested { prover, .. } = o {
             scorer.record_handshake(prover);
         }

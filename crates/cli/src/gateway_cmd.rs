@@ -96,6 +96,15 @@ pub async fn run_attached(
     let mut ecfg = engine_config(&cfg, Some(authority));
     ecfg.attestation_issuers = vec![*key.public()];
     let engine = Engine::start(mesh.clone(), policy.clone(), ecfg).await?;
+    // An attached gateway ships its own log to the control plane, so it
+    // must hold it (a second process on one home follows the first through
+    // the registry, which here is the control plane's).
+    let Some(log) = engine.audit() else {
+        return Err(anyhow!(
+            "another process holds the audit log in {}; an attached gateway ships its own log to the control plane: give it its own --home",
+            mesh.home().root().display()
+        ));
+    };
     eprintln!(
         "agentmesh: attached to control plane {url} ({mesh_did}){}",
         if published {
@@ -136,7 +145,7 @@ pub async fn run_attached(
     };
     let shipper = ship_audit(
         cp,
-        engine.audit().clone(),
+        log,
         mesh.home().root().join("shipped-audit.cursor"),
         cfg.audience.clone(),
         std::time::Duration::from_secs(1),

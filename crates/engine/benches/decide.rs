@@ -227,7 +227,12 @@ fn main() {
         "writer/arguments digest (canonical JSON + SHA-256, 1 KB)",
         |b| b.iter(|| black_box(agentmesh_policy::arguments_digest(args.as_ref()))),
     );
-    let sample = s.engine.audit().entry(5).expect("a decision leaf");
+    let sample = s
+        .engine
+        .audit()
+        .expect("holds the log")
+        .entry(5)
+        .expect("a decision leaf");
     crit.bench_function("writer/entry encode (decision leaf)", |b| {
         b.iter(|| black_box(sample.entry.to_bytes()))
     });
@@ -260,7 +265,7 @@ fn main() {
             );
         },
     );
-    let log = s.engine.audit().clone();
+    let log = s.engine.audit().expect("holds the log");
     let queued = log.size();
     rt.block_on(async {
         let _ = s.engine.shutdown().await;

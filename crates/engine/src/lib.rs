@@ -21,6 +21,7 @@ pub use agentmesh_policy::arguments;
 pub mod credential;
 pub mod metrics;
 mod pipeline;
+mod sink;
 mod snapshot;
 pub mod source;
 mod trust;

@@ -238,7 +238,9 @@ pub struct Call {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub decision: Decision,
-    /// Index of the decision's audit leaf.
+    /// Index of the decision's audit leaf; `u64::MAX` when it is not known
+    /// here (queued for the process that holds the home's audit log) or
+    /// could not be recorded (then the decision is a deny).
     pub audit_index: u64,
     /// Arguments to forward when they differ from what the caller sent
     /// (restricted to the minimum necessary); `None`: forward as sent.
@@ -284,7 +286,12 @@ struct Inner {
     catalogues: Catalogues,
     limiter: MemoryLimiter,
     approvals: ApprovalStore,
-    audit: Arc<AuditLog>,
+    /// The home's audit log when this process holds it, else the outbox
+    /// (see `sink`).
+    sink: crate::sink::Sink,
+    /// The options this engine opens the audit log with (also when it
+    /// takes the log over from another process).
+    audit_opts: agentmesh_audit::Options,
     snapshot: ArcSwap<Snapshot>,
     generation: AtomicU64,
     credentials: CredentialCache,
@@ -325,7 +332,7 @@ impl Engine {
         // Decisions arrive in a steady trickle; a 2 ms commit linger turns
         // one fsync per entry into one per batch (nobody waits for it,
         // unless `wait_durable`).
-        let audit = mesh.audit_with(agentmesh_audit::Options {
+        let audit_opts = agentmesh_audit::Options {
             linger: if cfg.wait_durable {
                 std::time::Duration::ZERO
             } else {
@@ -333,7 +340,23 @@ impl Engine {
             },
             cache_tiles: 256,
             ..agentmesh_audit::Options::default()
-        })?;
+        };
+        let sink = match mesh.audit_with(audit_opts.clone()) {
+            Ok(log) => crate::sink::Sink::holding(log),
+            // Another process holds this home's log: follow it (its
+            // entries reach the log through the registry outbox), unless
+            // every call must wait for its own durable record.
+            Err(MeshError::Audit(agentmesh_audit::AuditError::Locked(holder)))
+                if !cfg.wait_durable =>
+            {
+                tracing::info!(
+                    holder = %holder,
+                    "another process holds this home's audit log: this one queues its entries for it and takes the log over when it exits"
+                );
+                crate::sink::Sink::following()
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mesh_public = match cfg.authority {
             Some(k) => k,
             None => *mesh.home().mesh_key()?.public(),
@@ -355,7 +378,8 @@ impl Engine {
                 catalogues,
                 limiter: MemoryLimiter::new(),
                 approvals: ApprovalStore::new(),
-                audit,
+                sink,
+                audit_opts,
                 snapshot: ArcSwap::from_pointee(snapshot),
                 generation: AtomicU64::new(1),
                 credentials: CredentialCache::new(65_536),
@@ -385,11 +409,16 @@ impl Engine {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let engine = Engine { inner };
-                // Entries other processes (the CLI) queued while this one
-                // holds the audit log; their trust events are applied here,
-                // by the one writer of this home's trust state.
-                if let Err(e) = engine.drain_outbox().await {
-                    tracing::warn!(error = %e, "could not append entries queued by other processes");
+                if engine.inner.sink.holds_log() {
+                    // Entries other processes (the CLI, following gateways)
+                    // queued while this one holds the audit log; their trust
+                    // events are applied here, by the one writer of this
+                    // home's trust state.
+                    if let Err(e) = engine.drain_outbox().await {
+                        tracing::warn!(error = %e, "could not append entries queued by other processes");
+                    }
+                } else if let Err(e) = engine.follow().await {
+                    tracing::warn!(error = %e, "could not follow the process that holds this home's audit log");
                 }
                 if let Err(e) = engine.refresh().await {
                     tracing::warn!(error = %e, "could not reload the registry snapshot");
@@ -413,7 +442,9 @@ impl Engine {
                 engine.summarise_auth_failures(now_ns() / 1_000_000);
                 // A signed checkpoint at most once a minute while the log
                 // grows, so offline verification covers a running gateway.
-                let size = engine.inner.audit.size();
+                let Some(size) = engine.inner.sink.log().map(|l| l.size()) else {
+                    continue;
+                };
                 if size > checkpointed
                     && last_checkpoint.elapsed() >= std::time::Duration::from_secs(60)
                 {
@@ -421,6 +452,25 @@ impl Engine {
                         checkpointed = size;
                     }
                     last_checkpoint = std::time::Instant::now();
+                }
+            }
+        });
+        // A follower's entries move to the registry outbox as they are made
+        // (batched: one wake-up per burst).
+        let weak = Arc::downgrade(&self.inner);
+        let outbox = tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let wait = std::time::Duration::from_millis(250);
+                // Waiting holds the engine for at most `wait`, so dropping
+                // the last handle still ends this task.
+                let _woken = tokio::time::timeout(wait, inner.sink.queued()).await;
+                if inner.sink.pending() > 0
+                    && let Err(e) = inner.sink.flush(inner.mesh.registry()).await
+                {
+                    tracing::warn!(error = %e, pending = inner.sink.pending(), "could not queue audit entries in the registry; retrying");
+                    drop(inner);
+                    tokio::time::sleep(wait).await;
                 }
             }
         });
@@ -448,7 +498,55 @@ impl Engine {
             }
         });
         let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.extend([refresh, flush, suspender]);
+        tasks.extend([refresh, flush, outbox, suspender]);
+    }
+
+    /// One step of a follower (another process holds the home's audit
+    /// log): take the log over if its holder has gone, else reload the
+    /// trust states the holder saves (a follower never applies trust
+    /// events itself; it queues them for the holder).
+    async fn follow(&self) -> Result<(), EngineError> {
+        let registry = self.inner.mesh.registry();
+        match self
+            .inner
+            .mesh
+            .try_audit_with(self.inner.audit_opts.clone())?
+        {
+            Some(log) => {
+                // Our queued entries first, then the trust state the last
+                // holder saved, then the log: from now on trust events are
+                // applied here, and what was queued is applied once, when
+                // the outbox is drained.
+                self.inner.sink.flush(registry).await?;
+                self.reload_trust().await?;
+                self.inner.sink.take_over(log);
+                tracing::info!("took over this home's audit log (its holder exited)");
+                self.drain_outbox().await?;
+            }
+            None => self.reload_trust().await?,
+        }
+        Ok(())
+    }
+
+    async fn reload_trust(&self) -> Result<(), StoreError> {
+        for (agent, state) in self.inner.mesh.registry().trust_states().await? {
+            self.inner.trust.lock(&agent).engine.restore(&agent, state);
+        }
+        Ok(())
+    }
+
+    /// Whether this process holds its home's audit log (else it follows
+    /// the process that does).
+    pub fn holds_audit_log(&self) -> bool {
+        self.inner.sink.holds_log()
+    }
+
+    /// Records an entry: in the audit log when this process holds it,
+    /// else queued for the process that does.
+    pub fn record_draft(&self, draft: Draft) {
+        if let Err(e) = self.inner.sink.append(move || draft) {
+            tracing::error!(error = %e, "could not record an audit entry");
+        }
     }
 
     /// Reloads the registry snapshot now.
@@ -473,6 +571,11 @@ impl Engine {
     /// snapshots.
     fn reinstate_reactivated(&self, next: &Snapshot) {
         use agentmesh_delegation::AgentStatus;
+        if !self.inner.sink.holds_log() {
+            // The holder of the log (the one writer of trust state) sees
+            // the same reactivation and records the reinstatement once.
+            return;
+        }
         let prev = self.inner.snapshot.load();
         for agent in next.agents() {
             let was_suspended = prev
@@ -537,7 +640,7 @@ impl Engine {
     }
 
     fn audit_source_summary(&self, source: String, window_start_ms: u64, count: u32) {
-        if let Err(e) = self.inner.audit.append_deferred(move || Draft {
+        if let Err(e) = self.inner.sink.append(move || Draft {
             event: AUTH_FAILED_SUMMARY_EVENT.into(),
             decision: "deny".into(),
             detail: json!({
@@ -579,6 +682,12 @@ impl Engine {
             t.abort();
         }
         self.flush_trust().await?;
+        if !self.inner.sink.holds_log() {
+            // A follower hands what it still holds to the registry; the
+            // holder appends it.
+            self.inner.sink.flush(self.inner.mesh.registry()).await?;
+            return Ok(None);
+        }
         // A trailing no-op write is not needed: the checkpoint waits for
         // nothing, so wait for the writer by appending through it.
         let note = self.inner.mesh.checkpoint().ok();
@@ -593,8 +702,10 @@ impl Engine {
         &self.inner.policy
     }
 
-    pub fn audit(&self) -> &Arc<AuditLog> {
-        &self.inner.audit
+    /// The home's audit log, when this process holds it (`None`: another
+    /// process does, and this one queues its entries for it).
+    pub fn audit(&self) -> Option<Arc<AuditLog>> {
+        self.inner.sink.log()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -604,8 +715,10 @@ impl Engine {
     /// The pipeline's metrics (the audit size is read when encoding).
     pub fn metrics_text(&self) -> String {
         let m = &self.inner.metrics;
-        m.audit_entries
-            .set(i64::try_from(self.inner.audit.size()).unwrap_or(i64::MAX));
+        if let Some(log) = self.inner.sink.log() {
+            m.audit_entries
+                .set(i64::try_from(log.size()).unwrap_or(i64::MAX));
+        }
         m.encode()
     }
 
@@ -842,7 +955,7 @@ impl Engine {
         if seen.record {
             let message = e.to_string();
             let source = source.to_owned();
-            if let Err(err) = self.inner.audit.append_deferred(move || Draft {
+            if let Err(err) = self.inner.sink.append(move || Draft {
                 event: AUTH_FAILED_EVENT.into(),
                 decision: "deny".into(),
                 // Not `agent`: the claim is unproven, and the entry must
@@ -866,7 +979,7 @@ impl Engine {
                 "many failed authentications from one source"
             );
             let source = source.to_owned();
-            if let Err(err) = self.inner.audit.append_deferred(move || Draft {
+            if let Err(err) = self.inner.sink.append(move || Draft {
                 event: AUTH_SOURCE_ANOMALY_EVENT.into(),
                 decision: "deny".into(),
                 detail: json!({
@@ -909,17 +1022,26 @@ impl Engine {
             kind,
             about,
         };
+        let sponsor = agent.sponsor.to_string();
+        let Some(log) = self.inner.sink.log() else {
+            // A follower queues the event for the holder to apply.
+            if let Err(e) = self
+                .inner
+                .sink
+                .append_to(None, move || trust_draft(&event, None, sponsor))
+            {
+                tracing::error!(agent = %did, error = %e, "could not queue a trust event");
+            }
+            return;
+        };
         let Ok(applied) = shard.engine.apply(&event) else {
             return;
         };
         shard.dirty.insert(did.clone());
-        let sponsor = agent.sponsor.to_string();
         let recorded = applied.clone();
-        if let Err(e) = self
-            .inner
-            .audit
-            .append_deferred(move || trust_draft(&event, &recorded, sponsor))
-        {
+        if let Err(e) = self.inner.sink.append_to(Some(&log), move || {
+            trust_draft(&event, Some(&recorded), sponsor)
+        }) {
             tracing::error!(agent = %did, error = %e, "could not audit a trust event");
         }
         drop(shard);
@@ -1146,6 +1268,9 @@ impl Engine {
             .capability
             .take()
             .unwrap_or_else(|| call.capability.to_string());
+        // One mode for the whole record: holding the log, trust events are
+        // applied here; following, they are queued for the holder.
+        let log = self.inner.sink.log();
         let mut shard = self.inner.trust.lock(&did);
         let event = TrustEvent {
             agent: did.clone(),
@@ -1153,7 +1278,15 @@ impl Engine {
             kind,
             about: Some(cap_text.clone()),
         };
-        let applied = shard.engine.apply(&event).ok();
+        let applied = match &log {
+            Some(_) => shard.engine.apply(&event).ok(),
+            None => None,
+        };
+        let trust = match (&log, &applied) {
+            (Some(_), Some(a)) => Some((event, Some(a.clone()))),
+            (Some(_), None) => None,
+            (None, _) => Some((event, None)),
+        };
         let anomalies = shard.engine.observe(
             &did,
             &Activity {
@@ -1174,11 +1307,15 @@ impl Engine {
                 },
                 about: None,
             };
-            if let Ok(ap) = shard.engine.apply(&ev) {
-                anomaly_events.push((ev, ap));
+            if log.is_none() {
+                anomaly_events.push((ev, None));
+            } else if let Ok(ap) = shard.engine.apply(&ev) {
+                anomaly_events.push((ev, Some(ap)));
             }
         }
-        shard.dirty.insert(did.clone());
+        if log.is_some() {
+            shard.dirty.insert(did.clone());
+        }
         // Queue under the shard lock, so this agent's trust events reach
         // the log in the order they were applied (recompute depends on it).
         let leaf = DecisionLeaf {
@@ -1197,24 +1334,30 @@ impl Engine {
             note: call.note.clone(),
             arguments: req.request.arguments.take(),
             decision: decision.clone(),
-            trust: applied.clone().map(|a| (event, a)),
+            trust,
         };
-        let queued = self.inner.audit.append_deferred(move || leaf.into_draft());
+        let queued = self
+            .inner
+            .sink
+            .append_to(log.as_deref(), move || leaf.into_draft());
         let mut last = applied.clone();
         for (ev, ap) in anomaly_events {
             let sponsor = p.agent.sponsor.to_string();
-            last = Some(ap.clone());
-            if let Err(e) = self
-                .inner
-                .audit
-                .append_deferred(move || trust_draft(&ev, &ap, sponsor))
-            {
+            if ap.is_some() {
+                last.clone_from(&ap);
+            }
+            if let Err(e) = self.inner.sink.append_to(log.as_deref(), move || {
+                trust_draft(&ev, ap.as_ref(), sponsor)
+            }) {
                 tracing::error!(error = %e, "could not audit an anomaly");
             }
         }
         drop(shard);
         let audit_index = match queued {
-            Ok(q) => {
+            // Queued for the holder of the log: its index is not known
+            // here (a follower never waits for durability: see `start`).
+            Ok(crate::sink::Appended::Outbox) => u64::MAX,
+            Ok(crate::sink::Appended::Log(q)) => {
                 let index = q.index;
                 if self.inner.cfg.wait_durable && q.wait().is_err() {
                     // The record could not be made durable: fail closed.
@@ -1244,7 +1387,10 @@ impl Engine {
             decision,
             audit_index,
             restricted_arguments,
-            trust_after: last.map(|a| a.after).unwrap_or(0.0),
+            // A follower reports the score it gated with.
+            trust_after: last
+                .map(|a| a.after)
+                .unwrap_or(req.agent.trust_score.unwrap_or(0.0)),
             capability: cap_text,
         }
     }
@@ -1253,6 +1399,7 @@ impl Engine {
     /// task trust event, success or failure, in its own audit leaf.
     pub fn record_result(&self, p: &Principal, verdict: &Verdict, success: bool, detail: Value) {
         let did = p.agent.did_text.to_string();
+        let log = self.inner.sink.log();
         let mut shard = self.inner.trust.lock(&did);
         let event = TrustEvent {
             agent: did.clone(),
@@ -1260,13 +1407,20 @@ impl Engine {
             kind: EventKind::Task { success },
             about: Some(verdict.capability.clone()),
         };
-        let Ok(applied) = shard.engine.apply(&event) else {
-            return;
+        // A follower queues the event unapplied, for the log's holder.
+        let applied = match &log {
+            Some(_) => match shard.engine.apply(&event) {
+                Ok(a) => Some(a),
+                Err(_) => return,
+            },
+            None => None,
         };
-        shard.dirty.insert(did.clone());
+        if applied.is_some() {
+            shard.dirty.insert(did.clone());
+        }
         let sponsor = p.agent.sponsor.to_string();
-        let decision_index = verdict.audit_index;
-        let queued = self.inner.audit.append_deferred(move || {
+        let decision_index = (verdict.audit_index != u64::MAX).then_some(verdict.audit_index);
+        let queued = self.inner.sink.append_to(log.as_deref(), move || {
             let mut detail = detail;
             if let Value::Object(m) = &mut detail {
                 m.insert("decision_index".into(), json!(decision_index));
@@ -1281,8 +1435,8 @@ impl Engine {
                 sponsor,
                 action: if success { "succeeded" } else { "failed" }.into(),
                 decision: String::new(),
-                trust_before: Some(applied.before),
-                trust_after: Some(applied.after),
+                trust_before: applied.as_ref().map(|a| a.before),
+                trust_after: applied.as_ref().map(|a| a.after),
                 detail,
                 ..Draft::default()
             }
@@ -1442,7 +1596,7 @@ impl Engine {
 
     fn audit_approval(&self, r: &ApprovalRecord) {
         let r = r.clone();
-        let queued = self.inner.audit.append_deferred(move || Draft {
+        let queued = self.inner.sink.append(move || Draft {
             event: APPROVAL_EVENT.into(),
             agent: r.caller.clone(),
             action: r.action.clone(),
@@ -1463,14 +1617,16 @@ impl Engine {
     }
 }
 
-fn trust_draft(event: &TrustEvent, applied: &Applied, sponsor: String) -> Draft {
+/// A `trust.event` entry; without `applied` (a follower's), the holder of
+/// the log applies it when it drains the outbox.
+fn trust_draft(event: &TrustEvent, applied: Option<&Applied>, sponsor: String) -> Draft {
     Draft {
         event: TRUST_EVENT.into(),
         agent: event.agent.clone(),
         sponsor,
         action: event.kind.label(),
-        trust_before: Some(applied.before),
-        trust_after: Some(applied.after),
+        trust_before: applied.map(|a| a.before),
+        trust_after: applied.map(|a| a.after),
         detail: serde_json::to_value(event).unwrap_or(Value::Null),
         ..Draft::default()
     }
@@ -1494,7 +1650,9 @@ struct DecisionLeaf {
     note: Option<Value>,
     arguments: Option<Value>,
     decision: Decision,
-    trust: Option<(TrustEvent, Applied)>,
+    /// The decision's trust event, with what applying it did (`None`:
+    /// queued by a follower, applied by the log's holder).
+    trust: Option<(TrustEvent, Option<Applied>)>,
 }
 
 impl DecisionLeaf {
@@ -1551,7 +1709,7 @@ impl DecisionLeaf {
                     TRUST_DETAIL_KEY.into(),
                     serde_json::to_value(ev).unwrap_or(Value::Null),
                 );
-                (Some(ap.before), Some(ap.after))
+                (ap.as_ref().map(|a| a.before), ap.as_ref().map(|a| a.after))
             }
             None => (None, None),
         };

@@ -115,8 +115,12 @@ fn call(tool: &str, args: serde_json::Value) -> Call {
 
 async fn durable(engine: &Engine, index: u64) -> agentmesh_audit::StoredEntry {
     for _ in 0..500 {
-        if engine.audit().size() > index {
-            return engine.audit().entry(index).expect("entry");
+        if engine.audit().expect("holds the log").size() > index {
+            return engine
+                .audit()
+                .expect("holds the log")
+                .entry(index)
+                .expect("entry");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -205,10 +209,19 @@ async fn decisions_follow_policy_and_arguments_and_are_audited() {
     f.engine.flush_trust().await.expect("flush");
     let last = v.audit_index;
     durable(&f.engine, last).await;
-    let size = f.engine.audit().size();
+    let size = f.engine.audit().expect("holds the log").size();
     let mut saw_result = false;
     for i in 0..size {
-        if f.engine.audit().entry(i).expect("entry").entry.draft.event == RESULT_EVENT {
+        if f.engine
+            .audit()
+            .expect("holds the log")
+            .entry(i)
+            .expect("entry")
+            .entry
+            .draft
+            .event
+            == RESULT_EVENT
+        {
             saw_result = true;
         }
     }

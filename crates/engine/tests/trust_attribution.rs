@@ -107,7 +107,7 @@ fn call(tool: &str, args: serde_json::Value) -> Call {
 
 async fn wait_for_audit(engine: &Engine, size: u64) {
     for _ in 0..500 {
-        if engine.audit().size() >= size {
+        if engine.audit().expect("holds the log").size() >= size {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -139,7 +139,7 @@ async fn a_third_party_with_the_victims_token_cannot_move_its_trust() {
     f.engine.refresh().await.expect("refresh");
     let victim = f.mesh.agent("victim").await.expect("victim");
     let victim_did = victim.did.to_string();
-    let before = f.engine.audit().size();
+    let before = f.engine.audit().expect("holds the log").size();
     let attacker_key = agentmesh_identity::KeyPair::from_seed(&[9; 32]);
     let parsed = Token::parse(token.as_str()).expect("token");
     let attempts = ANOMALY_AT + 5;
@@ -181,8 +181,15 @@ async fn a_third_party_with_the_victims_token_cannot_move_its_trust() {
     wait_for_audit(&f.engine, before + expected).await;
     let mut failed = 0;
     let mut anomalies = 0;
-    for i in before..f.engine.audit().size() {
-        let d = f.engine.audit().entry(i).expect("entry").entry.draft;
+    for i in before..f.engine.audit().expect("holds the log").size() {
+        let d = f
+            .engine
+            .audit()
+            .expect("holds the log")
+            .entry(i)
+            .expect("entry")
+            .entry
+            .draft;
         assert!(
             d.agent.is_empty(),
             "an unproven claim names no agent: {d:?}"
@@ -291,8 +298,15 @@ async fn reactivation_by_the_sponsor_lets_a_breached_agent_act_again() {
     f.engine.flush_trust().await.expect("flush");
     wait_for_audit(&f.engine, v.audit_index + 1).await;
     let mut reinstated = false;
-    for i in 0..f.engine.audit().size() {
-        let d = f.engine.audit().entry(i).expect("entry").entry.draft;
+    for i in 0..f.engine.audit().expect("holds the log").size() {
+        let d = f
+            .engine
+            .audit()
+            .expect("holds the log")
+            .entry(i)
+            .expect("entry")
+            .entry
+            .draft;
         if d.event == agentmesh_store::TRUST_EVENT && d.action.starts_with("reinstated by") {
             reinstated = true;
         }

@@ -188,10 +188,16 @@ impl Mesh {
     /// The audit log for writing if no other process holds it now; never
     /// waits. (A control-plane replica uses this to take over the log.)
     pub fn try_audit(&self) -> Result<Option<Arc<AuditLog>>, MeshError> {
+        self.try_audit_with(AuditOptions::default())
+    }
+
+    /// As [`Mesh::try_audit`], opening the log with `opts` (a following
+    /// gateway takes the log over with its own commit linger).
+    pub fn try_audit_with(&self, opts: AuditOptions) -> Result<Option<Arc<AuditLog>>, MeshError> {
         if let Some(a) = self.audit.get() {
             return Ok(Some(a.clone()));
         }
-        match AuditLog::open(&self.home.audit_dir(), AuditOptions::default()) {
+        match AuditLog::open(&self.home.audit_dir(), opts) {
             Ok(l) => Ok(Some(self.audit.get_or_init(|| Arc::new(l)).clone())),
             Err(AuditError::Locked(_)) => Ok(None),
             Err(e) => Err(e.into()),

@@ -55,14 +55,15 @@ pub struct TrustOutcome {
 }
 
 /// A trust event queued by a process that does not hold the home's trust
-/// state: a `trust.event` entry without `trust_before`/`trust_after`. The
-/// holder applies it when it drains the outbox (see
-/// [`Mesh::drain_audit_outbox`]).
+/// state: a `trust.event` entry, or a following gateway's decision or
+/// call result carrying its event under `detail.trust`, without
+/// `trust_before`/`trust_after`. The holder applies it when it drains the
+/// outbox (see [`Mesh::drain_audit_outbox`]).
 pub(crate) fn unapplied_trust_event(draft: &Draft) -> Option<TrustEvent> {
-    if draft.event != TRUST_EVENT || draft.trust_before.is_some() || draft.trust_after.is_some() {
+    if draft.trust_before.is_some() || draft.trust_after.is_some() {
         return None;
     }
-    serde_json::from_value(draft.detail.clone()).ok()
+    trust_event_of(draft).map(|(event, _, _)| event)
 }
 
 /// The trust event an audit entry records, with the score before and after
