@@ -27,7 +27,7 @@ use agentmesh_capability::Capability;
 use agentmesh_engine::{AuthError, Call, Engine, Presented, Principal, Verdict};
 use agentmesh_iatp::http::Service as IatpService;
 use agentmesh_identity::KeyPair;
-use agentmesh_mcp::sse;
+use agentmesh_gateway::sse;
 use agentmesh_mcp::upstream::{HttpClient, http_client};
 use agentmesh_policy::schema::DataAttrs;
 use agentmesh_policy::{Outcome, Reason};

@@ -3,5 +3,6 @@
 //! only translates its own messages.
 
 pub mod serve;
+pub mod sse;
 
 pub use serve::{ServeOptions, serve};

@@ -5,7 +5,6 @@
 //! * [`govern`]: which MCP methods are judged, per-caller list filtering,
 //!   denials as protocol-correct errors.
 //! * [`pins`]: tool-definition pinning.
-//! * [`sse`]: server-sent events, parsed and forwarded event by event.
 //! * [`stdio`]: supervised stdio servers; [`wrap`]: the stdio wrapper that
 //!   a desktop client's config points at.
 
@@ -19,7 +18,9 @@ pub mod gateway;
 pub mod govern;
 pub mod message;
 pub mod pins;
-pub mod sse;
+/// Server-sent events (the gateway core's, shared with A2A and the control
+/// plane's client).
+pub use agentmesh_gateway::sse;
 pub mod stdio;
 pub mod upstream;
 pub mod wrap;

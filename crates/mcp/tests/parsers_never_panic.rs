@@ -5,7 +5,7 @@
 
 use agentmesh_mcp::config::GatewayConfig;
 use agentmesh_mcp::message;
-use agentmesh_mcp::sse::{Event, Parser};
+use agentmesh_gateway::sse::{Event, Parser};
 use proptest::prelude::*;
 
 fn jsonrpc_like() -> impl Strategy<Value = String> {

@@ -510,7 +510,7 @@ where
             {
                 on_event(FeedEvent::Connected).await;
                 let mut body = resp.into_body();
-                let mut buf = Vec::new();
+                let mut reader = FeedReader::default();
                 // A keepalive arrives every 10 s; silence for 25 s means
                 // the connection is dead even if TCP has not noticed.
                 while let Ok(Some(Ok(frame))) =
@@ -519,12 +519,16 @@ where
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    buf.extend_from_slice(&data);
-                    for kind in drain_feed_events(&mut buf) {
-                        on_event(FeedEvent::Change(kind)).await;
-                    }
-                    if buf.len() > 1 << 20 {
-                        break;
+                    match reader.feed(&data) {
+                        Ok(kinds) => {
+                            for kind in kinds {
+                                on_event(FeedEvent::Change(kind)).await;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the control plane's event stream is unreadable; reconnecting");
+                            break;
+                        }
                     }
                 }
                 on_event(FeedEvent::Disconnected).await;
@@ -534,43 +538,45 @@ where
     })
 }
 
-/// Takes every complete event off the front of `buf` (bytes received from
-/// `GET /v1/events` so far) and returns the kinds of the changes among
-/// them; an incomplete event stays in `buf` for the next chunk. Public for
-/// the fuzz target (`fuzz/fuzz_targets/sse_stream.rs`); [`follow_events`]
-/// is its caller.
-#[doc(hidden)]
-pub fn drain_feed_events(buf: &mut Vec<u8>) -> Vec<String> {
-    let mut kinds = Vec::new();
-    while let Some(end) = find_event_end(buf) {
-        let event: Vec<u8> = buf.drain(..end).collect();
-        if let Some(kind) = change_kind(&event) {
-            kinds.push(kind);
-        }
-    }
-    kinds
+/// Reads the change feed (`GET /v1/events`) with the shared SSE parser
+/// (so CRLF- and CR-framed events read as LF ones do): bytes in, the kinds
+/// of the changes they completed out. Public for the fuzz target
+/// (`fuzz/fuzz_targets/sse_stream.rs`); [`follow_events`] is its caller.
+#[derive(Debug)]
+pub struct FeedReader {
+    parser: agentmesh_gateway::sse::Parser,
 }
 
-fn find_event_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
+/// The largest feed event read (they are small JSON objects).
+const MAX_FEED_EVENT: usize = 1 << 20;
+
+impl Default for FeedReader {
+    fn default() -> Self {
+        FeedReader {
+            parser: agentmesh_gateway::sse::Parser::new(MAX_FEED_EVENT),
+        }
+    }
+}
+
+impl FeedReader {
+    /// Adds received bytes; returns the kinds of the changes completed.
+    /// An error (an oversized or non-UTF-8 stream) ends the stream.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, agentmesh_gateway::sse::SseError> {
+        Ok(self
+            .parser
+            .feed(bytes)?
+            .iter()
+            .filter_map(change_kind)
+            .collect())
+    }
 }
 
 /// The kind of a `change` (or `resync`) event; `None` for comments and
 /// `hello`.
-fn change_kind(event: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(event).ok()?;
-    let mut name = "message";
-    let mut data = String::new();
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("event:") {
-            name = v.trim();
-        } else if let Some(v) = line.strip_prefix("data:") {
-            data.push_str(v.trim());
-        }
-    }
-    match name {
+fn change_kind(event: &agentmesh_gateway::sse::Event) -> Option<String> {
+    match event.event.as_deref().unwrap_or("message") {
         "change" => {
-            let v: Value = serde_json::from_str(&data).ok()?;
+            let v: Value = serde_json::from_str(event.data.as_deref()?).ok()?;
             Some(v["kind"].as_str().unwrap_or("unknown").to_owned())
         }
         "resync" => Some("resync".into()),

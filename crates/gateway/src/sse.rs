@@ -1,5 +1,7 @@
-//! Server-sent events: an incremental parser for upstream streams and the
-//! encoder for what the gateway sends on. Events are forwarded one by one
+//! Server-sent events, the one parser and encoder every listener and client
+//! uses (MCP and A2A upstream streams, the control plane's change feed): an
+//! incremental parser (LF, CRLF and CR line endings, split anywhere) and the
+//! encoder for what a gateway sends on. Events are forwarded one by one
 //! as they complete (never buffered to the end of the stream); comments
 //! (keep-alives) and priming events (an `id:` with empty data) pass through.
 
