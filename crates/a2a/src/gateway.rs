@@ -25,9 +25,9 @@ use crate::protocol::{
 };
 use agentmesh_capability::Capability;
 use agentmesh_engine::{AuthError, Call, Engine, Presented, Principal, Verdict};
+use agentmesh_gateway::sse;
 use agentmesh_iatp::http::Service as IatpService;
 use agentmesh_identity::KeyPair;
-use agentmesh_gateway::sse;
 use agentmesh_mcp::upstream::{HttpClient, http_client};
 use agentmesh_policy::schema::DataAttrs;
 use agentmesh_policy::{Outcome, Reason};
@@ -246,7 +246,7 @@ pub(crate) fn denial(v: &Verdict) -> Failure {
     let mut meta = json!({
         "reason": d.reason.code(),
         "decision": d.outcome.as_str(),
-        "audit_index": v.audit_index.to_string(),
+        "audit_index": v.audit_index.map(|i| i.to_string()),
         "policy_version": d.policy_version.to_string(),
     });
     if let (Some(p), Some(r)) = (&d.policy, &d.rule) {
@@ -1300,7 +1300,7 @@ async fn dispatch(
                 "UPSTREAM_UNAVAILABLE",
                 format!("agent `{}` is unreachable", gw.inner.agents[target].name),
             );
-            f.metadata = json!({"audit_index": verdict.audit_index.to_string()});
+            f.metadata = json!({"audit_index": verdict.audit_index.map(|i| i.to_string())});
             return f.render(b, id);
         }
         Err(_) => {

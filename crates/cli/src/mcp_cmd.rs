@@ -133,10 +133,20 @@ pub async fn run(mesh: Mesh, cmd: McpCmd) -> Result<Output> {
                 tokio::io::stdout(),
             )
             .await;
-            if let Ok(Some(note)) = engine.shutdown().await {
-                let first = note.lines().nth(1).unwrap_or("");
-                eprintln!("agentmesh: audit checkpoint signed (size {first})");
-            }
+            let code = match engine.shutdown().await {
+                Ok(Some(note)) => {
+                    let first = note.lines().nth(1).unwrap_or("");
+                    eprintln!("agentmesh: audit checkpoint signed (size {first})");
+                    code
+                }
+                Ok(None) => code,
+                Err(e) => {
+                    // Audit entries or trust state may not have been saved:
+                    // the exit status says so.
+                    eprintln!("agentmesh: could not finish cleanly: {e}");
+                    if code == 0 { 1 } else { code }
+                }
+            };
             Ok(Output::new(serde_json::Value::Null, "").with_code(code.clamp(0, 255) as u8))
         }
         McpCmd::Gateway { config, .. } => crate::gateway_cmd::run(mesh, &config).await,

@@ -238,10 +238,10 @@ pub struct Call {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub decision: Decision,
-    /// Index of the decision's audit leaf; `u64::MAX` when it is not known
+    /// Index of the decision's audit leaf; `None` when it is not known
     /// here (queued for the process that holds the home's audit log) or
     /// could not be recorded (then the decision is a deny).
-    pub audit_index: u64,
+    pub audit_index: Option<u64>,
     /// Arguments to forward when they differ from what the caller sent
     /// (restricted to the minimum necessary); `None`: forward as sent.
     pub restricted_arguments: Option<Value>,
@@ -507,11 +507,12 @@ impl Engine {
     /// events itself; it queues them for the holder).
     async fn follow(&self) -> Result<(), EngineError> {
         let registry = self.inner.mesh.registry();
-        match self
-            .inner
-            .mesh
-            .try_audit_with(self.inner.audit_opts.clone())?
-        {
+        // Opening the log recovers it from disk: blocking work.
+        let (mesh, opts) = (self.inner.mesh.clone(), self.inner.audit_opts.clone());
+        let opened = tokio::task::spawn_blocking(move || mesh.try_audit_with(opts))
+            .await
+            .map_err(|e| StoreError::Conflict(format!("opening the audit log: {e}")))??;
+        match opened {
             Some(log) => {
                 // Our queued entries first, then the trust state the last
                 // holder saved, then the log: from now on trust events are
@@ -523,7 +524,11 @@ impl Engine {
                 tracing::info!("took over this home's audit log (its holder exited)");
                 self.drain_outbox().await?;
             }
-            None => self.reload_trust().await?,
+            None => {
+                let head = registry.queued_audit(1).await?.first().map(|(id, _)| *id);
+                self.inner.sink.holder_took_up_to(head);
+                self.reload_trust().await?;
+            }
         }
         Ok(())
     }
@@ -1356,7 +1361,7 @@ impl Engine {
         let audit_index = match queued {
             // Queued for the holder of the log: its index is not known
             // here (a follower never waits for durability: see `start`).
-            Ok(crate::sink::Appended::Outbox) => u64::MAX,
+            Ok(crate::sink::Appended::Outbox) => None,
             Ok(crate::sink::Appended::Log(q)) => {
                 let index = q.index;
                 if self.inner.cfg.wait_durable && q.wait().is_err() {
@@ -1367,7 +1372,7 @@ impl Engine {
                         decision.policy_version.clone(),
                     );
                 }
-                index
+                Some(index)
             }
             Err(e) => {
                 // No audit, no action.
@@ -1376,7 +1381,7 @@ impl Engine {
                     format!("the audit log is unavailable: {e}"),
                     decision.policy_version.clone(),
                 );
-                u64::MAX
+                None
             }
         };
         if let Some(a) = &last {
@@ -1419,7 +1424,7 @@ impl Engine {
             shard.dirty.insert(did.clone());
         }
         let sponsor = p.agent.sponsor.to_string();
-        let decision_index = (verdict.audit_index != u64::MAX).then_some(verdict.audit_index);
+        let decision_index = verdict.audit_index;
         let queued = self.inner.sink.append_to(log.as_deref(), move || {
             let mut detail = detail;
             if let Value::Object(m) = &mut detail {

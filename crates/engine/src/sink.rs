@@ -13,7 +13,9 @@
 use agentmesh_audit::{AuditError, AuditLog, Draft, Entry, Queued};
 use agentmesh_store::{Registry, StoreError};
 use arc_swap::ArcSwapOption;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// How an entry was taken.
 #[derive(Debug)]
@@ -24,15 +26,39 @@ pub(crate) enum Appended {
     Outbox,
 }
 
-/// Entries waiting for the registry: at most this many are held in memory
-/// (the registry being unreachable for that long is an error to report,
-/// not memory to spend).
-const MAX_PENDING: usize = 100_000;
+/// A follower that cannot hand its entries on for this long refuses to act
+/// (no record, no action): the registry is failing, or the process holding
+/// the log does not take queued entries (e.g. a gateway attached to a
+/// control plane drains the control plane's outbox, not this home's).
+pub(crate) const STALL_AFTER: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Default)]
+struct Pending {
+    entries: VecDeque<Vec<u8>>,
+    /// When the oldest entry still in memory was made.
+    oldest: Option<Instant>,
+}
+
+/// Entries this process put in the registry outbox and the holder has not
+/// taken yet.
+#[derive(Debug, Default, Clone, Copy)]
+struct Handed {
+    /// Outbox id of the newest.
+    last_id: i64,
+    /// The oldest id still queued when last looked at.
+    head: Option<i64>,
+    /// Since when the holder has made no progress while some of ours wait.
+    since: Option<Instant>,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Sink {
     log: ArcSwapOption<AuditLog>,
-    pending: Mutex<Vec<Vec<u8>>>,
+    pending: Mutex<Pending>,
+    handed: Mutex<Handed>,
+    /// One flush at a time (the background task, a takeover, shutdown), so
+    /// entries reach the outbox once and in order.
+    flushing: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
 }
 
@@ -69,7 +95,8 @@ impl Sink {
     }
 
     /// Appends to `log` if given (loaded once by the caller), otherwise
-    /// queues the entry for the holder.
+    /// queues the entry for the holder, unless entries have been stuck for
+    /// [`STALL_AFTER`] (then this fails: no record, no action).
     pub fn append_to(
         &self,
         log: Option<&AuditLog>,
@@ -77,6 +104,9 @@ impl Sink {
     ) -> Result<Appended, AuditError> {
         if let Some(log) = log {
             return log.append_deferred(build).map(Appended::Log);
+        }
+        if let Some(why) = self.stalled() {
+            return Err(AuditError::WriterFailed(why));
         }
         // The time the entry was made; the holder keeps it as `queued_at`.
         let entry = Entry {
@@ -91,38 +121,99 @@ impl Sink {
         };
         {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.len() >= MAX_PENDING {
-                // Fail closed: no record, no action.
-                return Err(AuditError::WriterFailed(
-                    "the registry has not taken this process's queued audit entries".into(),
-                ));
-            }
-            pending.push(entry.to_bytes());
+            pending.oldest.get_or_insert_with(Instant::now);
+            pending.entries.push_back(entry.to_bytes());
         }
         self.wake.notify_one();
         Ok(Appended::Outbox)
     }
 
-    /// Entries queued and not yet in the registry.
-    pub fn pending(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+    /// Why this follower cannot record now, if it cannot.
+    fn stalled(&self) -> Option<String> {
+        let in_memory = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .oldest
+            .is_some_and(|t| t.elapsed() > STALL_AFTER);
+        if in_memory {
+            return Some(format!(
+                "this process could not queue its audit entries in the registry for {} s",
+                STALL_AFTER.as_secs()
+            ));
+        }
+        let handed = self
+            .handed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .since
+            .is_some_and(|t| t.elapsed() > STALL_AFTER);
+        handed.then(|| {
+            format!(
+                "the process holding this home's audit log has not taken queued entries for {} s (a gateway attached to a control plane does not drain its home's outbox: give each such process its own --home)",
+                STALL_AFTER.as_secs()
+            )
+        })
     }
 
-    /// Moves queued entries into the registry outbox, in order. On an
-    /// error the entries not yet taken stay queued, ahead of newer ones.
+    /// Entries queued and not yet in the registry.
+    pub fn pending(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .len()
+    }
+
+    /// Moves queued entries into the registry outbox, in order, one at a
+    /// time: an entry leaves memory only once the registry has it, so an
+    /// error (or this future being dropped) loses nothing and repeats
+    /// nothing.
     pub async fn flush(&self, registry: &dyn Registry) -> Result<usize, StoreError> {
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        let now = agentmesh_store::unix_now();
-        for (i, bytes) in batch.iter().enumerate() {
-            if let Err(e) = registry.enqueue_audit(bytes, now).await {
+        let _one = self.flushing.lock().await;
+        let mut moved = 0;
+        loop {
+            let next = {
+                let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                pending.entries.front().cloned()
+            };
+            let Some(bytes) = next else {
+                return Ok(moved);
+            };
+            let id = registry
+                .enqueue_audit(&bytes, agentmesh_store::unix_now())
+                .await?;
+            // No await between the registry taking it and forgetting it.
+            {
                 let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                let newer = std::mem::take(&mut *pending);
-                pending.extend(batch.into_iter().skip(i));
-                pending.extend(newer);
-                return Err(e);
+                pending.entries.pop_front();
+                if pending.entries.is_empty() {
+                    pending.oldest = None;
+                } else {
+                    pending.oldest = Some(Instant::now());
+                }
             }
+            {
+                let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+                handed.last_id = id;
+                handed.since.get_or_insert_with(Instant::now);
+            }
+            moved += 1;
         }
-        Ok(batch.len())
+    }
+
+    /// Notes how far the holder has taken the outbox: `head` is the id of
+    /// the oldest entry still queued (`None`: the outbox is empty).
+    pub fn holder_took_up_to(&self, head: Option<i64>) {
+        let mut handed = self.handed.lock().unwrap_or_else(|p| p.into_inner());
+        if head.is_none_or(|h| h > handed.last_id) {
+            // Everything we handed on was taken.
+            handed.since = None;
+        } else if head != handed.head && handed.since.is_some() {
+            // The holder is taking entries: the wait starts again.
+            handed.since = Some(Instant::now());
+        }
+        handed.head = head;
     }
 
     /// Resolves when an entry was queued since the last wake-up.
@@ -133,5 +224,6 @@ impl Sink {
     /// This process now holds the log.
     pub fn take_over(&self, log: Arc<AuditLog>) {
         self.log.store(Some(log));
+        *self.handed.lock().unwrap_or_else(|p| p.into_inner()) = Handed::default();
     }
 }

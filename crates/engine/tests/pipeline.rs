@@ -135,7 +135,7 @@ async fn decisions_follow_policy_and_arguments_and_are_audited() {
     let args = json!({"path": "/srv/data/report.csv"});
     let v = f.engine.decide(&p, &call("fs.read_file", args.clone()));
     assert_eq!(v.decision.outcome, Outcome::Allow, "{}", v.decision.message);
-    let e = durable(&f.engine, v.audit_index).await;
+    let e = durable(&f.engine, v.audit_index.expect("recorded")).await;
     assert_eq!(e.entry.draft.event, DECISION_EVENT);
     assert_eq!(e.entry.draft.decision, "allow");
     assert_eq!(e.entry.draft.action, "fs.read_file");
@@ -156,7 +156,7 @@ async fn decisions_follow_policy_and_arguments_and_are_audited() {
     let v = f.engine.decide(&p, &call("fs.read_file", sneaky));
     assert_eq!(v.decision.outcome, Outcome::Deny);
     assert_eq!(v.decision.rule.as_deref(), Some("no-system-files"));
-    let e = durable(&f.engine, v.audit_index).await;
+    let e = durable(&f.engine, v.audit_index.expect("recorded")).await;
     assert_eq!(e.entry.draft.decision, "deny");
     assert!(
         e.entry.draft.rule.ends_with("/no-system-files"),
@@ -208,7 +208,7 @@ async fn decisions_follow_policy_and_arguments_and_are_audited() {
     // Every trust event recomputes exactly from the audit log.
     f.engine.flush_trust().await.expect("flush");
     let last = v.audit_index;
-    durable(&f.engine, last).await;
+    durable(&f.engine, last.expect("recorded")).await;
     let size = f.engine.audit().expect("holds the log").size();
     let mut saw_result = false;
     for i in 0..size {
@@ -427,7 +427,7 @@ async fn held_calls_complete_after_approval_and_fail_after_expiry() {
         done.decision.message
     );
     assert_eq!(done.decision.reason, Reason::ApprovalGranted);
-    let e = durable(&f.engine, done.audit_index).await;
+    let e = durable(&f.engine, done.audit_index.expect("recorded")).await;
     assert_eq!(e.entry.draft.detail["approved_by"], "security@company.com");
     assert_eq!(
         registry

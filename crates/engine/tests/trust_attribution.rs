@@ -296,7 +296,7 @@ async fn reactivation_by_the_sponsor_lets_a_breached_agent_act_again() {
     // The override is an audited trust event, and trust still recomputes
     // exactly from the log.
     f.engine.flush_trust().await.expect("flush");
-    wait_for_audit(&f.engine, v.audit_index + 1).await;
+    wait_for_audit(&f.engine, v.audit_index.expect("recorded") + 1).await;
     let mut reinstated = false;
     for i in 0..f.engine.audit().expect("holds the log").size() {
         let d = f
@@ -347,7 +347,7 @@ async fn a_cli_trust_event_is_applied_by_the_engine_not_overwritten() {
         .engine
         .decide(&p, &call("fs.read_file", json!({"path": "/srv/b"})));
     f.engine.flush_trust().await.expect("flush");
-    wait_for_audit(&f.engine, v.audit_index + 1).await;
+    wait_for_audit(&f.engine, v.audit_index.expect("recorded") + 1).await;
     let states = f.mesh.registry().trust_states().await.expect("states");
     let (_, state) = states
         .iter()

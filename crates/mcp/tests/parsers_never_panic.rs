@@ -3,9 +3,9 @@
 //! reads back unchanged. (Fuzz targets: `jsonrpc_message`, `sse_stream`,
 //! `config`.)
 
+use agentmesh_gateway::sse::{Event, Parser};
 use agentmesh_mcp::config::GatewayConfig;
 use agentmesh_mcp::message;
-use agentmesh_gateway::sse::{Event, Parser};
 use proptest::prelude::*;
 
 fn jsonrpc_like() -> impl Strategy<Value = String> {

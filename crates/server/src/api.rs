@@ -1959,6 +1959,20 @@ async fn audit_ingest(
         let entry = agentmesh_audit::Entry::from_bytes(&bytes)
             .map_err(|e| ApiError::bad_request("bad_entry", format!("entry {index}: {e}")))?;
         let mut draft = entry.draft;
+        // A gateway ships entries its own engine applied (with the score
+        // before and after). One that carries a trust event nobody applied
+        // would be applied here, on the gateway's word: refused.
+        if draft.trust_before.is_none()
+            && draft.trust_after.is_none()
+            && agentmesh_store::trust_event_of(&draft).is_some()
+        {
+            return Err(ApiError::bad_request(
+                "unapplied_trust_event",
+                format!(
+                    "entry {index} carries a trust event without the score before and after it; only applied trust events are accepted"
+                ),
+            ));
+        }
         let origin = json!({"source": req.source, "index": index, "time": entry.time});
         match &mut draft.detail {
             Value::Object(m) => {

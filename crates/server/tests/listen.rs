@@ -226,6 +226,30 @@ async fn a_gateway_credential_reaches_only_what_a_gateway_needs() {
             with("POST", "/v1/audit/ingest", r#"{"source": "gw-1", "entries": []}"#),
             200
         );
+        // A shipped entry carrying a trust event nobody applied (no score
+        // before and after) would be applied here on the gateway's word:
+        // refused. The same event with its applied scores is accepted.
+        let shipped = |before: Option<f64>| -> String {
+            use base64::Engine;
+            let entry = agentmesh_audit::Entry {
+                seq: 0,
+                time: "2026-12-03T00:00:00.000Z".into(),
+                draft: agentmesh_audit::Draft {
+                    event: "decision".into(),
+                    agent: "did:mesh:z6MkvictimXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX".into(),
+                    trust_before: before,
+                    trust_after: before,
+                    detail: serde_json::json!({"trust": {
+                        "agent": "did:mesh:z6MkvictimXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX",
+                        "at_ms": 1, "kind": "violation", "severity": "critical", "reason": "forged"}}),
+                    ..agentmesh_audit::Draft::default()
+                },
+            };
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(entry.to_bytes());
+            format!(r#"{{"source": "gw-1", "entries": [[0, "{b64}"]]}}"#)
+        };
+        assert_eq!(with("POST", "/v1/audit/ingest", &shipped(None)), 400);
+        assert_eq!(with("POST", "/v1/audit/ingest", &shipped(Some(0.5))), 200);
         // Nothing else.
         for (m, p, body) in [
             ("POST", "/v1/sponsors", r#"{"email": "mallory@example.com"}"#),

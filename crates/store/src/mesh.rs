@@ -83,7 +83,23 @@ pub struct Mesh {
     audit: Arc<std::sync::OnceLock<Arc<AuditLog>>>,
     /// The trust engine, loaded from the registry on first use.
     trust: Arc<std::sync::OnceLock<std::sync::Mutex<agentmesh_trust::TrustEngine>>>,
+    /// Outbox ids already appended to the log and not yet known to be
+    /// dequeued (`None` until the log's recent entries were read): a drain
+    /// that failed half-way, or a holder that stopped between appending and
+    /// dequeuing, never appends (or applies) an entry twice.
+    /// Keyed by (outbox id, the time the entry was queued), so ids that
+    /// restart (a new registry under an old log) are never mistaken.
+    drained: Arc<std::sync::Mutex<Option<std::collections::HashSet<(i64, String)>>>>,
 }
+
+/// How far back a new holder looks for outbox entries its predecessor
+/// appended but did not dequeue (one drain takes at most a few batches).
+const DRAINED_LOOKBACK: u64 = 8192;
+/// Outbox entries read per batch.
+const DRAIN_BATCH: u32 = 256;
+/// A drain stops after this long even if more is queued (the rest waits for
+/// the next tick).
+const DRAIN_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl std::fmt::Debug for Mesh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,6 +162,7 @@ impl Mesh {
             registry,
             audit: Arc::new(std::sync::OnceLock::new()),
             trust: Arc::new(std::sync::OnceLock::new()),
+            drained: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -306,9 +323,62 @@ impl Mesh {
         ) -> Result<agentmesh_audit::Queued, MeshError>,
     ) -> Result<usize, MeshError> {
         let log = self.audit()?;
-        let queued = self.registry.queued_audit(256).await?;
+        let started = std::time::Instant::now();
+        let mut total = 0;
+        loop {
+            let n = self.drain_batch(&log, &mut apply_trust).await?;
+            total += n;
+            if n < DRAIN_BATCH as usize || started.elapsed() > DRAIN_BUDGET {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The outbox ids the log's recent entries record (`detail.outbox_id`),
+    /// read once per process.
+    fn seed_drained(&self, log: &AuditLog) -> Result<(), MeshError> {
+        let mut drained = self.drained.lock().unwrap_or_else(|p| p.into_inner());
+        if drained.is_some() {
+            return Ok(());
+        }
+        let mut ids = std::collections::HashSet::new();
+        let size = log.size();
+        log.scan(size.saturating_sub(DRAINED_LOOKBACK), size, &mut |_, e| {
+            let d = &e.draft.detail;
+            if let (Some(id), Some(at)) = (
+                d.get("outbox_id").and_then(|v| v.as_i64()),
+                d.get("queued_at").and_then(|v| v.as_str()),
+            ) {
+                ids.insert((id, at.to_owned()));
+            }
+            true
+        })?;
+        *drained = Some(ids);
+        Ok(())
+    }
+
+    fn already_drained(&self, key: &(i64, String)) -> bool {
+        self.drained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|d| d.contains(key))
+    }
+
+    async fn drain_batch(
+        &self,
+        log: &AuditLog,
+        apply_trust: &mut impl FnMut(
+            &AuditLog,
+            Draft,
+            agentmesh_trust::TrustEvent,
+        ) -> Result<agentmesh_audit::Queued, MeshError>,
+    ) -> Result<usize, MeshError> {
+        self.seed_drained(log)?;
+        let queued = self.registry.queued_audit(DRAIN_BATCH).await?;
         let mut ids = Vec::with_capacity(queued.len());
         let mut pending = Vec::with_capacity(queued.len());
+        let mut keys = Vec::with_capacity(queued.len());
         for (id, bytes) in queued {
             ids.push(id);
             let Ok(entry) = agentmesh_audit::Entry::from_bytes(&bytes) else {
@@ -321,17 +391,27 @@ impl Mesh {
                 })?);
                 continue;
             };
+            let key = (id, entry.time.clone());
+            if self.already_drained(&key) {
+                // In the log already (a drain that stopped before it could
+                // dequeue): dequeue only.
+                keys.push(key);
+                continue;
+            }
             let mut draft = entry.draft;
             let unapplied = crate::trust::unapplied_trust_event(&draft);
             if let serde_json::Value::Object(m) = &mut draft.detail {
                 m.insert("queued_at".into(), serde_json::Value::from(entry.time));
+                m.insert("outbox_id".into(), serde_json::Value::from(id));
             } else {
-                draft.detail = serde_json::json!({"value": draft.detail, "queued_at": entry.time});
+                draft.detail = serde_json::json!({"value": draft.detail, "queued_at": entry.time, "outbox_id": id});
             }
             pending.push(match unapplied {
-                Some(event) => apply_trust(&log, draft, event)?,
+                Some(event) => apply_trust(log, draft, event)?,
                 None => log.append_deferred(move || draft)?,
             });
+            self.mark_drained(key.clone());
+            keys.push(key);
         }
         // Durable before the queue forgets them.
         for q in pending {
@@ -339,8 +419,25 @@ impl Mesh {
         }
         if !ids.is_empty() {
             self.registry.dequeue_audit(&ids).await?;
+            let mut drained = self.drained.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(d) = drained.as_mut() {
+                for key in &keys {
+                    d.remove(key);
+                }
+            }
         }
         Ok(ids.len())
+    }
+
+    fn mark_drained(&self, key: (i64, String)) {
+        if let Some(d) = self
+            .drained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            d.insert(key);
+        }
     }
 
     /// Signs a checkpoint of the audit log with the mesh key (if anything

@@ -715,3 +715,43 @@ async fn entries_recorded_while_another_process_holds_the_log_are_queued_then_ap
         "dequeued"
     );
 }
+
+#[tokio::test]
+async fn an_entry_a_stopped_holder_appended_but_never_dequeued_is_not_appended_twice() {
+    let (dir, holder) = mesh().await;
+    let log = holder.audit().expect("the holder has the log");
+    let other = Mesh::open(MeshHome::open(holder.home().root()).expect("home"))
+        .await
+        .expect("open");
+    other
+        .create_sponsor("bob@company.com", None, NOW)
+        .await
+        .expect("queued");
+    // The holder appends the queued entry as a drain does, then stops
+    // before it can dequeue it (killed, or its task aborted at shutdown).
+    let queued = holder.registry().queued_audit(10).await.expect("queued");
+    assert_eq!(queued.len(), 1);
+    let (id, bytes) = &queued[0];
+    let entry = agentmesh_audit::Entry::from_bytes(bytes).expect("entry");
+    let mut draft = entry.draft;
+    draft.detail = serde_json::json!({"queued_at": entry.time, "outbox_id": id});
+    log.append_wait(draft).expect("appended");
+    let size = log.size();
+    drop(log);
+    drop(holder);
+    drop(other);
+    // The next holder dequeues it without appending it again.
+    let next = Mesh::open(MeshHome::open(&dir.path().join("home")).expect("home"))
+        .await
+        .expect("open");
+    assert_eq!(next.drain_audit_outbox().await.expect("drain"), 1);
+    let log = next.audit().expect("the next holder has the log");
+    assert_eq!(log.size(), size, "not appended twice");
+    assert!(
+        next.registry()
+            .queued_audit(10)
+            .await
+            .expect("queued")
+            .is_empty()
+    );
+}
