@@ -1,6 +1,6 @@
 //! `a2a.yaml`: the A2A gateway's configuration. Unknown keys are errors.
 
-pub use agentmesh_mcp::config::IatpSettings;
+pub use agentmesh_gateway::config::IatpSettings;
 use agentmesh_policy::schema::DataAttrs;
 use serde::Deserialize;
 use std::net::SocketAddr;

@@ -25,10 +25,10 @@ use crate::protocol::{
 };
 use agentmesh_capability::Capability;
 use agentmesh_engine::{AuthError, Call, Engine, Presented, Principal, Verdict};
+use agentmesh_gateway::http::{HttpClient, http_client};
 use agentmesh_gateway::sse;
 use agentmesh_iatp::http::Service as IatpService;
 use agentmesh_identity::KeyPair;
-use agentmesh_mcp::upstream::{HttpClient, http_client};
 use agentmesh_policy::schema::DataAttrs;
 use agentmesh_policy::{Outcome, Reason};
 use axum::body::Body;
@@ -45,11 +45,11 @@ use std::time::Duration;
 
 /// JSON-RPC codes of the gateway's own answers (outside the reserved
 /// range, as the MCP gateway's).
-pub const UNAUTHENTICATED: i64 = agentmesh_mcp::message::UNAUTHENTICATED;
-pub const POLICY_DENIED: i64 = agentmesh_mcp::message::POLICY_DENIED;
-pub const APPROVAL_REFUSED: i64 = agentmesh_mcp::message::APPROVAL_REFUSED;
-pub const UPSTREAM_UNAVAILABLE: i64 = agentmesh_mcp::message::UPSTREAM_UNAVAILABLE;
-pub const RATE_LIMITED: i64 = agentmesh_mcp::message::RATE_LIMITED;
+pub const UNAUTHENTICATED: i64 = agentmesh_gateway::jsonrpc::UNAUTHENTICATED;
+pub const POLICY_DENIED: i64 = agentmesh_gateway::jsonrpc::POLICY_DENIED;
+pub const APPROVAL_REFUSED: i64 = agentmesh_gateway::jsonrpc::APPROVAL_REFUSED;
+pub const UPSTREAM_UNAVAILABLE: i64 = agentmesh_gateway::jsonrpc::UPSTREAM_UNAVAILABLE;
+pub const RATE_LIMITED: i64 = agentmesh_gateway::jsonrpc::RATE_LIMITED;
 /// `ErrorInfo.domain` of the gateway's own errors.
 pub const DOMAIN: &str = "agentmesh.dev";
 /// Request headers passed to the upstream.
@@ -221,7 +221,7 @@ impl Failure {
 pub(crate) fn invalid(message: impl Into<String>) -> Failure {
     Failure::new(
         400,
-        agentmesh_mcp::message::INVALID_PARAMS,
+        agentmesh_gateway::jsonrpc::INVALID_PARAMS,
         "INVALID_PARAMS",
         message,
     )
@@ -674,7 +674,7 @@ impl Gateway {
                 .ok_or(AuthError::Missing)?
                 .trim();
             let p = if token.starts_with("amdt1.") {
-                let proof = header(headers, agentmesh_mcp::gateway::PROOF_HEADER)
+                let proof = header(headers, agentmesh_gateway::jsonrpc::PROOF_HEADER)
                     .ok_or(AuthError::Missing)?;
                 let d = ring::digest::digest(&ring::digest::SHA256, body);
                 let mut request_digest = [0u8; 32];
@@ -1010,7 +1010,7 @@ async fn handle(
         Err(_) => {
             return Failure::new(
                 413,
-                agentmesh_mcp::message::INVALID_REQUEST,
+                agentmesh_gateway::jsonrpc::INVALID_REQUEST,
                 "PAYLOAD_TOO_LARGE",
                 format!("request body exceeds {limit} bytes"),
             )
@@ -1062,7 +1062,7 @@ async fn jsonrpc(gw: &Gateway, inc: &Incoming) -> Response {
         Err(e) => {
             return Failure::new(
                 400,
-                agentmesh_mcp::message::PARSE_ERROR,
+                agentmesh_gateway::jsonrpc::PARSE_ERROR,
                 "PARSE_ERROR",
                 format!("not JSON: {e}"),
             )
@@ -1078,7 +1078,7 @@ async fn jsonrpc(gw: &Gateway, inc: &Incoming) -> Response {
     ) else {
         return Failure::new(
             400,
-            agentmesh_mcp::message::INVALID_REQUEST,
+            agentmesh_gateway::jsonrpc::INVALID_REQUEST,
             "INVALID_REQUEST",
             "not a JSON-RPC 2.0 request with a string or number id and a method",
         )
@@ -1099,7 +1099,7 @@ async fn jsonrpc(gw: &Gateway, inc: &Incoming) -> Response {
     let Some(op) = Op::from_method(method) else {
         return Failure::new(
             404,
-            agentmesh_mcp::message::METHOD_NOT_FOUND,
+            agentmesh_gateway::jsonrpc::METHOD_NOT_FOUND,
             "METHOD_NOT_FOUND",
             format!("method `{method}` is not an A2A operation this gateway fronts"),
         )
@@ -1151,7 +1151,7 @@ async fn rest_call(gw: &Gateway, inc: &Incoming) -> Response {
     let Some((op, task)) = protocol::rest_op(method, sub) else {
         return Failure::new(
             404,
-            agentmesh_mcp::message::METHOD_NOT_FOUND,
+            agentmesh_gateway::jsonrpc::METHOD_NOT_FOUND,
             "NOT_FOUND",
             format!("{method} {sub} is not an A2A REST operation this gateway fronts"),
         )

@@ -2,6 +2,9 @@
 //! protocol crates (MCP, A2A) and the control plane, so that each of them
 //! only translates its own messages.
 
+pub mod config;
+pub mod http;
+pub mod jsonrpc;
 pub mod serve;
 pub mod sse;
 

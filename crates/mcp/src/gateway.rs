@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Header carrying the holder proof that goes with a delegation token.
-pub const PROOF_HEADER: &str = "agentmesh-proof";
+pub use agentmesh_gateway::jsonrpc::PROOF_HEADER;
 const SESSION_HEADER: &str = "mcp-session-id";
 
 enum Conn {

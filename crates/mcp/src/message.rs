@@ -13,27 +13,15 @@ use std::collections::BTreeMap;
 /// gateway, the line limit of stdio).
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
-// JSON-RPC and MCP error codes.
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
-pub const METHOD_NOT_FOUND: i64 = -32601;
-pub const INVALID_PARAMS: i64 = -32602;
-pub const INTERNAL_ERROR: i64 = -32603;
+// JSON-RPC and AgentMesh error codes: the gateway core's one table.
+pub use agentmesh_gateway::jsonrpc::{
+    APPROVAL_REFUSED, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+    PARSE_ERROR, POLICY_DENIED, RATE_LIMITED, UNAUTHENTICATED, UPSTREAM_UNAVAILABLE,
+};
 /// 2026-07-28: an HTTP header disagrees with the body.
 pub const HEADER_MISMATCH: i64 = -32020;
 /// 2026-07-28: the requested protocol version is not supported.
 pub const UNSUPPORTED_VERSION: i64 = -32022;
-/// AgentMesh: the request carries no valid credential (HTTP 401/403).
-pub const UNAUTHENTICATED: i64 = -31000;
-/// AgentMesh: the call was denied by governance. Outside the JSON-RPC and
-/// MCP reserved ranges (−32768…−32000), as the spec asks of new codes.
-pub const POLICY_DENIED: i64 = -31001;
-/// AgentMesh: the call is held for human approval and was not approved.
-pub const APPROVAL_REFUSED: i64 = -31002;
-/// AgentMesh: the upstream server is unreachable or failed.
-pub const UPSTREAM_UNAVAILABLE: i64 = -31003;
-/// AgentMesh: the call was rate limited.
-pub const RATE_LIMITED: i64 = -31004;
 
 /// What kind of message this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,9 +12,6 @@ use crate::stdio::{Line, ServerCommand, spawn};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{HeaderMap, Method, Request, Response, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -48,16 +45,7 @@ pub enum UpstreamError {
     Protocol(String, String),
 }
 
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-pub fn http_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
-        .build(connector)
-}
+pub use agentmesh_gateway::http::{HttpClient, http_client};
 
 /// A Streamable HTTP upstream.
 #[derive(Debug)]
