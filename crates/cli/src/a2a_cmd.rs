@@ -54,6 +54,7 @@ pub fn gateway_verifier(
 
 pub async fn run(
     mesh: Mesh,
+    attached: Option<crate::attach::Attachment>,
     config: Option<&Path>,
     upstream: Option<&str>,
     listen: Option<SocketAddr>,
@@ -87,19 +88,26 @@ pub async fn run(
         .with_context(|| format!("policy {}", cfg.policy.display()))?;
     // Served cards and IATP attestations are signed with the mesh key, so
     // every gateway of this mesh accepts this gateway's attestations.
+    // (Attached: the local home's key; the control plane's stays there.)
     let key = mesh.home().mesh_key()?;
     let engine = Engine::start(
         mesh.clone(),
-        policy,
+        policy.clone(),
         EngineConfig {
             audience: cfg.audience.clone(),
             wait_durable: cfg.wait_durable_audit,
             refresh_every: std::time::Duration::from_millis(cfg.registry_refresh_ms.max(50)),
             attestation_issuers: vec![*key.public()],
+            // Attached: credentials are the control plane's.
+            authority: attached.as_ref().map(|a| a.authority),
             ..EngineConfig::default()
         },
     )
     .await?;
+    let tasks = match &attached {
+        Some(att) => att.start(&engine, &policy, &cfg.audience).await?,
+        None => Vec::new(),
+    };
     let (listener, addr) = bind(&cfg)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -133,10 +141,14 @@ pub async fn run(
         eprintln!("agentmesh: {line}");
     }
     println!("agentmesh a2a gateway listening on {base}");
-    gateway
+    let served = gateway
         .serve(listener, crate::serve_cmd::shutdown_signal())
         .await
-        .context("serving")?;
+        .context("serving");
+    for t in tasks {
+        t.abort();
+    }
+    served?;
     let note = engine.shutdown().await?;
     eprintln!(
         "agentmesh: a2a gateway stopped; trust state flushed{}",

@@ -82,9 +82,23 @@ pub async fn run(cli: Cli) -> Result<Output> {
             upstream,
             listen,
             policy,
+            control_plane,
+            control_plane_token_file,
         }) => {
+            let attached = match &control_plane {
+                Some(url) => Some(
+                    crate::attach::connect(&cli.home, url, control_plane_token_file.as_deref())
+                        .await?,
+                ),
+                None => None,
+            };
+            let mesh = match &attached {
+                Some(att) => att.mesh.clone(),
+                None => open(&cli.home).await?,
+            };
             crate::a2a_cmd::run(
-                open(&cli.home).await?,
+                mesh,
+                attached,
                 config.as_deref(),
                 upstream.as_deref(),
                 listen,

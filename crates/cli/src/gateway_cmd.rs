@@ -6,11 +6,7 @@ use agentmesh_mcp::config::GatewayConfig;
 use agentmesh_mcp::gateway::{Gateway, bind};
 use agentmesh_mcp::govern::Governor;
 use agentmesh_mcp::pins::Pins;
-use agentmesh_policy::{PolicyHandle, PolicySet};
-use agentmesh_server::client::{
-    ControlPlane, FeedEvent, RemoteRegistry, follow_events, ship_audit,
-};
-use agentmesh_store::{Mesh, MeshHome, StoreError, unix_now};
+use agentmesh_store::Mesh;
 use anyhow::{Context, Result, anyhow};
 use std::path::Path;
 use std::sync::Arc;
@@ -39,12 +35,7 @@ fn engine_config(
     }
 }
 
-/// The gateway attached to a control plane: its registry is the control
-/// plane's (a cached snapshot, reloaded on every pushed change and kept
-/// while the control plane is down), credentials are checked against the
-/// control plane's key, its published policy replaces the local file, and
-/// this gateway's audit log is shipped to it. The local home keeps the
-/// gateway's own audit log, its checkpoint key and tool pins.
+/// The gateway attached to a control plane (see [`crate::attach`]).
 pub async fn run_attached(
     home: &Path,
     config: &Path,
@@ -52,132 +43,19 @@ pub async fn run_attached(
     token_file: Option<&Path>,
 ) -> Result<Output> {
     let cfg = GatewayConfig::load(config).map_err(|e| anyhow!("{e}"))?;
-    let token = match std::env::var("AGENTMESH_CONTROL_PLANE_TOKEN") {
-        Ok(t) if !t.is_empty() => t,
-        _ => {
-            let path = token_file.ok_or_else(|| {
-                anyhow!("--control-plane needs a gateway credential (`agentmesh gateways issue <name>`): set AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file")
-            })?;
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .trim()
-                .to_owned()
-        }
-    };
-    // A gateway holds no more authority than its job: a gateway credential,
-    // never the admin token (a compromised gateway, or an upstream that
-    // reads its environment, must not get the keys to the mesh).
-    if !token.starts_with(agentmesh_server::gateway_credential::GATEWAY_PREFIX) {
-        return Err(anyhow!(
-            "--control-plane needs a gateway credential (amgw1.…), not the admin token: issue one with `agentmesh gateways issue <name> --control-plane {url}` and give it as AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file"
-        ));
-    }
-    let cp = ControlPlane::new(url, Some(&token)).map_err(|e| anyhow!("{e}"))?;
-    // Fail closed at start: without the authority key and a first
-    // snapshot there is nothing to enforce with.
-    let (mesh_did, authority) = cp
-        .authority()
-        .await
-        .map_err(|e| anyhow!("{e}; the gateway needs the control plane to start"))?;
-    let remote = Arc::new(RemoteRegistry::new(cp.clone()));
-    remote.snapshot().await.map_err(|e| anyhow!("{e}"))?;
-    let local = match MeshHome::open(home) {
-        Ok(h) => h,
-        Err(StoreError::NoHome(_)) => MeshHome::init(home, "agentmesh.local", unix_now()).await?,
-        Err(e) => return Err(e.into()),
-    };
-    let mesh = Mesh::new(local, remote.clone());
+    let att = crate::attach::connect(home, url, token_file).await?;
     let (policy, watcher) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
         .with_context(|| format!("policy {}", cfg.policy.display()))?;
-    let published = load_published(&cp, &policy).await;
     // Attestations from this gateway's verifier are signed with the local
     // home's key (the control plane's key stays with the control plane).
-    let key = mesh.home().mesh_key()?;
-    let mut ecfg = engine_config(&cfg, Some(authority));
+    let key = att.mesh.home().mesh_key()?;
+    let mut ecfg = engine_config(&cfg, Some(att.authority));
     ecfg.attestation_issuers = vec![*key.public()];
-    let engine = Engine::start(mesh.clone(), policy.clone(), ecfg).await?;
-    // An attached gateway ships its own log to the control plane, so it
-    // must hold it (a second process on one home follows the first through
-    // the registry, which here is the control plane's).
-    let Some(log) = engine.audit() else {
-        return Err(anyhow!(
-            "another process holds the audit log in {}; an attached gateway ships its own log to the control plane: give it its own --home",
-            mesh.home().root().display()
-        ));
-    };
-    eprintln!(
-        "agentmesh: attached to control plane {url} ({mesh_did}){}",
-        if published {
-            "; using its published policy"
-        } else {
-            ""
-        }
-    );
-    let follower = {
-        let engine = engine.clone();
-        let remote = remote.clone();
-        let cp = cp.clone();
-        let policy = policy.clone();
-        follow_events(cp.clone(), move |event| {
-            let engine = engine.clone();
-            let remote = remote.clone();
-            let cp = cp.clone();
-            let policy = policy.clone();
-            async move {
-                match event {
-                    FeedEvent::Connected | FeedEvent::Change(_) => {
-                        if matches!(&event, FeedEvent::Connected)
-                            || matches!(&event, FeedEvent::Change(k) if k == "policy" || k == "resync")
-                        {
-                            load_published(&cp, &policy).await;
-                        }
-                        remote.invalidate();
-                        let _ = engine.refresh().await;
-                    }
-                    FeedEvent::Disconnected => {
-                        eprintln!(
-                            "agentmesh: control plane stream lost; enforcing with cached state"
-                        );
-                    }
-                }
-            }
-        })
-    };
-    let shipper = ship_audit(
-        cp,
-        log,
-        mesh.home().root().join("shipped-audit.cursor"),
-        cfg.audience.clone(),
-        std::time::Duration::from_secs(1),
-    );
-    let out = serve(mesh, engine, cfg, key, vec![follower, shipper]).await;
+    let engine = Engine::start(att.mesh.clone(), policy.clone(), ecfg).await?;
+    let tasks = att.start(&engine, &policy, &cfg.audience).await?;
+    let out = serve(att.mesh.clone(), engine, cfg, key, tasks).await;
     drop(watcher);
     out
-}
-
-/// Replaces the policy with the control plane's published one, if any.
-async fn load_published(cp: &ControlPlane, policy: &Arc<PolicyHandle>) -> bool {
-    let Ok(doc) = cp.call(hyper::Method::GET, "/v1/policy", None).await else {
-        return false;
-    };
-    let Some(yaml) = doc["yaml"].as_str() else {
-        return false;
-    };
-    match PolicySet::from_yaml(yaml, "control-plane policy") {
-        Ok(set) => {
-            if set.version != policy.current().version {
-                let v = policy.replace(set);
-                eprintln!("agentmesh: control-plane policy in force (version {v})");
-            }
-            true
-        }
-        Err(e) => {
-            eprintln!(
-                "agentmesh: the control plane's policy is invalid here; keeping the current one:\n{e}"
-            );
-            false
-        }
-    }
 }
 
 async fn serve(

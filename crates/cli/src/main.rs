@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod a2a_cmd;
+mod attach;
 mod audit_cmd;
 mod commands;
 mod compliance_cmd;
@@ -180,6 +181,16 @@ pub enum A2aCmd {
         /// Policy file, with --upstream.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// Enforce with a control plane's registry, published policy and
+        /// revocations (`http://host:7400`) instead of this home's registry;
+        /// audit entries are shipped to it. Needs a gateway credential
+        /// (`agentmesh gateways issue`): AGENTMESH_CONTROL_PLANE_TOKEN or
+        /// --control-plane-token-file.
+        #[arg(long)]
+        control_plane: Option<String>,
+        /// File holding the gateway credential (amgw1.…).
+        #[arg(long)]
+        control_plane_token_file: Option<PathBuf>,
     },
 }
 
@@ -262,11 +273,12 @@ pub enum McpCmd {
         config: PathBuf,
         /// Enforce with a control plane's registry, policy and revocations
         /// (`http://host:7400`) instead of this home's registry; audit
-        /// entries are shipped to it. Needs its admin token
-        /// (AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file).
+        /// entries are shipped to it. Needs a gateway credential
+        /// (`agentmesh gateways issue`): AGENTMESH_CONTROL_PLANE_TOKEN or
+        /// --control-plane-token-file.
         #[arg(long)]
         control_plane: Option<String>,
-        /// File holding the control plane's admin token.
+        /// File holding the gateway credential (amgw1.…).
         #[arg(long)]
         control_plane_token_file: Option<PathBuf>,
     },

@@ -933,3 +933,206 @@ fn cli_registers_approves_and_gets_a_credential() {
         "approval and the CLI's sponsor.created are audited"
     );
 }
+
+/// One A2A `SendMessage` through a gateway: `Ok(result)` or `Err(error)`.
+fn a2a_send(port: u16, credential: &str, text: &str) -> Result<Value, String> {
+    let auth = format!("Bearer {credential}");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": {"messageId": format!("m-{text}-{}", agentmesh_store::unix_now()), "role": "ROLE_USER", "parts": [{"text": text}]}}});
+    let (st, _, text) = http(
+        port,
+        "POST",
+        "/",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("a2a-version", "1.0"),
+        ],
+        &body.to_string(),
+    )
+    .ok_or("no answer")?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("{st}: {e}: {text}"))?;
+    match v.get("result") {
+        Some(r) => Ok(r.clone()),
+        None => Err(format!("{st}: {}", v["error"])),
+    }
+}
+
+#[test]
+fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() {
+    // The fast A2A agent of the benchmarks is the upstream.
+    let loadgen = agentmesh().with_file_name("agentmesh-loadgen");
+    if !loadgen.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI builds the workspace: agentmesh-loadgen must exist"
+        );
+        eprintln!("skipping: build agentmesh-loadgen (cargo build --workspace)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let cp_port = free_port();
+    let cp_home = dir.path().join("cp-home").display().to_string();
+    let _cp = spawn_listening(
+        &[
+            "--home",
+            &cp_home,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{cp_port}"),
+        ],
+        &[("AGENTMESH_ADMIN_TOKEN", TOKEN)],
+    );
+    ok(
+        cp_port,
+        "POST",
+        "/v1/sponsors",
+        Some(json!({"email": "alice@example.com"})),
+    );
+    let register = |name: &str| {
+        let key = KeyPair::generate().expect("key");
+        ok(
+            cp_port,
+            "POST",
+            "/v1/agents",
+            Some(json!({"name": name, "sponsor": "alice@example.com",
+                        "capabilities": ["message:*", "read:tasks:*"], "did": key.did().to_string()})),
+        );
+        key
+    };
+    let (k1, k2) = (register("writer"), register("reader"));
+    let (c1, c2) = (credential(cp_port, &k1), credential(cp_port, &k2));
+
+    let upstream_port = free_port();
+    let _upstream = Proc(
+        Command::new(&loadgen)
+            .args(["--serve-a2a", &upstream_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("agent"),
+    );
+    wait_until(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", upstream_port)).is_ok()
+    })
+    .expect("the upstream agent listens");
+
+    // The gateway gets a gateway credential in a 0600 file, nothing else.
+    let gw_token = ok(
+        cp_port,
+        "POST",
+        "/v1/gateways",
+        Some(json!({"name": "a2a-gw"})),
+    )["credential"]
+        .as_str()
+        .expect("gateway credential")
+        .to_owned();
+    let token_file = dir.path().join("gw.token");
+    std::fs::write(&token_file, &gw_token).expect("token file");
+    let gport = free_port();
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: a2a\n    condition: \"action.type == 'agent_message'\"\n    action: allow\n",
+    )
+    .expect("policy");
+    let cfg = dir.path().join("a2a.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen: 127.0.0.1:{gport}\npolicy: {}\nagents:\n  - name: echo\n    url: http://127.0.0.1:{upstream_port}\n",
+            dir.path().join("policy.yaml").display()
+        ),
+    )
+    .expect("config");
+    let gw_home = dir.path().join("gw-home").display().to_string();
+    let gw = spawn_listening(
+        &[
+            "--home",
+            &gw_home,
+            "a2a",
+            "gateway",
+            "--config",
+            &cfg.display().to_string(),
+            "--control-plane",
+            &format!("http://127.0.0.1:{cp_port}"),
+            "--control-plane-token-file",
+            &token_file.display().to_string(),
+        ],
+        &[],
+    );
+
+    // Agents registered at the control plane act through the gateway.
+    a2a_send(gport, &c1, "hello").expect("writer allowed");
+    a2a_send(gport, &c2, "hello").expect("reader allowed");
+
+    // A policy published once reaches the attached gateway within 1 s.
+    let no_reader = "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: not-the-reader\n    condition: \"agent.name == 'reader'\"\n    action: deny\n  - name: a2a\n    condition: \"action.type == 'agent_message'\"\n    action: allow\n";
+    let auth = format!("Bearer {TOKEN}");
+    let (st, _, body) = http(
+        cp_port,
+        "PUT",
+        "/v1/policy",
+        &[("authorization", &auth)],
+        no_reader,
+    )
+    .expect("publish");
+    assert_eq!(st, 200, "{body}");
+    let took = wait_until(Duration::from_secs(5), || {
+        a2a_send(gport, &c2, "again").is_err()
+    })
+    .expect("the published policy reached the gateway");
+    assert!(took < Duration::from_secs(1), "policy took {took:?}");
+    a2a_send(gport, &c1, "still").expect("writer still allowed");
+
+    // A revocation at the control plane stops the agent within 1 s.
+    ok(
+        cp_port,
+        "POST",
+        "/v1/agents/writer/revoke",
+        Some(json!({"reason": "compromised"})),
+    );
+    let took = wait_until(Duration::from_secs(5), || {
+        a2a_send(gport, &c1, "after").is_err()
+    })
+    .expect("the revocation reached the gateway");
+    assert!(took < Duration::from_secs(1), "revocation took {took:?}");
+
+    // The gateway's decisions reach the control plane's audit log.
+    let shipped = wait_until(Duration::from_secs(10), || {
+        let (_, log) = api(cp_port, "GET", "/v1/audit?limit=1000", None);
+        log.to_string().contains("shipped_from")
+    });
+    assert!(shipped.is_some(), "the gateway ships its audit log");
+
+    // The gateway process holds no admin token: not in its environment,
+    // not in its home.
+    let environ = std::fs::read(format!("/proc/{}/environ", gw.0.id())).expect("environ");
+    assert!(
+        !String::from_utf8_lossy(&environ).contains(TOKEN),
+        "the admin token is in the gateway's environment"
+    );
+    for entry in walk(std::path::Path::new(&gw_home)) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "the admin token is in {}",
+            entry.display()
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -89,8 +89,11 @@ pub struct Mesh {
     /// dequeuing, never appends (or applies) an entry twice.
     /// Keyed by (outbox id, the time the entry was queued), so ids that
     /// restart (a new registry under an old log) are never mistaken.
-    drained: Arc<std::sync::Mutex<Option<std::collections::HashSet<(i64, String)>>>>,
+    drained: Arc<std::sync::Mutex<Option<DrainedKeys>>>,
 }
+
+/// Outbox entries known to be in the log: (outbox id, queue time).
+type DrainedKeys = std::collections::HashSet<(i64, String)>;
 
 /// How far back a new holder looks for outbox entries its predecessor
 /// appended but did not dequeue (one drain takes at most a few batches).
