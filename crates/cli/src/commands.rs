@@ -42,6 +42,9 @@ pub async fn run(cli: Cli) -> Result<Output> {
             checkpoint_if_written(&mesh)?;
             Ok(out)
         }
+        Command::Agent(cmd) if cmd.remote().is_some() => {
+            crate::remote_cmd::agent(&cli.home, cmd).await
+        }
         Command::Agent(cmd) => {
             let mesh = open(&cli.home).await?;
             let out = agent(&mesh, cmd, now).await?;
@@ -376,7 +379,7 @@ async fn sponsor(mesh: &Mesh, cmd: SponsorCmd, now: u64) -> Result<Output> {
     }
 }
 
-fn status_word(s: AgentStatus) -> &'static str {
+pub(crate) fn status_word(s: AgentStatus) -> &'static str {
     match s {
         AgentStatus::Active => "active",
         AgentStatus::Suspended => "suspended",
@@ -424,42 +427,11 @@ async fn agent(mesh: &Mesh, cmd: AgentCmd, now: u64) -> Result<Output> {
                 .await?;
             Ok(created(mesh, &rec, "Imported"))
         }
-        AgentCmd::List { status } => {
-            let agents: Vec<AgentRecord> = mesh
-                .registry()
-                .list_agents()
-                .await?
-                .into_iter()
-                .filter(|a| status.as_deref().is_none_or(|s| s == status_word(a.status)))
-                .collect();
-            let names: std::collections::HashMap<Did, String> =
-                agents.iter().map(|a| (a.did, a.name.clone())).collect();
-            let rows: Vec<Vec<String>> = agents
-                .iter()
-                .map(|a| {
-                    vec![
-                        a.name.clone(),
-                        status_word(a.status).to_owned(),
-                        a.sponsor.clone(),
-                        a.parent_did
-                            .map(|p| names.get(&p).cloned().unwrap_or_else(|| p.to_string()))
-                            .unwrap_or_else(|| "-".into()),
-                        display_list(&a.capabilities),
-                        a.did.to_string(),
-                    ]
-                })
-                .collect();
-            let text = if rows.is_empty() {
-                "No agents.".to_owned()
-            } else {
-                table(
-                    &["NAME", "STATUS", "SPONSOR", "PARENT", "CAPABILITIES", "DID"],
-                    &rows,
-                )
-            };
-            Ok(Output::new(json!({ "agents": agents }), text))
-        }
-        AgentCmd::Show { agent } => {
+        AgentCmd::List { status, .. } => Ok(agents_listing(
+            mesh.registry().list_agents().await?,
+            status.as_deref(),
+        )),
+        AgentCmd::Show { agent, .. } => {
             let a = mesh.agent(&agent).await?;
             let attestation = a.sponsorship.verify(now);
             let sponsor_ok = mesh
@@ -532,23 +504,11 @@ async fn agent(mesh: &Mesh, cmd: AgentCmd, now: u64) -> Result<Output> {
             let text = serde_json::to_string_pretty(&value)?;
             Ok(Output::new(value, text))
         }
-        AgentCmd::Revoke { agent, reason } => {
+        AgentCmd::Revoke { agent, reason, .. } => {
             let names = mesh.revoke_agent(&agent, &reason, now).await?;
-            let text = if names.len() > 1 {
-                format!(
-                    "Revoked {} and its descendants: {}",
-                    names[0],
-                    names[1..].join(", ")
-                )
-            } else {
-                format!("Revoked {}", names[0])
-            };
-            Ok(Output::new(
-                json!({"revoked": names, "reason": reason}),
-                text,
-            ))
+            Ok(revoked(names, &reason))
         }
-        AgentCmd::Suspend { agent, reason } => {
+        AgentCmd::Suspend { agent, reason, .. } => {
             let a = mesh
                 .set_status(&agent, AgentStatus::Suspended, reason.as_deref(), now)
                 .await?;
@@ -557,7 +517,7 @@ async fn agent(mesh: &Mesh, cmd: AgentCmd, now: u64) -> Result<Output> {
                 format!("Suspended {}", a.name),
             ))
         }
-        AgentCmd::Reactivate { agent } => {
+        AgentCmd::Reactivate { agent, .. } => {
             let a = mesh
                 .set_status(&agent, AgentStatus::Active, None, now)
                 .await?;
@@ -567,6 +527,50 @@ async fn agent(mesh: &Mesh, cmd: AgentCmd, now: u64) -> Result<Output> {
             ))
         }
     }
+}
+
+/// `agent list`, from this home or a control plane.
+pub(crate) fn agents_listing(agents: Vec<AgentRecord>, status: Option<&str>) -> Output {
+    let agents: Vec<AgentRecord> = agents
+        .into_iter()
+        .filter(|a| status.is_none_or(|s| s == status_word(a.status)))
+        .collect();
+    let names: std::collections::HashMap<Did, String> =
+        agents.iter().map(|a| (a.did, a.name.clone())).collect();
+    let rows: Vec<Vec<String>> = agents
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                status_word(a.status).to_owned(),
+                a.sponsor.clone(),
+                a.parent_did
+                    .map(|p| names.get(&p).cloned().unwrap_or_else(|| p.to_string()))
+                    .unwrap_or_else(|| "-".into()),
+                display_list(&a.capabilities),
+                a.did.to_string(),
+            ]
+        })
+        .collect();
+    let text = if rows.is_empty() {
+        "No agents.".to_owned()
+    } else {
+        table(
+            &["NAME", "STATUS", "SPONSOR", "PARENT", "CAPABILITIES", "DID"],
+            &rows,
+        )
+    };
+    Output::new(json!({ "agents": agents }), text)
+}
+
+/// `agent revoke`, from this home or a control plane.
+pub(crate) fn revoked(names: Vec<String>, reason: &str) -> Output {
+    let text = match names.as_slice() {
+        [] => "Nothing revoked".to_owned(),
+        [one] => format!("Revoked {one}"),
+        [first, rest @ ..] => format!("Revoked {first} and its descendants: {}", rest.join(", ")),
+    };
+    Output::new(json!({"revoked": names, "reason": reason}), text)
 }
 
 fn created(mesh: &Mesh, a: &AgentRecord, verb: &str) -> Output {

@@ -16,6 +16,7 @@ mod install;
 mod mcp_cmd;
 mod output;
 mod policy_cmd;
+mod remote_cmd;
 mod serve_cmd;
 mod trust_cmd;
 
@@ -720,11 +721,15 @@ pub enum AgentCmd {
         /// Only agents with this status.
         #[arg(long, value_parser = ["active", "suspended", "revoked"])]
         status: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Show an agent, its sponsorship attestation and whether it verifies.
     Show {
         /// Agent name or DID.
         agent: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Print an agent's DID document or public JWK.
     Export {
@@ -738,15 +743,53 @@ pub enum AgentCmd {
         agent: String,
         #[arg(long, default_value = "revoked by operator")]
         reason: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Suspend an agent (reversible with `reactivate`).
     Suspend {
         agent: String,
         #[arg(long)]
         reason: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Reactivate a suspended agent.
-    Reactivate { agent: String },
+    Reactivate {
+        agent: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+impl AgentCmd {
+    /// The control plane this command acts on, if not this home.
+    pub fn remote(&self) -> Option<&RemoteArgs> {
+        let r = match self {
+            AgentCmd::List { remote, .. }
+            | AgentCmd::Show { remote, .. }
+            | AgentCmd::Revoke { remote, .. }
+            | AgentCmd::Suspend { remote, .. }
+            | AgentCmd::Reactivate { remote, .. } => remote,
+            AgentCmd::Create(_) | AgentCmd::Import { .. } | AgentCmd::Export { .. } => {
+                return None;
+            }
+        };
+        r.control_plane.is_some().then_some(r)
+    }
+}
+
+/// Acting on a control plane instead of this home (same flags, same
+/// output).
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// Act on this control plane (`http://host:7400`) instead of this home.
+    #[arg(long, env = "AGENTMESH_CONTROL_PLANE")]
+    pub control_plane: Option<String>,
+    /// File with the admin token (default: AGENTMESH_CONTROL_PLANE_TOKEN,
+    /// else this home's admin.token).
+    #[arg(long)]
+    pub control_plane_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

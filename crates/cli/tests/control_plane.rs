@@ -1136,3 +1136,96 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The admin CLI against a control plane by URL, from a machine without its
+/// home: the same commands and output as on the control plane's own home.
+#[test]
+fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let cp_home = dir.path().join("cp-home").display().to_string();
+    let _cp = spawn_listening(
+        &[
+            "--home",
+            &cp_home,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[("AGENTMESH_ADMIN_TOKEN", TOKEN)],
+    );
+    ok(
+        port,
+        "POST",
+        "/v1/sponsors",
+        Some(json!({"email": "alice@example.com"})),
+    );
+    let _worker_key = agent(port, "worker");
+    // An operator's laptop: its own (empty) home, the token in a file.
+    let laptop = dir.path().join("laptop");
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, TOKEN).expect("token");
+    let url = format!("http://127.0.0.1:{port}");
+    let remote = |args: &[&str]| -> Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend([
+            "--control-plane",
+            &url,
+            "--control-plane-token-file",
+            token_file.to_str().expect("path"),
+        ]);
+        cli(&laptop, &all)
+    };
+
+    let list = remote(&["agent", "list"]);
+    let names: Vec<&str> = list["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["worker"], "{list}");
+    let shown = remote(&["agent", "show", "worker"]);
+    assert_eq!(shown["agent"]["name"], "worker");
+    assert!(
+        shown["attestation"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("signature valid")),
+        "{shown}"
+    );
+    let s = remote(&["agent", "suspend", "worker", "--reason", "on leave"]);
+    assert_eq!(s["status"], "suspended", "{s}");
+    let (_, a) = api(port, "GET", "/v1/agents/worker", None);
+    assert_eq!(a["agent"]["status"], "suspended", "{a}");
+    let listed = remote(&["agent", "list", "--status", "suspended"]);
+    assert_eq!(listed["agents"].as_array().map(Vec::len), Some(1));
+    let r = remote(&["agent", "reactivate", "worker"]);
+    assert_eq!(r["status"], "active", "{r}");
+    let r = remote(&["agent", "revoke", "worker", "--reason", "done"]);
+    assert_eq!(r["revoked"], json!(["worker"]), "{r}");
+    let (_, a) = api(port, "GET", "/v1/agents/worker", None);
+    assert_eq!(a["agent"]["status"], "revoked", "{a}");
+    // The laptop's home was never written as a registry of its own.
+    assert!(
+        !laptop.join("registry.db").exists(),
+        "a remote command must not create a local registry"
+    );
+
+    // A wrong token is a clear error, not a silent local fallback.
+    let bad = dir.path().join("bad.token");
+    std::fs::write(&bad, "not-the-token-0123456789").expect("bad");
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(&laptop)
+        .args(["agent", "list", "--control-plane", &url])
+        .arg("--control-plane-token-file")
+        .arg(&bad)
+        .output()
+        .expect("agentmesh");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("401") || err.to_lowercase().contains("token"),
+        "{err}"
+    );
+}

@@ -1,0 +1,177 @@
+//! Admin commands against a control plane by URL (`--control-plane URL` or
+//! `AGENTMESH_CONTROL_PLANE`), with the same flags and output as against
+//! this home. Nothing here writes the local registry: the control plane's
+//! API does the work, and what it answers is checked where it can be (a
+//! sponsorship attestation is verified here, not taken on trust).
+
+use crate::output::Output;
+use crate::{AgentCmd, ControlPlaneArgs, RemoteArgs};
+use agentmesh_server::client::ControlPlane;
+use agentmesh_store::{AgentRecord, unix_now};
+use anyhow::{Result, anyhow};
+use hyper::Method;
+use serde_json::{Value, json};
+use std::path::Path;
+
+fn client(home: &Path, r: &RemoteArgs) -> Result<ControlPlane> {
+    let url = r
+        .control_plane
+        .clone()
+        .ok_or_else(|| anyhow!("no control plane given"))?;
+    crate::cp_client_cmd::client(
+        home,
+        &ControlPlaneArgs {
+            control_plane: url,
+            control_plane_token_file: r.control_plane_token_file.clone(),
+        },
+    )
+}
+
+/// Path segment for an agent name or DID.
+fn seg(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every agent, page by page.
+async fn all_agents(cp: &ControlPlane) -> Result<Vec<AgentRecord>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/v1/agents?limit=1000&after={}", seg(a)),
+            None => "/v1/agents?limit=1000".to_owned(),
+        };
+        let page = cp.call(Method::GET, &path, None).await?;
+        let agents: Vec<AgentRecord> = serde_json::from_value(page["agents"].clone())
+            .map_err(|e| anyhow!("the control plane's agent list is not readable: {e}"))?;
+        out.extend(agents);
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub async fn agent(home: &Path, cmd: AgentCmd) -> Result<Output> {
+    let remote = cmd
+        .remote()
+        .cloned()
+        .ok_or_else(|| anyhow!("not a control-plane command"))?;
+    let cp = client(home, &remote)?;
+    match cmd {
+        AgentCmd::List { status, .. } => Ok(crate::commands::agents_listing(
+            all_agents(&cp).await?,
+            status.as_deref(),
+        )),
+        AgentCmd::Show { agent, .. } => {
+            let v = cp
+                .call(Method::GET, &format!("/v1/agents/{}", seg(&agent)), None)
+                .await?;
+            let a: AgentRecord = serde_json::from_value(v["agent"].clone())
+                .map_err(|e| anyhow!("the control plane's answer is not an agent: {e}"))?;
+            // The sponsor's signature is checked here, not taken on the
+            // control plane's word.
+            let attestation = match a.sponsorship.verify(unix_now()) {
+                Ok(()) => format!(
+                    "signature valid, signed by {} ({})",
+                    a.sponsor, a.sponsorship.sponsor_did
+                ),
+                Err(e) => format!("INVALID: {e}"),
+            };
+            let trust = match v["trust"]["score"].as_f64() {
+                Some(s) => format!(
+                    "{s:.3} ({})",
+                    v["trust"]["tier"].as_str().unwrap_or("unknown tier")
+                ),
+                None => "no events yet".into(),
+            };
+            let text = format!(
+                "name          {}\nDID           {}\nSPIFFE ID     {}\nstatus        {}{}\nsponsor       {}\ncapabilities  {}\ntrust         {trust}\nattestation   {attestation}",
+                a.name,
+                a.did,
+                a.spiffe_id,
+                crate::commands::status_word(a.status),
+                a.status_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                a.sponsor,
+                a.capabilities
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            Ok(Output::new(
+                json!({"agent": a, "trust": v["trust"], "attestation": attestation}),
+                text,
+            ))
+        }
+        AgentCmd::Revoke { agent, reason, .. } => {
+            let v = cp
+                .call(
+                    Method::POST,
+                    &format!("/v1/agents/{}/revoke", seg(&agent)),
+                    Some(&json!({"reason": reason})),
+                )
+                .await?;
+            let names: Vec<String> = serde_json::from_value(v["revoked"].clone())
+                .map_err(|e| anyhow!("unexpected answer: {e}"))?;
+            Ok(crate::commands::revoked(names, &reason))
+        }
+        AgentCmd::Suspend { agent, reason, .. } => {
+            let body = match &reason {
+                Some(r) => json!({"reason": r}),
+                None => json!({}),
+            };
+            status_change(&cp, &agent, "suspend", &body, "suspended", "Suspended").await
+        }
+        AgentCmd::Reactivate { agent, .. } => {
+            status_change(
+                &cp,
+                &agent,
+                "reactivate",
+                &json!({}),
+                "active",
+                "Reactivated",
+            )
+            .await
+        }
+        AgentCmd::Create(_) | AgentCmd::Import { .. } | AgentCmd::Export { .. } => {
+            Err(anyhow!("not a control-plane command"))
+        }
+    }
+}
+
+async fn status_change(
+    cp: &ControlPlane,
+    agent: &str,
+    verb: &str,
+    body: &Value,
+    status: &str,
+    done: &str,
+) -> Result<Output> {
+    let v = cp
+        .call(
+            Method::POST,
+            &format!("/v1/agents/{}/{verb}", seg(agent)),
+            Some(body),
+        )
+        .await?;
+    let name = v["agent"]["name"]
+        .as_str()
+        .or_else(|| v["name"].as_str())
+        .unwrap_or(agent)
+        .to_owned();
+    Ok(Output::new(
+        json!({"agent": name, "status": status}),
+        format!("{done} {name}"),
+    ))
+}
