@@ -676,6 +676,18 @@ pub enum PolicyCmd {
     },
     /// Print the JSON Schema of policy files.
     Schema,
+    /// Publish a policy file to a control plane (linted here first, with
+    /// the same compiler): gateways attached to it load it within a second.
+    Publish {
+        file: PathBuf,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+    },
+    /// Show the policy a control plane publishes (its version and text).
+    Show {
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -152,5 +152,9 @@ pub fn run(cmd: PolicyCmd, now: u64) -> Result<Output> {
             let text = serde_json::to_string_pretty(&v)?;
             Ok(Output::new(v, text))
         }
+        // Talk to a control plane: `remote_cmd::policy`.
+        PolicyCmd::Publish { .. } | PolicyCmd::Show { .. } => Err(anyhow::anyhow!(
+            "`policy publish` and `policy show` act on a control plane"
+        )),
     }
 }

@@ -5,7 +5,7 @@
 //! sponsorship attestation is verified here, not taken on trust).
 
 use crate::output::Output;
-use crate::{AgentCmd, ControlPlaneArgs, RemoteArgs};
+use crate::{AgentCmd, ControlPlaneArgs, PolicyCmd, RemoteArgs};
 use agentmesh_server::client::ControlPlane;
 use agentmesh_store::{AgentRecord, unix_now};
 use anyhow::{Result, anyhow};
@@ -174,4 +174,55 @@ async fn status_change(
         json!({"agent": name, "status": status}),
         format!("{done} {name}"),
     ))
+}
+
+/// `policy publish` and `policy show` (a control plane's published policy).
+pub async fn policy(home: &Path, cmd: PolicyCmd) -> Result<Output> {
+    match cmd {
+        PolicyCmd::Publish { file, cp } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            // The same compiler the control plane and every gateway use:
+            // an invalid policy never leaves this machine.
+            let set = agentmesh_policy::PolicySet::from_yaml(&text, &file.display().to_string())
+                .map_err(|e| anyhow!("{e}"))?;
+            let cp = crate::cp_client_cmd::client(home, &cp)?;
+            let (status, body) = cp
+                .send(Method::PUT, "/v1/policy", Some(text.into_bytes()), None)
+                .await?;
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if !status.is_success() {
+                return Err(anyhow!(
+                    "the control plane refused the policy ({status}): {}",
+                    v["error"]["message"].as_str().unwrap_or("no reason given")
+                ));
+            }
+            let mut text = format!(
+                "Published {} (version {}, sha256 {})",
+                file.display(),
+                v["version"].as_str().unwrap_or(&set.version),
+                v["sha256"].as_str().unwrap_or("?")
+            );
+            for w in &set.warnings {
+                text.push_str(&format!("\nwarning: {w}"));
+            }
+            Ok(Output::new(v, text))
+        }
+        PolicyCmd::Show { cp } => {
+            let cp = crate::cp_client_cmd::client(home, &cp)?;
+            let v = cp.call(Method::GET, "/v1/policy", None).await?;
+            let yaml = v["yaml"].as_str().unwrap_or_default().to_owned();
+            let version = agentmesh_policy::PolicySet::from_yaml(&yaml, "published policy")
+                .map(|s| s.version.to_string())
+                .unwrap_or_else(|e| format!("unreadable here: {e}"));
+            Ok(Output::new(
+                json!({"version": version, "sha256": v["sha256"], "updated_at": v["updated_at"], "yaml": yaml}),
+                format!(
+                    "# version {version}, sha256 {}\n{yaml}",
+                    v["sha256"].as_str().unwrap_or("?")
+                ),
+            ))
+        }
+        _ => Err(anyhow!("not a control-plane command")),
+    }
 }

@@ -1205,6 +1205,45 @@ fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
     assert_eq!(r["revoked"], json!(["worker"]), "{r}");
     let (_, a) = api(port, "GET", "/v1/agents/worker", None);
     assert_eq!(a["agent"]["status"], "revoked", "{a}");
+    // Policy: linted here, published there, read back.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: reads\n    condition: \"action.type == 'tool_call'\"\n    action: allow\n",
+    )
+    .expect("policy");
+    let published = remote(&["policy", "publish", policy.to_str().expect("path")]);
+    let version = published["version"].as_str().expect("version").to_owned();
+    let (_, doc) = api(port, "GET", "/v1/policy", None);
+    assert!(
+        doc["yaml"]
+            .as_str()
+            .is_some_and(|y| y.contains("name: reads")),
+        "{doc}"
+    );
+    let shown = remote(&["policy", "show"]);
+    assert_eq!(shown["version"], json!(version), "{shown}");
+    // An invalid policy never leaves the laptop (the same compiler).
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "version: \"1.0\"\nrules:\n  - name: x\n    condition: \"action.tool.size() > 0 &&\"\n    action: allow\n",
+    )
+    .expect("broken");
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(&laptop)
+        .args(["policy", "publish"])
+        .arg(&broken)
+        .args(["--control-plane", &url])
+        .arg("--control-plane-token-file")
+        .arg(&token_file)
+        .output()
+        .expect("agentmesh");
+    assert!(!out.status.success(), "a broken policy was published");
+    let shown = remote(&["policy", "show"]);
+    assert_eq!(shown["version"], json!(version), "unchanged: {shown}");
+
     // The laptop's home was never written as a registry of its own.
     assert!(
         !laptop.join("registry.db").exists(),
