@@ -26,7 +26,15 @@ pub async fn run(home: &Path, cmd: AuditCmd) -> Result<Output> {
             let text = serde_json::to_string_pretty(&v)?;
             Ok(Output::new(v, text))
         }
-        AuditCmd::Proof { index, size } => proof(home, index, size),
+        AuditCmd::Proof {
+            index,
+            remote,
+            pubkey,
+            ..
+        } if remote.control_plane.is_some() => {
+            crate::remote_cmd::audit_proof(home, &remote, index, pubkey.as_deref()).await
+        }
+        AuditCmd::Proof { index, size, .. } => proof(home, index, size),
         AuditCmd::VerifyProof { proof, pubkey } => verify_proof(home, &proof, pubkey.as_deref()),
         AuditCmd::Verify {
             checkpoint,
@@ -72,7 +80,7 @@ fn home_verifier(home: &Path) -> Result<NoteVerifier> {
 
 /// A verifier from `--pubkey`: a vkey, a DID (named after `origin`), or a
 /// file holding either.
-fn parse_verifier(arg: &str, origin: Option<&str>) -> Result<NoteVerifier> {
+pub(crate) fn parse_verifier(arg: &str, origin: Option<&str>) -> Result<NoteVerifier> {
     let text = if Path::new(arg).is_file() {
         std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
     } else {
@@ -178,6 +186,23 @@ fn verify_proof(home: &Path, arg: &str, pubkey: Option<&str>) -> Result<Output> 
         read_input(&format!("@{arg}"))?
     };
     let p: Value = serde_json::from_str(&raw).context("the proof is not JSON")?;
+    let note = p["checkpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow!("proof has no signed checkpoint to verify against"))?;
+    let origin = parse_unverified(note).map_err(|e| anyhow!("{e}"))?.origin;
+    let verifier = match pubkey {
+        Some(k) => parse_verifier(k, Some(&origin))?,
+        None => {
+            home_verifier(home).context("no --pubkey given and no mesh home to take it from")?
+        }
+    };
+    check_proof(&p, &verifier)
+}
+
+/// Checks an inclusion proof (as `audit proof` prints it) offline: the
+/// checkpoint's signature by `verifier`, the entry's leaf hash and the
+/// path to the signed root.
+pub(crate) fn check_proof(p: &Value, verifier: &NoteVerifier) -> Result<Output> {
     let index = p["index"]
         .as_u64()
         .ok_or_else(|| anyhow!("proof: `index` missing"))?;
@@ -200,14 +225,7 @@ fn verify_proof(home: &Path, arg: &str, pubkey: Option<&str>) -> Result<Output> 
     let note = p["checkpoint"]
         .as_str()
         .ok_or_else(|| anyhow!("proof has no signed checkpoint to verify against"))?;
-    let origin = parse_unverified(note).map_err(|e| anyhow!("{e}"))?.origin;
-    let verifier = match pubkey {
-        Some(k) => parse_verifier(k, Some(&origin))?,
-        None => {
-            home_verifier(home).context("no --pubkey given and no mesh home to take it from")?
-        }
-    };
-    let cp = verify_checkpoint(note, &verifier).map_err(|e| anyhow!("checkpoint: {e}"))?;
+    let cp = verify_checkpoint(note, verifier).map_err(|e| anyhow!("checkpoint: {e}"))?;
     if cp.size != size {
         bail!(
             "the proof is for size {size} but the checkpoint is for {}",

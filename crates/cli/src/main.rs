@@ -610,6 +610,14 @@ pub enum AuditCmd {
         index: u64,
         #[arg(long)]
         size: Option<u64>,
+        /// With --control-plane: the verifier key to check the control
+        /// plane's checkpoint with (`name+id+key`, a DID, or a file); without
+        /// it, the key the control plane names (said so in the output).
+        #[arg(long)]
+        pubkey: Option<String>,
+        /// Fetch the proof from a control plane and verify it here.
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Check a proof file offline: the checkpoint signature, the entry's leaf
     /// hash and the inclusion proof.

@@ -226,3 +226,49 @@ pub async fn policy(home: &Path, cmd: PolicyCmd) -> Result<Output> {
         _ => Err(anyhow!("not a control-plane command")),
     }
 }
+
+/// `audit proof INDEX --control-plane URL`: the control plane gives the
+/// entry, the path and a signed checkpoint; the proof is checked here.
+pub async fn audit_proof(
+    home: &Path,
+    remote: &RemoteArgs,
+    index: u64,
+    pubkey: Option<&str>,
+) -> Result<Output> {
+    let cp = client(home, remote)?;
+    let p = cp
+        .call(Method::GET, &format!("/v1/audit/{index}/proof"), None)
+        .await?;
+    let note = p["checkpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the control plane sent no signed checkpoint"))?;
+    let origin = agentmesh_audit::note::parse_unverified(note)
+        .map_err(|e| anyhow!("the control plane's checkpoint: {e}"))?
+        .origin;
+    let (verifier, key_from) = match pubkey {
+        Some(k) => (
+            crate::audit_cmd::parse_verifier(k, Some(&origin))?,
+            "--pubkey".to_owned(),
+        ),
+        None => {
+            let did = cp.call(Method::GET, "/v1/authority", None).await?["mesh"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (
+                crate::audit_cmd::parse_verifier(&did, Some(&origin))?,
+                format!("the control plane's own key {did} (give --pubkey to pin it)"),
+            )
+        }
+    };
+    let checked = crate::audit_cmd::check_proof(&p, &verifier)?;
+    let valid = checked.json["valid"] == json!(true);
+    let mut out = Output::new(
+        json!({"proof": p, "valid": valid, "verification": checked.json, "key": key_from}),
+        format!("{}\nkey: {key_from}", checked.text),
+    );
+    if !valid {
+        out = out.with_code(1);
+    }
+    Ok(out)
+}

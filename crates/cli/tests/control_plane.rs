@@ -1244,6 +1244,39 @@ fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
     let shown = remote(&["policy", "show"]);
     assert_eq!(shown["version"], json!(version), "unchanged: {shown}");
 
+    // An audit proof fetched from the control plane and checked here,
+    // against the verifier key the operator pinned (from the control
+    // plane's home, handed over out of band).
+    let vkey = cli(std::path::Path::new(&cp_home), &["audit", "pubkey"])["vkey"]
+        .as_str()
+        .expect("vkey")
+        .to_owned();
+    let proved = remote(&["audit", "proof", "1", "--pubkey", &vkey]);
+    assert_eq!(proved["valid"], json!(true), "{proved}");
+    assert_eq!(proved["key"], "--pubkey");
+    // The same proof against another key is refused.
+    let stranger = KeyPair::generate().expect("key").did().to_string();
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(&laptop)
+        .args([
+            "audit",
+            "proof",
+            "1",
+            "--pubkey",
+            &stranger,
+            "--control-plane",
+            &url,
+        ])
+        .arg("--control-plane-token-file")
+        .arg(&token_file)
+        .output()
+        .expect("agentmesh");
+    assert!(
+        !out.status.success(),
+        "a checkpoint signed by another key was accepted"
+    );
+
     // The laptop's home was never written as a registry of its own.
     assert!(
         !laptop.join("registry.db").exists(),
