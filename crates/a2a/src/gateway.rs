@@ -617,7 +617,6 @@ impl Gateway {
             })
         };
         let mut app = axum::Router::new()
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
             .route("/metrics", axum::routing::get(metrics))
             .route("/.well-known/jwks.json", axum::routing::get(jwks))
             .route("/mcp", axum::routing::post(crate::bridge::mcp_endpoint))
@@ -626,6 +625,10 @@ impl Gateway {
         if let Some(s) = &self.inner.iatp {
             app = app.merge(agentmesh_iatp::http::router(s.clone()));
         }
+        let engine = self.inner.engine.clone();
+        app = app.merge(agentmesh_gateway::serve::health_routes(move || {
+            engine.readiness()
+        }));
         let r = agentmesh_gateway::serve(
             listener,
             app,

@@ -1060,6 +1060,11 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
         &[],
     );
 
+    // Ready: it holds its home's audit log.
+    let (st, _, body) = http(gport, "GET", "/readyz", &[], "").expect("readyz");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("holder"), "{body}");
+
     // Agents registered at the control plane act through the gateway.
     a2a_send(gport, &c1, "hello").expect("writer allowed");
     a2a_send(gport, &c2, "hello").expect("reader allowed");

@@ -540,6 +540,19 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether this engine can act now (every call needs its record): `Ok`
+    /// with how it records (`holder` of the home's audit log, or
+    /// `follower`), or why not. What a gateway's `/readyz` answers.
+    pub fn readiness(&self) -> Result<&'static str, String> {
+        if self.inner.sink.holds_log() {
+            return Ok("holder");
+        }
+        match self.inner.sink.stalled() {
+            Some(why) => Err(why),
+            None => Ok("follower"),
+        }
+    }
+
     /// Whether this process holds its home's audit log (else it follows
     /// the process that does).
     pub fn holds_audit_log(&self) -> bool {

@@ -129,7 +129,7 @@ impl Sink {
     }
 
     /// Why this follower cannot record now, if it cannot.
-    fn stalled(&self) -> Option<String> {
+    pub fn stalled(&self) -> Option<String> {
         let in_memory = self
             .pending
             .lock()

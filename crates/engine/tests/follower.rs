@@ -84,6 +84,8 @@ async fn a_follower_acts_and_the_holder_applies_its_trust_events_once() {
         .expect("open");
     let follower = engine(second, Duration::from_secs(1)).await;
     assert!(!follower.holds_audit_log(), "the log is held");
+    assert_eq!(holder.readiness(), Ok("holder"));
+    assert_eq!(follower.readiness(), Ok("follower"));
 
     let p = follower.local_principal("reader").expect("principal");
     let mut allowed = 0;
@@ -143,6 +145,10 @@ async fn a_follower_acts_and_the_holder_applies_its_trust_events_once() {
     tokio::time::sleep(Duration::from_millis(16_500)).await;
     let v = follower.decide(&p, &read_file());
     assert_eq!(v.decision.outcome, Outcome::Deny, "no record, no action");
+    assert!(
+        follower.readiness().is_err(),
+        "a follower that cannot record is not ready"
+    );
     assert!(
         v.decision.message.contains("has not taken queued entries"),
         "{}",

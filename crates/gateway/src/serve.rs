@@ -44,6 +44,42 @@ impl Default for ServeOptions {
     }
 }
 
+/// `GET /healthz` (the process answers) and `GET /readyz` (it can do its
+/// job now: `ready` returns `Ok(detail)` or why not), for every listener.
+/// Load balancers and orchestrators route on `/readyz`.
+pub fn health_routes<S>(
+    ready: impl Fn() -> Result<&'static str, String> + Clone + Send + Sync + 'static,
+) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let ready = ready.clone();
+                async move {
+                    let (status, body) = match ready() {
+                        Ok(detail) => (
+                            axum::http::StatusCode::OK,
+                            serde_json::json!({"ready": true, "detail": detail}),
+                        ),
+                        Err(why) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            serde_json::json!({"ready": false, "reason": why}),
+                        ),
+                    };
+                    (
+                        status,
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body.to_string(),
+                    )
+                }
+            }),
+        )
+}
+
 /// Middleware: runs the rest of the request with its peer's IP address as
 /// the authentication source (when the server recorded the peer).
 pub async fn with_peer(req: Request, next: Next) -> Response {
@@ -230,5 +266,60 @@ mod tests {
             .await
             .expect("the subscriber's connection was closed")
             .expect("client");
+    }
+
+    #[tokio::test]
+    async fn readiness_says_why_not() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ok = Arc::new(AtomicBool::new(true));
+        let flag = ok.clone();
+        let app: axum::Router = health_routes(move || {
+            if flag.load(Ordering::Relaxed) {
+                Ok("holder")
+            } else {
+                Err("the audit log cannot record".to_owned())
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                rx.await.ok();
+            },
+            ServeOptions::default(),
+        ));
+        let get = move |path: &'static str| {
+            tokio::task::spawn_blocking(move || {
+                let mut s = std::net::TcpStream::connect(addr).expect("connect");
+                write!(
+                    s,
+                    "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                .expect("write");
+                let mut text = String::new();
+                s.read_to_string(&mut text).ok();
+                text
+            })
+        };
+        let r = get("/readyz").await.expect("get");
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains(r#""detail":"holder""#), "{r}");
+        ok.store(false, Ordering::Relaxed);
+        let r = get("/readyz").await.expect("get");
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.contains("cannot record"), "{r}");
+        let r = get("/healthz").await.expect("get");
+        assert!(
+            r.starts_with("HTTP/1.1 200"),
+            "the process still answers: {r}"
+        );
+        tx.send(()).expect("stop");
+        server.await.expect("join").expect("serve");
     }
 }

@@ -245,9 +245,12 @@ impl Gateway {
         let header_read = Duration::from_secs(self.inner.cfg.header_read_timeout_secs.max(1));
         let app = axum::Router::new()
             .route(&path, axum::routing::any(handle))
-            .route("/healthz", axum::routing::get(|| async { "ok" }))
             .route("/metrics", axum::routing::get(metrics))
-            .with_state(self);
+            .with_state(self.clone());
+        let engine = self.inner.governor.engine().clone();
+        let app = app.merge(agentmesh_gateway::serve::health_routes(move || {
+            engine.readiness()
+        }));
         let app = match extra {
             Some(r) => app.merge(r),
             None => app,
