@@ -196,6 +196,11 @@ pub async fn run(cli: Cli) -> Result<Output> {
             crate::cp_client_cmd::credential_revoke(&cli.home, &credential, reason, &cp).await
         }
         Command::Credential(cmd) => crate::mcp_cmd::credential(&open(&cli.home).await?, cmd).await,
+        Command::Trust(crate::TrustCmd::Show { agent, remote })
+            if remote.control_plane.is_some() =>
+        {
+            crate::remote_cmd::trust_show(&cli.home, &remote, &agent).await
+        }
         Command::Trust(cmd) => {
             let mesh = open(&cli.home).await?;
             let out = crate::trust_cmd::run(&mesh, cmd).await?;

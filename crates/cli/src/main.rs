@@ -546,7 +546,11 @@ pub enum ComplianceCmd {
 #[derive(Debug, Subcommand)]
 pub enum TrustCmd {
     /// Score, uncertainty, tier and the five dimensions of an agent.
-    Show { agent: String },
+    Show {
+        agent: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Which events moved an agent's trust, and by how much (from the audit log).
     Explain {
         agent: String,

@@ -272,3 +272,22 @@ pub async fn audit_proof(
     }
     Ok(out)
 }
+
+/// `trust show AGENT --control-plane URL`.
+pub async fn trust_show(home: &Path, remote: &RemoteArgs, agent: &str) -> Result<Output> {
+    let cp = client(home, remote)?;
+    let v = cp
+        .call(Method::GET, &format!("/v1/trust/{}", seg(agent)), None)
+        .await?;
+    let name = v["name"].as_str().unwrap_or(agent).to_owned();
+    let did = v["agent"].as_str().unwrap_or_default().to_owned();
+    if v["score"].is_null() {
+        return Ok(Output::new(
+            json!({"agent": name, "did": did, "events": 0, "trust": Value::Null}),
+            format!("agent        {name} ({did})\nno trust events yet: the prior applies"),
+        ));
+    }
+    let score: agentmesh_trust::Score = serde_json::from_value(v["score"].clone())
+        .map_err(|e| anyhow!("the control plane's score is not readable: {e}"))?;
+    Ok(crate::trust_cmd::trust_shown(&name, &did, None, &score))
+}

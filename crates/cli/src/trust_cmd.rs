@@ -69,45 +69,11 @@ fn sparkline(values: &[f64]) -> String {
 pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
     let now = now_ms();
     match cmd {
-        TrustCmd::Show { agent } => {
+        TrustCmd::Show { agent, .. } => {
             let a = mesh.agent(&agent).await?;
             let s = mesh.trust_score(&a, now).await?;
             let events = mesh.trust_state(&a).await?.map(|st| st.events).unwrap_or(0);
-            let rows: Vec<Vec<String>> = s
-                .dimensions
-                .iter()
-                .map(|d| {
-                    vec![
-                        d.dimension.name().to_owned(),
-                        format!("{:.3}", d.score),
-                        format!("{:.3}", d.uncertainty),
-                        format!("{:.2}", d.positive),
-                        format!("{:.2}", d.negative),
-                    ]
-                })
-                .collect();
-            let text = format!(
-                "agent        {} ({})\nscore        {:.3}\nuncertainty  {:.3}{}\ntier         {}\nevents       {}\n\n{}",
-                a.name,
-                a.did,
-                s.score,
-                s.uncertainty,
-                if events == 0 {
-                    "  (nothing known yet: the prior)"
-                } else {
-                    ""
-                },
-                s.tier,
-                events,
-                table(
-                    &["DIMENSION", "SCORE", "UNCERTAINTY", "POSITIVE", "NEGATIVE"],
-                    &rows
-                )
-            );
-            Ok(Output::new(
-                json!({"agent": a.name, "did": a.did, "events": events, "trust": s}),
-                text,
-            ))
+            Ok(trust_shown(&a.name, &a.did.to_string(), Some(events), &s))
         }
         TrustCmd::Explain { agent, last } => {
             let a = mesh.agent(&agent).await?;
@@ -348,4 +314,47 @@ fn audit_ref(index: Option<u64>) -> String {
         Some(i) => format!("audit #{i}"),
         None => "audit entry queued for the running gateway".into(),
     }
+}
+
+/// `trust show`, from this home or a control plane (`events`: how many
+/// events the state folds, when known).
+pub(crate) fn trust_shown(
+    name: &str,
+    did: &str,
+    events: Option<u64>,
+    s: &agentmesh_trust::Score,
+) -> Output {
+    let rows: Vec<Vec<String>> = s
+        .dimensions
+        .iter()
+        .map(|d| {
+            vec![
+                d.dimension.name().to_owned(),
+                format!("{:.3}", d.score),
+                format!("{:.3}", d.uncertainty),
+                format!("{:.2}", d.positive),
+                format!("{:.2}", d.negative),
+            ]
+        })
+        .collect();
+    let text = format!(
+        "agent        {name} ({did})\nscore        {:.3}\nuncertainty  {:.3}{}\ntier         {}\nevents       {}\n\n{}",
+        s.score,
+        s.uncertainty,
+        if events == Some(0) {
+            "  (nothing known yet: the prior)"
+        } else {
+            ""
+        },
+        s.tier,
+        events.map_or_else(|| "-".to_owned(), |e| e.to_string()),
+        table(
+            &["DIMENSION", "SCORE", "UNCERTAINTY", "POSITIVE", "NEGATIVE"],
+            &rows
+        )
+    );
+    Output::new(
+        json!({"agent": name, "did": did, "events": events, "trust": s}),
+        text,
+    )
 }

@@ -1069,6 +1069,35 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
     a2a_send(gport, &c1, "hello").expect("writer allowed");
     a2a_send(gport, &c2, "hello").expect("reader allowed");
 
+    // The gateway's trust state reaches the control plane; the admin CLI
+    // reads it by URL (the same type on both sides).
+    let admin_token = dir.path().join("admin.token");
+    std::fs::write(&admin_token, TOKEN).expect("token");
+    let cp_url = format!("http://127.0.0.1:{cp_port}");
+    let shown = wait_until(Duration::from_secs(10), || {
+        let out = Command::new(agentmesh())
+            .arg("--home")
+            .arg(dir.path().join("laptop"))
+            .args([
+                "--json",
+                "trust",
+                "show",
+                "writer",
+                "--control-plane",
+                &cp_url,
+            ])
+            .arg("--control-plane-token-file")
+            .arg(&admin_token)
+            .output()
+            .expect("agentmesh");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["trust"]["score"].as_f64().is_some_and(|s| s > 0.0) && v["agent"] == "writer"
+    });
+    assert!(
+        shown.is_some(),
+        "trust show by URL reads the gateway's trust state"
+    );
+
     // A policy published once reaches the attached gateway within 1 s.
     let no_reader = "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: not-the-reader\n    condition: \"agent.name == 'reader'\"\n    action: deny\n  - name: a2a\n    condition: \"action.type == 'agent_message'\"\n    action: allow\n";
     let auth = format!("Bearer {TOKEN}");

@@ -166,8 +166,9 @@ pub(crate) fn fnv_parts(parts: &[&[u8]]) -> u32 {
     h
 }
 
-/// A score as reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A score as reported (also by the control plane's API, read back by the
+/// CLI: the same type on both sides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     /// Composite expected trust, 0–1.
     pub score: f64,
@@ -178,7 +179,7 @@ pub struct Score {
     pub dimensions: Vec<DimensionScore>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DimensionScore {
     pub dimension: Dimension,
     pub score: f64,
