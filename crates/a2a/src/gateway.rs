@@ -269,25 +269,11 @@ pub(crate) fn denial(v: &Verdict) -> Failure {
 }
 
 pub(crate) fn unauthorized(e: &AuthError) -> Failure {
-    let forbidden = match e {
-        AuthError::Inactive(_) => true,
-        AuthError::Attestation(h) => h.status() == 403,
-        _ => false,
-    };
-    let mut f = Failure::new(
-        if forbidden { 403 } else { 401 },
-        UNAUTHENTICATED,
-        "UNAUTHENTICATED",
-        e.to_string(),
-    );
-    f.metadata = json!({"reason": e.code()});
-    f.www_authenticate = Some(match e {
-        AuthError::Missing => "Bearer realm=\"agentmesh\"".to_owned(),
-        other => format!(
-            "Bearer realm=\"agentmesh\", error=\"invalid_token\", error_description=\"{}\"",
-            other.code()
-        ),
-    });
+    // The gateway core's one table: the same answer as every protocol's.
+    let r = agentmesh_gateway::refusal::auth_refusal(e);
+    let mut f = Failure::new(r.status, r.code, "UNAUTHENTICATED", e.to_string());
+    f.metadata = json!({"reason": r.reason});
+    f.www_authenticate = Some(r.www_authenticate);
     f
 }
 

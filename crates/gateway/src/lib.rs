@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http;
 pub mod jsonrpc;
+pub mod refusal;
 pub mod serve;
 pub mod sse;
 

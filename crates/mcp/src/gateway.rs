@@ -483,22 +483,12 @@ fn meta_attestation(body: &[u8]) -> Option<String> {
 }
 
 fn unauthorized(e: &AuthError) -> Response {
-    let challenge = match e {
-        AuthError::Missing => "Bearer realm=\"agentmesh\"".to_owned(),
-        other => format!(
-            "Bearer realm=\"agentmesh\", error=\"invalid_token\", error_description=\"{}\"",
-            other.code()
-        ),
-    };
-    // A valid credential for an agent that may not act now is forbidden,
-    // not unauthenticated.
-    let status = match e {
-        AuthError::Inactive(_) => StatusCode::FORBIDDEN,
-        _ => StatusCode::UNAUTHORIZED,
-    };
+    // The gateway core's one table: the same answer as every protocol's.
+    let r = agentmesh_gateway::refusal::auth_refusal(e);
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNAUTHORIZED);
     Response::builder()
         .status(status)
-        .header("www-authenticate", challenge)
+        .header("www-authenticate", r.www_authenticate)
         .header("content-type", "application/json")
         .body(Body::from(error_response(
             None,
