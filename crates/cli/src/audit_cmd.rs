@@ -17,7 +17,17 @@ use std::path::Path;
 
 pub async fn run(home: &Path, cmd: AuditCmd) -> Result<Output> {
     match cmd {
-        AuditCmd::Tail { lines, follow } => tail(home, lines, follow),
+        AuditCmd::Tail {
+            lines,
+            follow,
+            remote,
+        } if remote.control_plane.is_some() => {
+            if follow {
+                bail!("`audit tail -f` follows this home's log; by URL, repeat `audit tail`");
+            }
+            crate::remote_cmd::audit_tail(home, &remote, lines).await
+        }
+        AuditCmd::Tail { lines, follow, .. } => tail(home, lines, follow),
         AuditCmd::Show { index } => {
             let log = reader(home)?;
             let e = log.entry(index)?;
@@ -99,15 +109,30 @@ pub(crate) fn parse_verifier(arg: &str, origin: Option<&str>) -> Result<NoteVeri
 
 fn line(e: &StoredEntry) -> String {
     let d = &e.entry.draft;
-    let who = if d.agent.len() > 24 {
-        format!("{}…", &d.agent[..24])
-    } else {
-        d.agent.clone()
-    };
-    format!(
-        "{:>6}  {}  {:<20} {:<26} {:<18} {}",
-        e.index, e.entry.time, d.event, who, d.action, d.decision
+    tail_line(
+        e.index,
+        &e.entry.time,
+        &d.event,
+        &d.agent,
+        &d.action,
+        &d.decision,
     )
+}
+
+/// One line of `audit tail`, from this home's log or a control plane's.
+pub(crate) fn tail_line(
+    index: u64,
+    time: &str,
+    event: &str,
+    agent: &str,
+    action: &str,
+    decision: &str,
+) -> String {
+    let who = match agent.char_indices().nth(24) {
+        Some((cut, _)) => format!("{}…", &agent[..cut]),
+        None => agent.to_owned(),
+    };
+    format!("{index:>6}  {time}  {event:<20} {who:<26} {action:<18} {decision}")
 }
 
 fn tail(home: &Path, lines: u64, follow: bool) -> Result<Output> {

@@ -36,6 +36,9 @@ pub async fn run(cli: Cli) -> Result<Output> {
             };
             crate::cp_client_cmd::sponsor_register(&cli.home, &email, capabilities, &cp).await
         }
+        Command::Sponsor(crate::SponsorCmd::List { remote }) if remote.control_plane.is_some() => {
+            crate::remote_cmd::sponsors(&cli.home, &remote).await
+        }
         Command::Sponsor(cmd) => {
             let mesh = open(&cli.home).await?;
             let out = sponsor(&mesh, cmd, now).await?;
@@ -325,31 +328,10 @@ async fn sponsor(mesh: &Mesh, cmd: SponsorCmd, now: u64) -> Result<Output> {
                 ),
             ))
         }
-        SponsorCmd::List => {
-            let sponsors = mesh.registry().list_sponsors().await?;
-            let agents = mesh.registry().list_agents().await?;
-            let rows: Vec<Vec<String>> = sponsors
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.email.clone(),
-                        agents
-                            .iter()
-                            .filter(|a| a.sponsor == s.email)
-                            .count()
-                            .to_string(),
-                        display_list(&s.capabilities),
-                        s.did.to_string(),
-                    ]
-                })
-                .collect();
-            let text = if rows.is_empty() {
-                "No sponsors yet: agentmesh sponsor create <email>".to_owned()
-            } else {
-                table(&["SPONSOR", "AGENTS", "MAY GRANT", "DID"], &rows)
-            };
-            Ok(Output::new(json!({ "sponsors": sponsors }), text))
-        }
+        SponsorCmd::List { .. } => Ok(sponsors_listing(
+            mesh.registry().list_sponsors().await?,
+            &mesh.registry().list_agents().await?,
+        )),
         SponsorCmd::Show { email } => {
             let s = mesh
                 .registry()
@@ -535,6 +517,34 @@ async fn agent(mesh: &Mesh, cmd: AgentCmd, now: u64) -> Result<Output> {
             ))
         }
     }
+}
+
+/// `sponsor list`, from this home or a control plane.
+pub(crate) fn sponsors_listing(
+    sponsors: Vec<agentmesh_store::SponsorRecord>,
+    agents: &[AgentRecord],
+) -> Output {
+    let rows: Vec<Vec<String>> = sponsors
+        .iter()
+        .map(|s| {
+            vec![
+                s.email.clone(),
+                agents
+                    .iter()
+                    .filter(|a| a.sponsor == s.email)
+                    .count()
+                    .to_string(),
+                display_list(&s.capabilities),
+                s.did.to_string(),
+            ]
+        })
+        .collect();
+    let text = if rows.is_empty() {
+        "No sponsors yet: agentmesh sponsor create <email>".to_owned()
+    } else {
+        table(&["SPONSOR", "AGENTS", "MAY GRANT", "DID"], &rows)
+    };
+    Output::new(json!({ "sponsors": sponsors }), text)
 }
 
 /// `agent list`, from this home or a control plane.

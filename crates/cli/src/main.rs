@@ -605,6 +605,9 @@ pub enum AuditCmd {
         lines: u64,
         #[arg(short = 'f', long)]
         follow: bool,
+        /// Read a control plane's log instead of this home's (no `-f`).
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Print one entry in full.
     Show { index: u64 },
@@ -722,7 +725,10 @@ pub enum SponsorCmd {
         control_plane_token_file: Option<PathBuf>,
     },
     /// List sponsors.
-    List,
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Show one sponsor and the agents it sponsors.
     Show { email: String },
 }

@@ -291,3 +291,45 @@ pub async fn trust_show(home: &Path, remote: &RemoteArgs, agent: &str) -> Result
         .map_err(|e| anyhow!("the control plane's score is not readable: {e}"))?;
     Ok(crate::trust_cmd::trust_shown(&name, &did, None, &score))
 }
+
+/// `sponsor list --control-plane URL`.
+pub async fn sponsors(home: &Path, remote: &RemoteArgs) -> Result<Output> {
+    let cp = client(home, remote)?;
+    let v = cp.call(Method::GET, "/v1/sponsors", None).await?;
+    let sponsors: Vec<agentmesh_store::SponsorRecord> =
+        serde_json::from_value(v["sponsors"].clone())
+            .map_err(|e| anyhow!("the control plane's sponsor list is not readable: {e}"))?;
+    let agents = all_agents(&cp).await?;
+    Ok(crate::commands::sponsors_listing(sponsors, &agents))
+}
+
+/// `audit tail -n N --control-plane URL`: the newest entries of the control
+/// plane's log (up to 1 000), printed as the local tail prints them.
+pub async fn audit_tail(home: &Path, remote: &RemoteArgs, lines: u64) -> Result<Output> {
+    let cp = client(home, remote)?;
+    let limit = lines.clamp(1, 1000);
+    let v = cp
+        .call(Method::GET, &format!("/v1/audit?limit={limit}"), None)
+        .await?;
+    let entries = v["entries"].as_array().cloned().unwrap_or_default();
+    let text = entries
+        .iter()
+        .map(|e| {
+            let d = &e["entry"];
+            let s = |k: &str| d[k].as_str().unwrap_or_default().to_owned();
+            crate::audit_cmd::tail_line(
+                e["index"].as_u64().unwrap_or_default(),
+                &s("time"),
+                &s("event"),
+                &s("agent"),
+                &s("action"),
+                &s("decision"),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Output::new(
+        json!({"size": v["size"], "entries": entries}),
+        text,
+    ))
+}

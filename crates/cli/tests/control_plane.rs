@@ -1278,6 +1278,21 @@ fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
     let shown = remote(&["policy", "show"]);
     assert_eq!(shown["version"], json!(version), "unchanged: {shown}");
 
+    let sponsors = remote(&["sponsor", "list"]);
+    assert_eq!(
+        sponsors["sponsors"][0]["email"], "alice@example.com",
+        "{sponsors}"
+    );
+    let tail = remote(&["audit", "tail", "-n", "3"]);
+    let entries = tail["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 3, "{tail}");
+    assert!(
+        entries.iter().any(|e| e["entry"]["event"]
+            .as_str()
+            .is_some_and(|ev| ev.starts_with("policy."))),
+        "the newest entries: {tail}"
+    );
+
     // An audit proof fetched from the control plane and checked here,
     // against the verifier key the operator pinned (from the control
     // plane's home, handed over out of band).
