@@ -63,7 +63,9 @@ pub async fn run(cli: Cli) -> Result<Output> {
         Command::Delegation(cmd) => delegation(&cli.home, cmd, now).await,
         Command::Did(DidCmd::Resolve { did }) => did_resolve(&did),
         Command::Policy(
-            cmd @ (crate::PolicyCmd::Publish { .. } | crate::PolicyCmd::Show { .. }),
+            cmd @ (crate::PolicyCmd::Publish { .. }
+            | crate::PolicyCmd::Show { .. }
+            | crate::PolicyCmd::Diff { .. }),
         ) => crate::remote_cmd::policy(&cli.home, cmd).await,
         Command::Policy(cmd) => crate::policy_cmd::run(cmd, now),
         Command::Audit(cmd) => crate::audit_cmd::run(&cli.home, cmd).await,

@@ -703,6 +703,14 @@ pub enum PolicyCmd {
         #[command(flatten)]
         cp: ControlPlaneArgs,
     },
+    /// Compare a policy file with the one a control plane publishes: rules
+    /// added, removed and changed (by policy and rule name), and policy
+    /// settings changed. Exits 1 when they differ.
+    Diff {
+        file: PathBuf,
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

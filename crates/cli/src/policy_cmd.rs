@@ -153,8 +153,8 @@ pub fn run(cmd: PolicyCmd, now: u64) -> Result<Output> {
             Ok(Output::new(v, text))
         }
         // Talk to a control plane: `remote_cmd::policy`.
-        PolicyCmd::Publish { .. } | PolicyCmd::Show { .. } => Err(anyhow::anyhow!(
-            "`policy publish` and `policy show` act on a control plane"
-        )),
+        PolicyCmd::Publish { .. } | PolicyCmd::Show { .. } | PolicyCmd::Diff { .. } => Err(
+            anyhow::anyhow!("`policy publish`, `show` and `diff` act on a control plane"),
+        ),
     }
 }

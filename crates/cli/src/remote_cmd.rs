@@ -223,8 +223,86 @@ pub async fn policy(home: &Path, cmd: PolicyCmd) -> Result<Output> {
                 ),
             ))
         }
+        PolicyCmd::Diff { file, cp } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            // Only a valid policy is compared (the same compiler).
+            let local = agentmesh_policy::PolicySet::from_yaml(&text, &file.display().to_string())
+                .map_err(|e| anyhow!("{e}"))?;
+            let cp = crate::cp_client_cmd::client(home, &cp)?;
+            let v = cp.call(Method::GET, "/v1/policy", None).await?;
+            let published = v["yaml"].as_str().unwrap_or_default();
+            let d = policy_diff(published, &text)?;
+            let same = diff_is_empty(&d);
+            let mut lines = vec![format!(
+                "published (sha256 {}) → {} (version {})",
+                v["sha256"].as_str().map_or("?", |h| &h[..h.len().min(16)]),
+                file.display(),
+                local.version
+            )];
+            if same {
+                lines.push("no differences in rules or policy settings".into());
+            }
+            for (what, sign) in [("added", "+"), ("removed", "-"), ("changed", "~")] {
+                for name in d[what].as_array().into_iter().flatten() {
+                    lines.push(format!("{sign} {}", name.as_str().unwrap_or_default()));
+                }
+            }
+            let out = Output::new(d, lines.join("\n"));
+            Ok(if same { out } else { out.with_code(1) })
+        }
         _ => Err(anyhow!("not a control-plane command")),
     }
+}
+
+/// Rules (as `policy/rule`) and policy settings (as `policy.key`) that
+/// differ between two policy documents, read as YAML data (formatting and
+/// comments never count as changes).
+fn policy_diff(old: &str, new: &str) -> Result<Value> {
+    use std::collections::BTreeMap;
+    fn items(doc: &str) -> Result<BTreeMap<String, Value>> {
+        let v: Value = yaml_serde::from_str(doc).map_err(|e| anyhow!("policy YAML: {e}"))?;
+        let policies = match v.get("policies").and_then(Value::as_array) {
+            Some(list) => list.clone(),
+            None => vec![v],
+        };
+        let mut out = BTreeMap::new();
+        for (i, p) in policies.iter().enumerate() {
+            let pname = p["name"]
+                .as_str()
+                .map_or_else(|| format!("policy#{i}"), str::to_owned);
+            if let Some(map) = p.as_object() {
+                for (k, val) in map {
+                    if k != "rules" {
+                        out.insert(format!("{pname}.{k}"), val.clone());
+                    }
+                }
+            }
+            for (j, r) in p["rules"].as_array().into_iter().flatten().enumerate() {
+                let rname = r["name"]
+                    .as_str()
+                    .map_or_else(|| format!("#{j}"), str::to_owned);
+                out.insert(format!("{pname}/{rname}"), r.clone());
+            }
+        }
+        Ok(out)
+    }
+    let (a, b) = (items(old)?, items(new)?);
+    let added: Vec<&String> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    let removed: Vec<&String> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+    let changed: Vec<&String> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k).is_some_and(|old| old != *v))
+        .map(|(k, _)| k)
+        .collect();
+    Ok(json!({"added": added, "removed": removed, "changed": changed}))
+}
+
+/// A diff with nothing added, removed or changed.
+fn diff_is_empty(d: &Value) -> bool {
+    ["added", "removed", "changed"]
+        .iter()
+        .all(|k| d[*k].as_array().is_none_or(Vec::is_empty))
 }
 
 /// `audit proof INDEX --control-plane URL`: the control plane gives the

@@ -1257,6 +1257,31 @@ fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
     );
     let shown = remote(&["policy", "show"]);
     assert_eq!(shown["version"], json!(version), "{shown}");
+    // What would change: the same file differs in nothing; an edited one
+    // names the rules.
+    let same = remote(&["policy", "diff", policy.to_str().expect("path")]);
+    assert_eq!(same["changed"], json!([]), "{same}");
+    let edited = dir.path().join("edited.yaml");
+    std::fs::write(
+        &edited,
+        "# a comment is not a change\nversion: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: reads\n    condition: \"action.type == 'resource_read'\"\n    action: allow\n  - name: writes\n    condition: \"action.type == 'tool_call'\"\n    action: deny\n",
+    )
+    .expect("edited");
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(&laptop)
+        .args(["--json", "policy", "diff"])
+        .arg(&edited)
+        .args(["--control-plane", &url])
+        .arg("--control-plane-token-file")
+        .arg(&token_file)
+        .output()
+        .expect("agentmesh");
+    assert_eq!(out.status.code(), Some(1), "differences exit 1");
+    let d: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(d["added"], json!(["policy#0/writes"]), "{d}");
+    assert_eq!(d["changed"], json!(["policy#0/reads"]), "{d}");
+    assert_eq!(d["removed"], json!([]), "{d}");
     // An invalid policy never leaves the laptop (the same compiler).
     let broken = dir.path().join("broken.yaml");
     std::fs::write(
