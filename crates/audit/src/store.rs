@@ -443,6 +443,16 @@ impl AuditLog {
         &self.shared.dir
     }
 
+    /// Why the writer stopped for good, if it did (then every append
+    /// fails: a process that needs its records is not ready).
+    pub fn failure(&self) -> Option<String> {
+        self.shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Queues an entry. Returns at once with its index and leaf hash; the
     /// ticket completes when the entry is durable. Blocks only when the
     /// queue is full (the disk cannot keep up).

@@ -148,8 +148,9 @@ pub async fn run(
     for t in tasks {
         t.abort();
     }
-    served?;
+    // Trust state and a checkpoint are saved even when serving failed.
     let note = engine.shutdown().await?;
+    served?;
     eprintln!(
         "agentmesh: a2a gateway stopped; trust state flushed{}",
         if note.is_some() {

@@ -40,8 +40,13 @@ pub async fn run(home: &Path, cmd: AuditCmd) -> Result<Output> {
             index,
             remote,
             pubkey,
-            ..
+            size,
         } if remote.control_plane.is_some() => {
+            if size.is_some() {
+                bail!(
+                    "--size is for this home's log; a control plane proves against its latest checkpoint"
+                );
+            }
             crate::remote_cmd::audit_proof(home, &remote, index, pubkey.as_deref()).await
         }
         AuditCmd::Proof { index, size, .. } => proof(home, index, size),

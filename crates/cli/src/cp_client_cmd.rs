@@ -15,20 +15,44 @@ use hyper::Method;
 use serde_json::{Value, json};
 use std::path::Path;
 
-pub(crate) fn client(home: &Path, args: &ControlPlaneArgs) -> Result<ControlPlane> {
-    let token = match std::env::var("AGENTMESH_CONTROL_PLANE_TOKEN") {
+/// A client of the control plane `args` names, with the admin token from
+/// `AGENTMESH_CONTROL_PLANE_TOKEN`, `--control-plane-token-file`, or this
+/// home's `admin.token`. The home's token is sent only to the control plane
+/// of this home's own mesh (checked by its public `/v1/authority` first):
+/// pointing a command at another URL never hands it this mesh's keys.
+pub(crate) async fn client(home: &Path, args: &ControlPlaneArgs) -> Result<ControlPlane> {
+    let explicit = match std::env::var("AGENTMESH_CONTROL_PLANE_TOKEN") {
         Ok(t) if !t.is_empty() => Some(t),
-        _ => {
-            let path = args
-                .control_plane_token_file
-                .clone()
-                .unwrap_or_else(|| home.join("admin.token"));
-            std::fs::read_to_string(&path)
-                .ok()
-                .map(|t| t.trim().to_owned())
-        }
+        _ => match &args.control_plane_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        },
     };
-    ControlPlane::new(&args.control_plane, token.as_deref()).map_err(|e| anyhow!("{e}"))
+    if explicit.is_some() {
+        return ControlPlane::new(&args.control_plane, explicit.as_deref())
+            .map_err(|e| anyhow!("{e}"));
+    }
+    let Ok(home_token) = std::fs::read_to_string(home.join("admin.token")) else {
+        return ControlPlane::new(&args.control_plane, None).map_err(|e| anyhow!("{e}"));
+    };
+    let anonymous = ControlPlane::new(&args.control_plane, None).map_err(|e| anyhow!("{e}"))?;
+    let theirs = mesh_did(&anonymous).await?;
+    let ours = MeshHome::open(home)
+        .ok()
+        .map(|h| h.config().mesh_did.to_string());
+    if ours.as_deref() != Some(theirs.as_str()) {
+        return Err(anyhow!(
+            "{} is the control plane of mesh {theirs}, not of this home's mesh ({}): this home's admin token is not sent there; give that control plane's token (AGENTMESH_CONTROL_PLANE_TOKEN or --control-plane-token-file)",
+            args.control_plane,
+            ours.as_deref().unwrap_or("none")
+        ));
+    }
+    ControlPlane::new(&args.control_plane, Some(home_token.trim())).map_err(|e| anyhow!("{e}"))
 }
 
 async fn open_or_init(home: &Path) -> Result<MeshHome> {
@@ -66,7 +90,7 @@ pub async fn registrations(home: &Path, cmd: RegistrationsCmd) -> Result<Output>
             cp,
         } => {
             let h = open_or_init(home).await?;
-            let cp = client(home, &cp)?;
+            let cp = client(home, &cp).await?;
             let kind = KeyKind::Agent(&name);
             let key = if h.key_path(kind).exists() {
                 h.read_key(kind)?
@@ -104,7 +128,7 @@ pub async fn registrations(home: &Path, cmd: RegistrationsCmd) -> Result<Output>
             Ok(Output::new(r, text))
         }
         RegistrationsCmd::List { all, cp } => {
-            let cp = client(home, &cp)?;
+            let cp = client(home, &cp).await?;
             let r = cp
                 .call(Method::GET, &format!("/v1/registrations?all={all}"), None)
                 .await?;
@@ -129,7 +153,7 @@ pub async fn registrations(home: &Path, cmd: RegistrationsCmd) -> Result<Output>
         }
         RegistrationsCmd::Approve { id, cp } => {
             let h = MeshHome::open(home)?;
-            let cp = client(home, &cp)?;
+            let cp = client(home, &cp).await?;
             let reg = cp
                 .call(Method::GET, &format!("/v1/registrations/{id}"), None)
                 .await?;
@@ -160,7 +184,7 @@ pub async fn registrations(home: &Path, cmd: RegistrationsCmd) -> Result<Output>
             Ok(Output::new(r, text))
         }
         RegistrationsCmd::Reject { id, reason, cp } => {
-            let cp = client(home, &cp)?;
+            let cp = client(home, &cp).await?;
             let r = cp
                 .call(
                     Method::POST,
@@ -184,7 +208,7 @@ pub async fn credential_request(
     let key = h
         .read_key(KeyKind::Agent(agent))
         .with_context(|| format!("agent `{agent}`'s key must be in this home"))?;
-    let cp = client(home, cp)?;
+    let cp = client(home, cp).await?;
     let mesh = mesh_did(&cp).await?;
     let req = CredentialRequest {
         did: key.did().to_string(),
@@ -222,7 +246,7 @@ pub async fn gateway_issue(
     let ttl = humantime::parse_duration(ttl)
         .map_err(|e| anyhow!("--ttl `{ttl}`: {e}"))?
         .as_secs();
-    let cp = client(home, cp)?;
+    let cp = client(home, cp).await?;
     let r: Value = cp
         .call(
             Method::POST,
@@ -246,7 +270,7 @@ pub async fn credential_revoke(
     reason: Option<String>,
     cp: &ControlPlaneArgs,
 ) -> Result<Output> {
-    let cp = client(home, cp)?;
+    let cp = client(home, cp).await?;
     let mut body = if credential.contains('.') {
         json!({"credential": credential})
     } else {
@@ -285,7 +309,7 @@ pub async fn sponsor_register(
             k
         }
     };
-    let client = client(home, cp)?;
+    let client = client(home, cp).await?;
     let mut body = json!({"email": email, "did": key.did().to_string()});
     if let Some(c) = capabilities {
         body["capabilities"] = json!(c);

@@ -96,14 +96,16 @@ async fn serve(
     }
     // The one line a script waits for.
     println!("agentmesh gateway listening on http://{addr}{path}");
-    gateway
+    let served = gateway
         .serve_with(listener, iatp, crate::serve_cmd::shutdown_signal())
         .await
-        .context("serving")?;
+        .context("serving");
     for t in tasks {
         t.abort();
     }
+    // Trust state and a checkpoint are saved even when serving failed.
     let note = engine.shutdown().await?;
+    served?;
     eprintln!(
         "agentmesh: gateway stopped; trust state flushed{}",
         if note.is_some() {

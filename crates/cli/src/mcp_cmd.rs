@@ -407,7 +407,8 @@ async fn decide_remote(
             control_plane: url,
             control_plane_token_file: token_file,
         },
-    )?;
+    )
+    .await?;
     let a: agentmesh_store::ApprovalRecord = serde_json::from_value(
         cp.call(hyper::Method::GET, &format!("/v1/approvals/{id}"), None)
             .await?,

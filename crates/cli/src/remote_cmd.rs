@@ -13,11 +13,14 @@ use hyper::Method;
 use serde_json::{Value, json};
 use std::path::Path;
 
-fn client(home: &Path, r: &RemoteArgs) -> Result<ControlPlane> {
+async fn client(home: &Path, r: &RemoteArgs) -> Result<ControlPlane> {
     let url = r
         .control_plane
         .clone()
         .ok_or_else(|| anyhow!("no control plane given"))?;
+    // Said every time: `AGENTMESH_CONTROL_PLANE` turns these commands
+    // remote, and the operator should see where they act.
+    eprintln!("agentmesh: acting on control plane {url}");
     crate::cp_client_cmd::client(
         home,
         &ControlPlaneArgs {
@@ -25,10 +28,16 @@ fn client(home: &Path, r: &RemoteArgs) -> Result<ControlPlane> {
             control_plane_token_file: r.control_plane_token_file.clone(),
         },
     )
+    .await
 }
 
-/// Path segment for an agent name or DID.
+/// Path segment for an agent name or DID (percent-encoded; `.` and `..`
+/// alone would be read as path steps by a normalising proxy, so they are
+/// encoded too).
 fn seg(id: &str) -> String {
+    if id == "." || id == ".." {
+        return id.replace('.', "%2E");
+    }
     id.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
@@ -53,7 +62,13 @@ async fn all_agents(cp: &ControlPlane) -> Result<Vec<AgentRecord>> {
             .map_err(|e| anyhow!("the control plane's agent list is not readable: {e}"))?;
         out.extend(agents);
         match page["next_after"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
+            // A server that repeats itself would page forever.
+            Some(next) if after.as_deref() != Some(next) => after = Some(next.to_owned()),
+            Some(next) => {
+                return Err(anyhow!(
+                    "the control plane repeated page `{next}` of the agent list"
+                ));
+            }
             None => return Ok(out),
         }
     }
@@ -64,7 +79,7 @@ pub async fn agent(home: &Path, cmd: AgentCmd) -> Result<Output> {
         .remote()
         .cloned()
         .ok_or_else(|| anyhow!("not a control-plane command"))?;
-    let cp = client(home, &remote)?;
+    let cp = client(home, &remote).await?;
     match cmd {
         AgentCmd::List { status, .. } => Ok(crate::commands::agents_listing(
             all_agents(&cp).await?,
@@ -78,12 +93,32 @@ pub async fn agent(home: &Path, cmd: AgentCmd) -> Result<Output> {
                 .map_err(|e| anyhow!("the control plane's answer is not an agent: {e}"))?;
             // The sponsor's signature is checked here, not taken on the
             // control plane's word.
-            let attestation = match a.sponsorship.verify(unix_now()) {
-                Ok(()) => format!(
+            let sponsors = cp.call(Method::GET, "/v1/sponsors", None).await?;
+            let sponsor_ok = sponsors["sponsors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| {
+                    s["email"] == a.sponsor.as_str()
+                        && s["did"] == a.sponsorship.sponsor_did.to_string().as_str()
+                });
+            // The attestation must be about this record: same agent, same
+            // sponsor, and signed by the sponsor's registered key.
+            let about_this = a.sponsorship.agent_did == a.did
+                && a.sponsorship.sponsor == a.sponsor
+                && a.sponsorship.agent_name == a.name;
+            let attestation = match (a.sponsorship.verify(unix_now()), sponsor_ok, about_this) {
+                (Ok(()), true, true) => format!(
                     "signature valid, signed by {} ({})",
                     a.sponsor, a.sponsorship.sponsor_did
                 ),
-                Err(e) => format!("INVALID: {e}"),
+                (Ok(()), false, _) => {
+                    "signature valid but the signer is not this sponsor's registered key".into()
+                }
+                (Ok(()), true, false) => {
+                    "INVALID: the attestation is about another agent or sponsor".into()
+                }
+                (Err(e), _, _) => format!("INVALID: {e}"),
             };
             let trust = match v["trust"]["score"].as_f64() {
                 Some(s) => format!(
@@ -186,7 +221,7 @@ pub async fn policy(home: &Path, cmd: PolicyCmd) -> Result<Output> {
             // an invalid policy never leaves this machine.
             let set = agentmesh_policy::PolicySet::from_yaml(&text, &file.display().to_string())
                 .map_err(|e| anyhow!("{e}"))?;
-            let cp = crate::cp_client_cmd::client(home, &cp)?;
+            let cp = crate::cp_client_cmd::client(home, &cp).await?;
             let (status, body) = cp
                 .send(Method::PUT, "/v1/policy", Some(text.into_bytes()), None)
                 .await?;
@@ -209,7 +244,7 @@ pub async fn policy(home: &Path, cmd: PolicyCmd) -> Result<Output> {
             Ok(Output::new(v, text))
         }
         PolicyCmd::Show { cp } => {
-            let cp = crate::cp_client_cmd::client(home, &cp)?;
+            let cp = crate::cp_client_cmd::client(home, &cp).await?;
             let v = cp.call(Method::GET, "/v1/policy", None).await?;
             let yaml = v["yaml"].as_str().unwrap_or_default().to_owned();
             let version = agentmesh_policy::PolicySet::from_yaml(&yaml, "published policy")
@@ -229,7 +264,7 @@ pub async fn policy(home: &Path, cmd: PolicyCmd) -> Result<Output> {
             // Only a valid policy is compared (the same compiler).
             let local = agentmesh_policy::PolicySet::from_yaml(&text, &file.display().to_string())
                 .map_err(|e| anyhow!("{e}"))?;
-            let cp = crate::cp_client_cmd::client(home, &cp)?;
+            let cp = crate::cp_client_cmd::client(home, &cp).await?;
             let v = cp.call(Method::GET, "/v1/policy", None).await?;
             let published = v["yaml"].as_str().unwrap_or_default();
             let d = policy_diff(published, &text)?;
@@ -313,10 +348,17 @@ pub async fn audit_proof(
     index: u64,
     pubkey: Option<&str>,
 ) -> Result<Output> {
-    let cp = client(home, remote)?;
+    let cp = client(home, remote).await?;
     let p = cp
         .call(Method::GET, &format!("/v1/audit/{index}/proof"), None)
         .await?;
+    // The proof must be of the entry asked for, not of another one.
+    if p["index"].as_u64() != Some(index) {
+        return Err(anyhow!(
+            "asked for a proof of entry {index}, the control plane sent one for {}",
+            p["index"]
+        ));
+    }
     let note = p["checkpoint"]
         .as_str()
         .ok_or_else(|| anyhow!("the control plane sent no signed checkpoint"))?;
@@ -333,6 +375,12 @@ pub async fn audit_proof(
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
+            // Only ever a DID from the server (never a path to open here).
+            if !did.starts_with("did:") {
+                return Err(anyhow!(
+                    "the control plane's authority is not a DID: `{did}`"
+                ));
+            }
             (
                 crate::audit_cmd::parse_verifier(&did, Some(&origin))?,
                 format!("the control plane's own key {did} (give --pubkey to pin it)"),
@@ -342,7 +390,7 @@ pub async fn audit_proof(
     let checked = crate::audit_cmd::check_proof(&p, &verifier)?;
     let valid = checked.json["valid"] == json!(true);
     let mut out = Output::new(
-        json!({"proof": p, "valid": valid, "verification": checked.json, "key": key_from}),
+        json!({"proof": p, "valid": valid, "pinned": pubkey.is_some(), "verification": checked.json, "key": key_from}),
         format!("{}\nkey: {key_from}", checked.text),
     );
     if !valid {
@@ -353,7 +401,7 @@ pub async fn audit_proof(
 
 /// `trust show AGENT --control-plane URL`.
 pub async fn trust_show(home: &Path, remote: &RemoteArgs, agent: &str) -> Result<Output> {
-    let cp = client(home, remote)?;
+    let cp = client(home, remote).await?;
     let v = cp
         .call(Method::GET, &format!("/v1/trust/{}", seg(agent)), None)
         .await?;
@@ -372,7 +420,7 @@ pub async fn trust_show(home: &Path, remote: &RemoteArgs, agent: &str) -> Result
 
 /// `sponsor list --control-plane URL`.
 pub async fn sponsors(home: &Path, remote: &RemoteArgs) -> Result<Output> {
-    let cp = client(home, remote)?;
+    let cp = client(home, remote).await?;
     let v = cp.call(Method::GET, "/v1/sponsors", None).await?;
     let sponsors: Vec<agentmesh_store::SponsorRecord> =
         serde_json::from_value(v["sponsors"].clone())
@@ -384,8 +432,11 @@ pub async fn sponsors(home: &Path, remote: &RemoteArgs) -> Result<Output> {
 /// `audit tail -n N --control-plane URL`: the newest entries of the control
 /// plane's log (up to 1 000), printed as the local tail prints them.
 pub async fn audit_tail(home: &Path, remote: &RemoteArgs, lines: u64) -> Result<Output> {
-    let cp = client(home, remote)?;
-    let limit = lines.clamp(1, 1000);
+    let cp = client(home, remote).await?;
+    if lines == 0 {
+        return Ok(Output::new(json!({"entries": []}), String::new()));
+    }
+    let limit = lines.min(1000);
     let v = cp
         .call(Method::GET, &format!("/v1/audit?limit={limit}"), None)
         .await?;

@@ -18,7 +18,12 @@ impl Home {
 
     fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("agentmesh").expect("binary built");
-        c.env("AGENTMESH_HOME", &self.path).env_remove("RUST_LOG");
+        // Never the developer's control plane: these commands act on the
+        // test's home.
+        c.env("AGENTMESH_HOME", &self.path)
+            .env_remove("RUST_LOG")
+            .env_remove("AGENTMESH_CONTROL_PLANE")
+            .env_remove("AGENTMESH_CONTROL_PLANE_TOKEN");
         c
     }
 

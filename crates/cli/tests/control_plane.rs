@@ -847,6 +847,8 @@ fn cli(home: &Path, args: &[&str]) -> Value {
         .arg(home)
         .arg("--json")
         .args(args)
+        .env_remove("AGENTMESH_CONTROL_PLANE")
+        .env_remove("AGENTMESH_CONTROL_PLANE_TOKEN")
         .output()
         .expect("agentmesh");
     assert!(
@@ -1356,6 +1358,32 @@ fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
         !laptop.join("registry.db").exists(),
         "a remote command must not create a local registry"
     );
+
+    // Another mesh's home (with its own admin token) pointed at this
+    // control plane: its token is not sent; a clear error instead.
+    let other = dir.path().join("other-home");
+    let init = Command::new(agentmesh())
+        .arg("--home")
+        .arg(&other)
+        .arg("init")
+        .output()
+        .expect("init");
+    assert!(init.status.success());
+    std::fs::write(
+        other.join("admin.token"),
+        "other-mesh-admin-token-0123456789",
+    )
+    .expect("token");
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(&other)
+        .args(["agent", "list", "--control-plane", &url])
+        .env_remove("AGENTMESH_CONTROL_PLANE_TOKEN")
+        .output()
+        .expect("agentmesh");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not sent"), "{err}");
 
     // A wrong token is a clear error, not a silent local fallback.
     let bad = dir.path().join("bad.token");

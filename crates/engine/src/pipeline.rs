@@ -544,8 +544,11 @@ impl Engine {
     /// with how it records (`holder` of the home's audit log, or
     /// `follower`), or why not. What a gateway's `/readyz` answers.
     pub fn readiness(&self) -> Result<&'static str, String> {
-        if self.inner.sink.holds_log() {
-            return Ok("holder");
+        if let Some(log) = self.inner.sink.log() {
+            return match log.failure() {
+                Some(why) => Err(format!("the audit log cannot record: {why}")),
+                None => Ok("holder"),
+            };
         }
         match self.inner.sink.stalled() {
             Some(why) => Err(why),

@@ -95,6 +95,9 @@ impl Home {
             .arg("--home")
             .arg(&self.path)
             .args(args)
+            // Never the developer's control plane.
+            .env_remove("AGENTMESH_CONTROL_PLANE")
+            .env_remove("AGENTMESH_CONTROL_PLANE_TOKEN")
             .output()
             .expect("run agentmesh")
     }
