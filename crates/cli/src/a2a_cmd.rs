@@ -84,8 +84,17 @@ pub async fn run(
     if let (Some(l), Some(_)) = (listen, config) {
         cfg.listen = l;
     }
-    let (policy, _watcher) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
-        .with_context(|| format!("policy {}", cfg.policy.display()))?;
+    // Attached: the file is the starting point only; the control plane's
+    // published policy governs (a local edit must not override it).
+    let (policy, _watcher) = if attached.is_some() {
+        let p = crate::mcp_cmd::policy_once(&cfg.policy)
+            .with_context(|| format!("policy {}", cfg.policy.display()))?;
+        (p, None)
+    } else {
+        let (p, w) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
+            .with_context(|| format!("policy {}", cfg.policy.display()))?;
+        (p, Some(w))
+    };
     // Served cards and IATP attestations are signed with the mesh key, so
     // every gateway of this mesh accepts this gateway's attestations.
     // (Attached: the local home's key; the control plane's stays there.)

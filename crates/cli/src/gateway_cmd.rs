@@ -44,7 +44,7 @@ pub async fn run_attached(
 ) -> Result<Output> {
     let cfg = GatewayConfig::load(config).map_err(|e| anyhow!("{e}"))?;
     let att = crate::attach::connect(home, url, token_file).await?;
-    let (policy, watcher) = crate::mcp_cmd::policy_with_reload(&cfg.policy)
+    let policy = crate::mcp_cmd::policy_once(&cfg.policy)
         .with_context(|| format!("policy {}", cfg.policy.display()))?;
     // Attestations from this gateway's verifier are signed with the local
     // home's key (the control plane's key stays with the control plane).
@@ -53,9 +53,7 @@ pub async fn run_attached(
     ecfg.attestation_issuers = vec![*key.public()];
     let engine = Engine::start(att.mesh.clone(), policy.clone(), ecfg).await?;
     let tasks = att.start(&engine, &policy, &cfg.audience).await?;
-    let out = serve(att.mesh.clone(), engine, cfg, key, tasks).await;
-    drop(watcher);
-    out
+    serve(att.mesh.clone(), engine, cfg, key, tasks).await
 }
 
 async fn serve(

@@ -17,6 +17,15 @@ use std::time::Duration;
 
 /// Loads a policy file and starts watching it; reload results go to stderr
 /// (stdout may be a protocol stream).
+/// The policy file, loaded once: what an attached gateway starts with
+/// until the control plane's published policy replaces it (the file is not
+/// watched: the control plane governs, and a local edit must not override
+/// what it published).
+pub fn policy_once(path: &Path) -> Result<Arc<PolicyHandle>> {
+    let set = PolicySet::from_file(path).map_err(|e| anyhow!("{e}"))?;
+    Ok(Arc::new(PolicyHandle::new(set)))
+}
+
 pub fn policy_with_reload(path: &Path) -> Result<(Arc<PolicyHandle>, Watcher)> {
     let set = PolicySet::from_file(path).map_err(|e| anyhow!("{e}"))?;
     let handle = Arc::new(PolicyHandle::new(set));

@@ -1118,6 +1118,15 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
     .expect("the published policy reached the gateway");
     assert!(took < Duration::from_secs(1), "policy took {took:?}");
     a2a_send(gport, &c1, "still").expect("writer still allowed");
+    // Editing the gateway's local policy file does not override what the
+    // control plane published.
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules: []\n",
+    )
+    .expect("edit the local file");
+    std::thread::sleep(Duration::from_millis(2500));
+    a2a_send(gport, &c1, "after-local-edit").expect("the published policy still governs");
 
     // A revocation at the control plane stops the agent within 1 s.
     ok(
