@@ -936,6 +936,30 @@ fn cli_registers_approves_and_gets_a_credential() {
     );
 }
 
+/// `serve` on SQLite in `dir/cp-home` with the test's admin token, and
+/// sponsor alice@example.com: (process, port, home).
+fn control_plane_with_alice(dir: &Path) -> (Proc, u16, String) {
+    let port = free_port();
+    let home = dir.join("cp-home").display().to_string();
+    let cp = spawn_listening(
+        &[
+            "--home",
+            &home,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
+        &[("AGENTMESH_ADMIN_TOKEN", TOKEN)],
+    );
+    ok(
+        port,
+        "POST",
+        "/v1/sponsors",
+        Some(json!({"email": "alice@example.com"})),
+    );
+    (cp, port, home)
+}
+
 /// One A2A `SendMessage` through a gateway: `Ok(result)` or `Err(error)`.
 fn a2a_send(port: u16, credential: &str, text: &str) -> Result<Value, String> {
     let auth = format!("Bearer {credential}");
@@ -972,24 +996,7 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
         return;
     }
     let dir = tempfile::tempdir().expect("dir");
-    let cp_port = free_port();
-    let cp_home = dir.path().join("cp-home").display().to_string();
-    let _cp = spawn_listening(
-        &[
-            "--home",
-            &cp_home,
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{cp_port}"),
-        ],
-        &[("AGENTMESH_ADMIN_TOKEN", TOKEN)],
-    );
-    ok(
-        cp_port,
-        "POST",
-        "/v1/sponsors",
-        Some(json!({"email": "alice@example.com"})),
-    );
+    let (_cp, cp_port, _cp_home) = control_plane_with_alice(dir.path());
     let register = |name: &str| {
         let key = KeyPair::generate().expect("key");
         ok(
@@ -1187,24 +1194,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
     let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let cp_home = dir.path().join("cp-home").display().to_string();
-    let _cp = spawn_listening(
-        &[
-            "--home",
-            &cp_home,
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-        &[("AGENTMESH_ADMIN_TOKEN", TOKEN)],
-    );
-    ok(
-        port,
-        "POST",
-        "/v1/sponsors",
-        Some(json!({"email": "alice@example.com"})),
-    );
+    let (_cp, port, cp_home) = control_plane_with_alice(dir.path());
     let _worker_key = agent(port, "worker");
     // An operator's laptop: its own (empty) home, the token in a file.
     let laptop = dir.path().join("laptop");

@@ -1291,7 +1291,9 @@ impl Engine {
             .unwrap_or_else(|| call.capability.to_string());
         // One mode for the whole record: holding the log, trust events are
         // applied here; following, they are queued for the holder.
-        let log = self.inner.sink.log();
+        // (A guard, not an `Arc` clone: no reference-count traffic per call.)
+        let held = self.inner.sink.current();
+        let log: Option<&AuditLog> = held.as_deref();
         let mut shard = self.inner.trust.lock(&did);
         let event = TrustEvent {
             agent: did.clone(),
@@ -1357,19 +1359,18 @@ impl Engine {
             decision: decision.clone(),
             trust,
         };
-        let queued = self
-            .inner
-            .sink
-            .append_to(log.as_deref(), move || leaf.into_draft());
+        let queued = self.inner.sink.append_to(log, move || leaf.into_draft());
         let mut last = applied.clone();
         for (ev, ap) in anomaly_events {
             let sponsor = p.agent.sponsor.to_string();
             if ap.is_some() {
                 last.clone_from(&ap);
             }
-            if let Err(e) = self.inner.sink.append_to(log.as_deref(), move || {
-                trust_draft(&ev, ap.as_ref(), sponsor)
-            }) {
+            if let Err(e) = self
+                .inner
+                .sink
+                .append_to(log, move || trust_draft(&ev, ap.as_ref(), sponsor))
+            {
                 tracing::error!(error = %e, "could not audit an anomaly");
             }
         }
@@ -1420,7 +1421,8 @@ impl Engine {
     /// task trust event, success or failure, in its own audit leaf.
     pub fn record_result(&self, p: &Principal, verdict: &Verdict, success: bool, detail: Value) {
         let did = p.agent.did_text.to_string();
-        let log = self.inner.sink.log();
+        let held = self.inner.sink.current();
+        let log: Option<&AuditLog> = held.as_deref();
         let mut shard = self.inner.trust.lock(&did);
         let event = TrustEvent {
             agent: did.clone(),
@@ -1441,7 +1443,7 @@ impl Engine {
         }
         let sponsor = p.agent.sponsor.to_string();
         let decision_index = verdict.audit_index;
-        let queued = self.inner.sink.append_to(log.as_deref(), move || {
+        let queued = self.inner.sink.append_to(log, move || {
             let mut detail = detail;
             if let Value::Object(m) = &mut detail {
                 m.insert("decision_index".into(), json!(decision_index));

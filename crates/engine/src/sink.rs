@@ -81,6 +81,12 @@ impl Sink {
         self.log.load_full()
     }
 
+    /// The log (when held) for the length of one operation, without an
+    /// `Arc` clone (the decision path).
+    pub fn current(&self) -> arc_swap::Guard<Option<Arc<AuditLog>>> {
+        self.log.load()
+    }
+
     pub fn holds_log(&self) -> bool {
         self.log.load().is_some()
     }
