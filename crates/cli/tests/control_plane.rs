@@ -985,16 +985,15 @@ fn a2a_send(port: u16, credential: &str, text: &str) -> Result<Value, String> {
 
 #[test]
 fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() {
-    // The fast A2A agent of the benchmarks is the upstream.
-    let loadgen = agentmesh().with_file_name("agentmesh-loadgen");
-    if !loadgen.exists() {
+    // The upstream is a real a2a-sdk agent (installed by `.ci/run`).
+    let Some(python) = std::env::var_os("AGENTMESH_PEERS_PYTHON").map(PathBuf::from) else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI builds the workspace: agentmesh-loadgen must exist"
+            "CI must provide AGENTMESH_PEERS_PYTHON (see .ci/run)"
         );
-        eprintln!("skipping: build agentmesh-loadgen (cargo build --workspace)");
+        eprintln!("skipping: AGENTMESH_PEERS_PYTHON is not set (run .ci/run to install the peers)");
         return;
-    }
+    };
     let dir = tempfile::tempdir().expect("dir");
     let (_cp, cp_port, _cp_home) = control_plane_with_alice(dir.path());
     let register = |name: &str| {
@@ -1013,14 +1012,15 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
 
     let upstream_port = free_port();
     let _upstream = Proc(
-        Command::new(&loadgen)
-            .args(["--serve-a2a", &upstream_port.to_string()])
+        Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/a2a/agent.py"))
+            .args(["--port", &upstream_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("agent"),
+            .expect("agent.py"),
     );
-    wait_until(Duration::from_secs(10), || {
+    wait_until(Duration::from_secs(20), || {
         TcpStream::connect(("127.0.0.1", upstream_port)).is_ok()
     })
     .expect("the upstream agent listens");
