@@ -84,7 +84,9 @@ pub struct AgentConfig {
     #[serde(default)]
     pub url: Option<String>,
     /// Instead of `url`: an MCP server (Streamable HTTP endpoint) whose
-    /// tools the gateway offers as this agent's skills (the bridge).
+    /// tools the gateway offers as this agent's skills. Served by the
+    /// A2A⇄MCP bridge (`agentmesh-bridge`), which registers itself as the
+    /// agent's backend; a gateway built without it refuses to start.
     #[serde(default)]
     pub mcp: Option<String>,
     /// JWK files (public keys) that may sign the upstream's card.

@@ -16,7 +16,13 @@
 //! * Streams (`SendStreamingMessage` / `message/stream`, `SubscribeToTask`)
 //!   are relayed event by event, never buffered.
 //! * With one agent it is served at `/`; with several, at `/<name>/`.
+//! * An agent configured without `url` is answered by the
+//!   [`AgentBackend`] registered for it ([`Builder::backend`]), and other
+//!   crates may add routes ([`Builder::routes`]): the A2A⇄MCP bridge
+//!   (`agentmesh-bridge`) uses both, through the small API marked
+//!   "for extensions" below.
 
+use crate::backend::{AgentBackend, AgentView, Judged, SendError};
 use crate::card::{self, CardKey, Endpoints};
 use crate::config::{A2aConfig, AgentConfig, CardSignatures};
 use crate::protocol::{
@@ -100,8 +106,9 @@ pub(crate) struct Agent {
     /// `""` with one agent, `/<name>` with several.
     pub(crate) prefix: String,
     pub(crate) served: RwLock<Arc<Served>>,
-    /// For an agent made of an MCP server's tools (the bridge).
-    pub(crate) mcp: Option<Arc<crate::bridge::McpBackend>>,
+    /// For an agent whose skills come from elsewhere (`mcp:`): what
+    /// answers it instead of an upstream.
+    backend: Option<Arc<dyn AgentBackend>>,
 }
 
 /// Contexts live in the task table under this prefix (task ids never
@@ -126,6 +133,8 @@ pub(crate) struct Inner {
     kid: String,
     base: String,
     iatp: Option<Arc<IatpService>>,
+    /// Routes extensions added ([`Builder::routes`]).
+    routes: axum::Router<Gateway>,
 }
 
 /// A running A2A gateway.
@@ -146,14 +155,16 @@ pub(crate) fn now_secs() -> u64 {
     agentmesh_store::unix_now()
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Binding {
+/// The HTTP binding a request came in on (answers are rendered in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
     JsonRpc,
     Rest,
 }
 
 /// One refusal, rendered per binding.
-pub(crate) struct Failure {
+#[derive(Debug)]
+pub struct Failure {
     http: u16,
     rpc: i64,
     message: String,
@@ -163,7 +174,9 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub(crate) fn new(http: u16, rpc: i64, reason: &str, message: impl Into<String>) -> Self {
+    /// A refusal: HTTP status (REST), JSON-RPC code, `ErrorInfo.reason`
+    /// and the message.
+    pub fn new(http: u16, rpc: i64, reason: &str, message: impl Into<String>) -> Self {
         Failure {
             http,
             rpc,
@@ -174,15 +187,16 @@ impl Failure {
         }
     }
 
-    pub(crate) fn rpc_code(&self) -> i64 {
+    pub fn rpc_code(&self) -> i64 {
         self.rpc
     }
 
-    pub(crate) fn message_text(&self) -> String {
+    pub fn message_text(&self) -> String {
         self.message.clone()
     }
 
-    pub(crate) fn render(self, binding: Binding, id: &Value) -> Response {
+    /// The answer in `binding` (`id`: the JSON-RPC request's).
+    pub fn render(self, binding: Binding, id: &Value) -> Response {
         let details = vec![error_info(&self.reason, DOMAIN, self.metadata)];
         let (status, body) = match binding {
             Binding::JsonRpc => (
@@ -218,7 +232,8 @@ impl Failure {
     }
 }
 
-pub(crate) fn invalid(message: impl Into<String>) -> Failure {
+/// Invalid params (HTTP 400).
+pub fn invalid(message: impl Into<String>) -> Failure {
     Failure::new(
         400,
         agentmesh_gateway::jsonrpc::INVALID_PARAMS,
@@ -236,7 +251,8 @@ fn task_not_found(task: &str) -> Failure {
     )
 }
 
-pub(crate) fn denial(v: &Verdict) -> Failure {
+/// A refused decision (policy, approval, rate limit), with its audit index.
+pub fn denial(v: &Verdict) -> Failure {
     let d = &v.decision;
     let (http, rpc) = match (d.outcome, d.reason) {
         (Outcome::RateLimited, _) => (429, RATE_LIMITED),
@@ -268,7 +284,8 @@ pub(crate) fn denial(v: &Verdict) -> Failure {
     }
 }
 
-pub(crate) fn unauthorized(e: &AuthError) -> Failure {
+/// A failed authentication (the gateway core's one answer to it).
+pub fn unauthorized(e: &AuthError) -> Failure {
     // The gateway core's one table: the same answer as every protocol's.
     let r = agentmesh_gateway::refusal::auth_refusal(e);
     let mut f = Failure::new(r.status, r.code, "UNAUTHENTICATED", e.to_string());
@@ -336,17 +353,101 @@ fn webhook_urls(op: Op, params: &Value) -> Vec<String> {
     out
 }
 
-impl Gateway {
-    /// Fetches and checks every upstream's card, then builds the gateway.
-    /// `card_key` signs served cards (and IATP attestations, when
-    /// `iatp` is given).
-    pub async fn new(
-        cfg: A2aConfig,
-        engine: Engine,
-        card_key: KeyPair,
-        iatp: Option<Arc<IatpService>>,
-    ) -> Result<Self, StartError> {
-        let http = http_client();
+/// A gateway being built: [`Gateway::builder`], then what extensions add,
+/// then [`Builder::build`].
+pub struct Builder {
+    cfg: A2aConfig,
+    engine: Engine,
+    card_key: KeyPair,
+    iatp: Option<Arc<IatpService>>,
+    http: HttpClient,
+    backends: Vec<(String, Arc<dyn AgentBackend>)>,
+    routes: axum::Router<Gateway>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("A2aGatewayBuilder")
+            .field("listen", &self.cfg.listen)
+            .field(
+                "backends",
+                &self.backends.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Builder {
+    /// The configuration the gateway is built from.
+    pub fn config(&self) -> &A2aConfig {
+        &self.cfg
+    }
+
+    /// The gateway's upstream HTTP client (one connection pool for
+    /// everything the gateway calls).
+    pub fn http_client(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The upstream timeout the configuration sets.
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.cfg.upstream_timeout_secs.max(1))
+    }
+
+    /// Answers the configured agent `name` (one without `url`) with
+    /// `backend`. [`Builder::build`] refuses a backend for an agent the
+    /// configuration does not list, for one with an upstream `url`, and a
+    /// second backend for the same agent.
+    pub fn backend(mut self, name: &str, backend: Arc<dyn AgentBackend>) -> Self {
+        self.backends.push((name.to_owned(), backend));
+        self
+    }
+
+    /// Serves `routes` on the gateway's listener too, with the gateway as
+    /// state. They must not claim a path the gateway serves itself
+    /// (`/metrics`, `/.well-known/jwks.json`, `/.well-known/iatp/…`,
+    /// `/healthz`, `/readyz`): axum refuses overlapping routes by
+    /// panicking when the gateway starts serving. Anything else they do
+    /// not claim still reaches the agents.
+    pub fn routes(mut self, routes: axum::Router<Gateway>) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Fetches and checks every upstream's card (and builds every
+    /// backend's), then builds the gateway.
+    pub async fn build(self) -> Result<Gateway, StartError> {
+        let Builder {
+            cfg,
+            engine,
+            card_key,
+            iatp,
+            http,
+            mut backends,
+            routes,
+        } = self;
+        for (name, _) in &backends {
+            let fail = |message: &str| StartError::Agent {
+                agent: name.clone(),
+                message: message.to_owned(),
+            };
+            match cfg.agents.iter().find(|a| a.name == *name) {
+                None => {
+                    return Err(fail(
+                        "a backend is registered for an agent the configuration does not list",
+                    ));
+                }
+                Some(a) if a.url.is_some() => {
+                    return Err(fail(
+                        "a backend is registered for an agent with an upstream `url`",
+                    ));
+                }
+                Some(_) => {}
+            }
+            if backends.iter().filter(|(n, _)| n == name).count() > 1 {
+                return Err(fail("two backends are registered for this agent"));
+            }
+        }
         let base = cfg.public_base();
         let kid = format!("{}#card", card_key.did());
         let single = cfg.agents.len() == 1;
@@ -373,20 +474,21 @@ impl Gateway {
                     );
                 }
             }
-            let mcp = match &a.mcp {
-                Some(url) => Some(Arc::new(
-                    crate::bridge::McpBackend::new(
-                        &a.name,
-                        url,
-                        http.clone(),
-                        Duration::from_secs(cfg.upstream_timeout_secs.max(1)),
-                    )
-                    .map_err(fail)?,
-                )),
-                None => None,
-            };
+            let backend = backends
+                .iter()
+                .position(|(n, _)| *n == a.name)
+                .map(|i| backends.swap_remove(i).1);
+            // Fail closed: an agent with no upstream is served by its
+            // backend or not at all.
+            if backend.is_none()
+                && let Some(url) = &a.mcp
+            {
+                return Err(fail(format!(
+                    "`mcp: {url}` needs the A2A⇄MCP bridge (agentmesh-bridge), which this gateway was built without"
+                )));
+            }
             agents.push(Agent {
-                mcp,
+                backend,
                 name: a.name.as_str().into(),
                 cfg: a.clone(),
                 keys,
@@ -416,6 +518,7 @@ impl Gateway {
                 kid,
                 base,
                 iatp,
+                routes,
             }),
         };
         for i in 0..gw.inner.agents.len() {
@@ -427,6 +530,29 @@ impl Gateway {
                 })?;
         }
         Ok(gw)
+    }
+}
+
+impl Gateway {
+    /// Starts building a gateway. `card_key` signs served cards (and IATP
+    /// attestations, when `iatp` is given). A configuration whose agents
+    /// all have an upstream `url` needs nothing more than
+    /// [`Builder::build`].
+    pub fn builder(
+        cfg: A2aConfig,
+        engine: Engine,
+        card_key: KeyPair,
+        iatp: Option<Arc<IatpService>>,
+    ) -> Builder {
+        Builder {
+            cfg,
+            engine,
+            card_key,
+            iatp,
+            http: http_client(),
+            backends: Vec::new(),
+            routes: axum::Router::new(),
+        }
     }
 
     /// What each upstream's card said, for the start-up log.
@@ -443,11 +569,11 @@ impl Gateway {
                     a.prefix,
                     s.endpoints.jsonrpc.as_deref().unwrap_or("none"),
                     s.endpoints.rest.as_deref().unwrap_or("none"),
-                    match (&s.upstream_kid, s.upstream_signed, a.mcp.is_some()) {
-                        (_, _, true) => "made from the MCP server's tools".into(),
-                        (Some(k), _, _) => format!("signature verified (kid {k})"),
-                        (None, true, _) => "signed, NOT verified: configure card_keys".into(),
-                        (None, false, _) => "unsigned".into(),
+                    match (&s.upstream_kid, s.upstream_signed, &a.backend) {
+                        (_, _, Some(b)) => b.describe(),
+                        (Some(k), _, None) => format!("signature verified (kid {k})"),
+                        (None, true, None) => "signed, NOT verified: configure card_keys".into(),
+                        (None, false, None) => "unsigned".into(),
                     }
                 )
             })
@@ -457,6 +583,88 @@ impl Gateway {
     /// The gateway's card-signing key id and JWKS.
     pub fn jwks(&self) -> Value {
         card::jwks(self.inner.card_key.public(), &self.inner.kid)
+    }
+
+    /// For extensions: the engine every decision goes through (to judge
+    /// another protocol's leg of a call, and record results).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// For extensions: agent number `index`, as [`Gateway::govern`]
+    /// takes and returns it.
+    pub fn agent(&self, index: usize) -> Option<AgentView> {
+        let a = self.inner.agents.get(index)?;
+        Some(AgentView {
+            index,
+            name: a.name.clone(),
+            card: a
+                .served
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .text
+                .clone(),
+            backend: a.backend.is_some(),
+        })
+    }
+
+    /// For extensions: every fronted agent, in configuration order.
+    pub fn agents(&self) -> Vec<AgentView> {
+        (0..self.inner.agents.len())
+            .filter_map(|i| self.agent(i))
+            .collect()
+    }
+
+    /// For extensions: sends a JSON-RPC `request` (A2A 1.0) to `agent`'s
+    /// upstream with the gateway's client and timeout, and remembers the
+    /// tasks its answer names as `p`'s under `capability` (as for a
+    /// forwarded call). Only for an operation [`Gateway::govern`] allowed
+    /// `p`. Returns the answer as JSON, whatever it says; no result is
+    /// recorded (the caller records it).
+    pub async fn send_message(
+        &self,
+        p: &Principal,
+        agent: usize,
+        capability: &Capability,
+        request: &Value,
+    ) -> Result<Value, SendError> {
+        let Some(a) = self.inner.agents.get(agent) else {
+            return Err(SendError::NoJsonRpc);
+        };
+        let url = a
+            .served
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .endpoints
+            .jsonrpc
+            .clone();
+        let Some(url) = url else {
+            return Err(SendError::NoJsonRpc);
+        };
+        let req = hyper::Request::post(&url)
+            .header("content-type", "application/json")
+            .header("a2a-version", "1.0")
+            .body(Full::new(Bytes::from(request.to_string())));
+        let answer = match req {
+            Ok(r) => {
+                match tokio::time::timeout(self.inner.timeout, self.inner.http.request(r)).await {
+                    Ok(Ok(resp)) => http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
+                        .collect()
+                        .await
+                        .ok()
+                        .and_then(|c| serde_json::from_slice::<Value>(&c.to_bytes()).ok()),
+                    _ => None,
+                }
+            }
+            Err(_) => None,
+        };
+        let answer = answer.ok_or_else(|| SendError::Unreachable(a.name.clone()))?;
+        if let Some(r) = answer.get("result") {
+            let mut ids = Vec::new();
+            protocol::task_ids(r, &mut ids);
+            self.learn(agent, p, capability, &ids);
+        }
+        Ok(answer)
     }
 
     async fn fetch(&self, url: &str) -> Result<(u16, Bytes), String> {
@@ -482,8 +690,8 @@ impl Gateway {
     async fn refresh_card(&self, i: usize) -> Result<(), String> {
         let agent = &self.inner.agents[i];
         let mine = format!("{}{}", self.inner.base, agent.prefix);
-        if let Some(m) = &agent.mcp {
-            let card = m.card(&agent.name, &mine).await?;
+        if let Some(b) = &agent.backend {
+            let card = b.card(&agent.name, &mine).await?;
             self.publish(agent, card, Endpoints::default(), None, false);
             return Ok(());
         }
@@ -605,7 +813,7 @@ impl Gateway {
         let mut app = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics))
             .route("/.well-known/jwks.json", axum::routing::get(jwks))
-            .route("/mcp", axum::routing::post(crate::bridge::mcp_endpoint))
+            .merge(self.inner.routes.clone())
             .fallback(handle)
             .with_state(self.clone());
         if let Some(s) = &self.inner.iatp {
@@ -649,7 +857,12 @@ impl Gateway {
         Some((i, tail))
     }
 
-    pub(crate) fn authenticate(
+    /// For extensions: authenticates a request as the gateway's own
+    /// routes do (a bearer credential, delegation token with holder proof
+    /// or attestation; else the IATP extension in `message`'s metadata;
+    /// else the configured anonymous agent). `body` is what a holder proof
+    /// signs. The flag: authenticated through the IATP extension.
+    pub fn authenticate(
         &self,
         headers: &HeaderMap,
         body: &[u8],
@@ -722,10 +935,12 @@ impl Gateway {
         }
     }
 
-    /// Judges one operation; returns the upstream that serves it, the
-    /// verdict and the capability it was judged under.
+    /// Judges one operation on `agent` (held for approval when the policy
+    /// says so); returns the agent that serves it (a task's), the
+    /// allowed verdict and the capability it was judged under. For
+    /// extensions too: `note` goes into the decision's audit entry.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn govern(
+    pub async fn govern(
         &self,
         p: &Principal,
         agent: usize,
@@ -1221,12 +1436,19 @@ async fn dispatch(
         Ok(x) => x,
         Err(f) => return f.render(b, id),
     };
-    if let Some(m) = gw.inner.agents[target].mcp.clone() {
+    if let Some(backend) = gw.inner.agents[target].backend.clone() {
         let version = Version::from_param(inc.version.as_deref()).unwrap_or(Version::V0_3);
-        return crate::bridge::answer_from_mcp(
-            gw, p, target, &m, op, b, version, params, verdict, id,
-        )
-        .await;
+        let call = Judged {
+            principal: p,
+            agent: target,
+            op,
+            binding: b,
+            version,
+            params,
+            verdict,
+            id,
+        };
+        return backend.answer(gw, call).await;
     }
     let served = gw.inner.agents[target]
         .served

@@ -143,7 +143,11 @@ pub async fn run(
         )
     });
     let base = cfg.public_base();
-    let gateway = Gateway::new(cfg, engine.clone(), key, iatp)
+    // The A2A⇄MCP bridge lives above both protocols: installed here, it
+    // answers `mcp:` agents and serves `POST /mcp`.
+    let gateway = agentmesh_bridge::install(Gateway::builder(cfg, engine.clone(), key, iatp))
+        .map_err(|e| anyhow!("{e}"))?
+        .build()
         .await
         .map_err(|e| anyhow!("{e}"))?;
     for line in gateway.describe() {

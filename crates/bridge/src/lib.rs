@@ -16,9 +16,18 @@
 //!
 //! Each leg is its own decision leaf; the second names the first's audit
 //! index in `detail.note.bridge`, so the audit links the two.
+//!
+//! The bridge uses both protocols, so it lives above both crates: the A2A
+//! gateway knows it only as a backend for `mcp:` agents and a route,
+//! added by [`install`] while the gateway is built.
 
-use crate::gateway::{Binding, Failure, Gateway, denial, invalid, unauthorized};
-use crate::protocol::{self, Op, Version};
+#![forbid(unsafe_code)]
+
+use agentmesh_a2a::backend::{AgentBackend, BoxFuture, Judged, SendError};
+use agentmesh_a2a::gateway::{
+    Binding, Builder, Failure, Gateway, StartError, denial, invalid, unauthorized,
+};
+use agentmesh_a2a::protocol::{self, Op, Version};
 use agentmesh_capability::Capability;
 use agentmesh_engine::{Call, Principal, Verdict};
 use agentmesh_mcp::upstream::{HttpClient, HttpUpstream, LEGACY, hdr};
@@ -26,12 +35,36 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// Installs the bridge on an A2A gateway being built: every agent
+/// configured with `mcp: <url>` is answered by an [`McpBackend`] (with the
+/// gateway's HTTP client and upstream timeout), and `POST /mcp` offers the
+/// other agents as MCP tools.
+pub fn install(mut gateway: Builder) -> Result<Builder, StartError> {
+    let http = gateway.http_client().clone();
+    let timeout = gateway.upstream_timeout();
+    let servers: Vec<(String, String)> = gateway
+        .config()
+        .agents
+        .iter()
+        .filter_map(|a| Some((a.name.clone(), a.mcp.clone()?)))
+        .collect();
+    for (name, url) in servers {
+        let backend = McpBackend::new(&name, &url, http.clone(), timeout).map_err(|message| {
+            StartError::Agent {
+                agent: name.clone(),
+                message,
+            }
+        })?;
+        gateway = gateway.backend(&name, Arc::new(backend));
+    }
+    Ok(gateway.routes(axum::Router::new().route("/mcp", axum::routing::post(mcp_endpoint))))
+}
 
 /// An MCP server offered as an A2A agent.
 pub struct McpBackend {
@@ -122,7 +155,7 @@ impl McpBackend {
             .collect();
         *self.tools.write().unwrap_or_else(|p| p.into_inner()) = tools;
         let url = format!("{base}/");
-        crate::card::rewrite(
+        agentmesh_a2a::card::rewrite(
             &json!({
                 "name": name,
                 "description": format!("The tools of MCP server `{name}`, offered as an A2A agent by AgentMesh. Send a data part {{\"tool\": <skill id>, \"arguments\": {{…}}}}."),
@@ -154,16 +187,30 @@ impl McpBackend {
     }
 }
 
+impl AgentBackend for McpBackend {
+    fn card<'a>(&'a self, name: &'a str, base: &'a str) -> BoxFuture<'a, Result<Value, String>> {
+        Box::pin(McpBackend::card(self, name, base))
+    }
+
+    fn answer<'a>(&'a self, gw: &'a Gateway, call: Judged<'a>) -> BoxFuture<'a, Response> {
+        Box::pin(answer_from_mcp(gw, self, call))
+    }
+
+    fn describe(&self) -> String {
+        "made from the MCP server's tools".into()
+    }
+}
+
 /// A message id. Ids need to be unique, not secret: without randomness a
 /// process-wide counter with the time keeps them apart.
 fn random_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     agentmesh_iatp::wire::random_b64(12).unwrap_or_else(|_| {
-        format!(
-            "am-{}-{}",
-            crate::gateway::now_secs(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("am-{now}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
     })
 }
 
@@ -173,7 +220,7 @@ fn link(leg: &str, from: &str, first: &Verdict) -> Value {
 }
 
 async fn judge(gw: &Gateway, p: &Principal, call: &Call) -> Verdict {
-    let engine = &gw.inner.engine;
+    let engine = gw.engine();
     let v = engine.decide(p, call);
     if v.held().is_some() {
         return engine.await_approval(p, call, v).await;
@@ -183,20 +230,18 @@ async fn judge(gw: &Gateway, p: &Principal, call: &Call) -> Verdict {
 
 /// A2A → MCP: answers a `SendMessage` to an MCP-backed agent with one
 /// `tools/call`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn answer_from_mcp(
-    gw: &Gateway,
-    p: &Principal,
-    agent: usize,
-    m: &McpBackend,
-    op: Op,
-    b: Binding,
-    version: Version,
-    params: &Value,
-    a2a: Verdict,
-    id: &Value,
-) -> Response {
-    let engine = &gw.inner.engine;
+async fn answer_from_mcp(gw: &Gateway, m: &McpBackend, call: Judged<'_>) -> Response {
+    let Judged {
+        principal: p,
+        agent,
+        op,
+        binding: b,
+        version,
+        params,
+        verdict: a2a,
+        id,
+    } = call;
+    let engine = gw.engine();
     let fail = |f: Failure| {
         engine.record_result(p, &a2a, false, json!({"bridge": "mcp", "refused": true}));
         f.render(b, id)
@@ -236,7 +281,9 @@ pub(crate) async fn answer_from_mcp(
         }
         _ => json!({"text": args_seen["text"]}),
     };
-    let name = gw.inner.agents[agent].name.clone();
+    let Some(name) = gw.agent(agent).map(|a| a.name) else {
+        return fail(invalid(format!("no agent number {agent}")));
+    };
     let Ok(capability) = Capability::parse(&format!("call:{name}:{tool}")) else {
         return fail(invalid(format!(
             "tool name `{tool}` cannot be a capability"
@@ -267,7 +314,7 @@ pub(crate) async fn answer_from_mcp(
             }
             judge(gw, p, &call).await
         }
-        Err(e) => gw.inner.engine.deny(
+        Err(e) => gw.engine().deny(
             p,
             &call,
             agentmesh_policy::Reason::EvaluationError,
@@ -362,17 +409,15 @@ fn mcp_error(id: &Value, code: i64, message: &str, data: Option<Value>) -> Respo
 
 /// The A2A agents the bridge offers as `ask_<agent>` tools.
 fn ask_tools(gw: &Gateway) -> Vec<(usize, String)> {
-    gw.inner
-        .agents
+    gw.agents()
         .iter()
-        .enumerate()
-        .filter(|(_, a)| a.mcp.is_none())
-        .map(|(i, a)| (i, format!("ask_{}", a.name)))
+        .filter(|a| !a.backend)
+        .map(|a| (a.index, format!("ask_{}", a.name)))
         .collect()
 }
 
 fn ask_call(gw: &Gateway, agent: usize, tool: &str, args: Option<Value>) -> Option<Call> {
-    let name = gw.inner.agents[agent].name.clone();
+    let name = gw.agent(agent)?.name;
     Some(Call {
         protocol: "mcp",
         method: "tools/call".into(),
@@ -391,11 +436,7 @@ fn ask_call(gw: &Gateway, agent: usize, tool: &str, args: Option<Value>) -> Opti
 }
 
 /// `POST /mcp`: the bridge's MCP server (A2A agents as `ask_<agent>`).
-pub(crate) async fn mcp_endpoint(
-    State(gw): State<Gateway>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn mcp_endpoint(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
     let limit = 4 << 20;
     let Ok(bytes) = http_body_util::Limited::new(body, limit)
         .collect()
@@ -449,11 +490,10 @@ pub(crate) async fn mcp_endpoint(
         "tools/list" => {
             let tools: Vec<Value> = ask_tools(&gw)
                 .into_iter()
-                .filter(|(i, t)| ask_call(&gw, *i, t, None).is_some_and(|c| gw.inner.engine.visible(&p, &c)))
-                .map(|(i, t)| {
-                    let a = &gw.inner.agents[i];
-                    let card: Value = serde_json::from_str(&a.served.read().unwrap_or_else(|p| p.into_inner()).text)
-                        .unwrap_or(Value::Null);
+                .filter(|(i, t)| ask_call(&gw, *i, t, None).is_some_and(|c| gw.engine().visible(&p, &c)))
+                .filter_map(|(i, t)| Some((gw.agent(i)?, t)))
+                .map(|(a, t)| {
+                    let card: Value = serde_json::from_str(&a.card).unwrap_or(Value::Null);
                     let skills: Vec<String> = card["skills"]
                         .as_array()
                         .into_iter()
@@ -500,7 +540,7 @@ async fn ask(gw: &Gateway, p: &Principal, id: &Value, params: &Value, size: usiz
     let Some(call) = ask_call(gw, agent, tool, Some(args.clone())) else {
         return mcp_error(id, -32602, "agent name cannot be a capability", None);
     };
-    let engine = &gw.inner.engine;
+    let engine = gw.engine();
     let mcp = judge(gw, p, &call).await;
     if !mcp.allowed() {
         let body = agentmesh_mcp::govern::denial(&id.to_string(), &mcp);
@@ -542,59 +582,33 @@ async fn ask(gw: &Gateway, p: &Principal, id: &Value, params: &Value, size: usiz
             return mcp_error(id, f.rpc_code(), &f.message_text(), None);
         }
     };
-    let url = gw.inner.agents[target]
-        .served
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .endpoints
-        .jsonrpc
-        .clone();
-    let Some(url) = url else {
-        return mcp_error(id, -31003, "the agent offers no JSON-RPC interface", None);
-    };
     let body =
         json!({"jsonrpc": "2.0", "id": random_id(), "method": "SendMessage", "params": send});
-    let req = hyper::Request::post(&url)
-        .header("content-type", "application/json")
-        .header("a2a-version", "1.0")
-        .body(Full::new(Bytes::from(body.to_string())));
-    let answer = match req {
-        Ok(r) => match tokio::time::timeout(gw.inner.timeout, gw.inner.http.request(r)).await {
-            Ok(Ok(resp)) => http_body_util::Limited::new(resp.into_body(), 32 << 20)
-                .collect()
-                .await
-                .ok()
-                .and_then(|c| serde_json::from_slice::<Value>(&c.to_bytes()).ok()),
-            _ => None,
-        },
-        Err(_) => None,
-    };
-    let Some(answer) = answer else {
-        engine.record_result(
-            p,
-            &a2a,
-            false,
-            json!({"bridge": "mcp->a2a", "upstream_error": true}),
-        );
-        engine.record_result(
-            p,
-            &mcp,
-            false,
-            json!({"bridge": "mcp->a2a", "upstream_error": true}),
-        );
-        return mcp_error(
-            id,
-            -31003,
-            &format!("agent `{}` is unreachable", gw.inner.agents[target].name),
-            None,
-        );
+    // The gateway remembers the answer's tasks as the caller's.
+    let answer = match gw.send_message(p, target, &capability, &body).await {
+        Ok(answer) => answer,
+        Err(e @ SendError::NoJsonRpc) => return mcp_error(id, -31003, &e.to_string(), None),
+        Err(e @ SendError::Unreachable(_)) => {
+            engine.record_result(
+                p,
+                &a2a,
+                false,
+                json!({"bridge": "mcp->a2a", "upstream_error": true}),
+            );
+            engine.record_result(
+                p,
+                &mcp,
+                false,
+                json!({"bridge": "mcp->a2a", "upstream_error": true}),
+            );
+            return mcp_error(id, -31003, &e.to_string(), None);
+        }
     };
     let (texts, data, state, error) = read_answer(&answer);
     let mut ids = Vec::new();
     if let Some(r) = answer.get("result") {
         protocol::task_ids(r, &mut ids);
     }
-    gw.learn(target, p, &capability, &ids);
     let failed = error.is_some()
         || matches!(
             state.as_deref(),
@@ -622,7 +636,7 @@ async fn ask(gw: &Gateway, p: &Principal, id: &Value, params: &Value, size: usiz
         );
     }
     let mut result = json!({"content": content, "isError": failed,
-        "structuredContent": {"agent": &*gw.inner.agents[target].name, "task_id": ids.first(),
+        "structuredContent": {"agent": gw.agent(target).map(|a| a.name.to_string()), "task_id": ids.first(),
             "state": state, "data": data, "audit": [mcp.audit_index, a2a.audit_index]}});
     if content_is_empty(&result) {
         result["content"] = json!([{"type": "text", "text": ""}]);
@@ -667,4 +681,41 @@ fn read_answer(v: &Value) -> (Vec<String>, Vec<Value>, Option<String>, Option<St
         .get("error")
         .map(|e| e["message"].as_str().unwrap_or("error").to_owned());
     (texts, data, state, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agents_answer_is_read_from_its_message_task_and_artifacts() {
+        let message =
+            json!({"result": {"message": {"parts": [{"text": "hi"}, {"data": {"n": 1}}]}}});
+        assert_eq!(
+            read_answer(&message),
+            (vec!["hi".to_owned()], vec![json!({"n": 1})], None, None)
+        );
+        let task = json!({"result": {"task": {
+            "status": {"state": "TASK_STATE_COMPLETED", "message": {"parts": [{"text": "done"}]}},
+            "artifacts": [{"parts": [{"text": "a"}]}, {"parts": [{"data": [2]}]}],
+        }}});
+        assert_eq!(
+            read_answer(&task),
+            (
+                vec!["done".to_owned(), "a".to_owned()],
+                vec![json!([2])],
+                Some("TASK_STATE_COMPLETED".to_owned()),
+                None
+            )
+        );
+        let error = json!({"error": {"code": -32001, "message": "task not found"}});
+        assert_eq!(
+            read_answer(&error),
+            (vec![], vec![], None, Some("task not found".to_owned()))
+        );
+        assert_eq!(
+            read_answer(&json!({"error": {}})).3.as_deref(),
+            Some("error")
+        );
+    }
 }
