@@ -1,9 +1,12 @@
-//! `amat1.` IATP attestations. The signature is checked last, after the
+//! `amat1.` IATP attestations and `amgv1.` gateway vouchers (the same
+//! framing). The signature is checked last, after the
 //! payload is parsed and checked for canonical form, so arbitrary payloads
 //! wrapped here in the framing reach the parser.
 #![no_main]
 
+use agentmesh_iatp::voucher::{VOUCHER_PREFIX, Voucher};
 use agentmesh_iatp::wire::{ATTESTATION_PREFIX, Attestation};
+use agentmesh_identity::KeyPair;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
@@ -26,4 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = a.check("aud", 1_800_000_000);
         let _ = a.trust();
     }
+    let voucher = text.replacen(ATTESTATION_PREFIX, VOUCHER_PREFIX, 1);
+    let mesh = KeyPair::from_seed(&[7; 32]);
+    let _ = Voucher::open(&voucher, &[*mesh.public()], &mesh.did(), 1_800_000_000);
 });

@@ -113,7 +113,7 @@ pub async fn run(
         },
     )
     .await?;
-    let tasks = match &attached {
+    let mut tasks = match &attached {
         Some(att) => att.start(&engine, &policy, &cfg.audience).await?,
         None => Vec::new(),
     };
@@ -142,6 +142,11 @@ pub async fn run(
             cfg.iatp.attestation_ttl_secs,
         )
     });
+    // Attached: the control plane vouches for the verifier's key, so its
+    // agents admit this gateway in a handshake.
+    if let (Some(service), Some(att)) = (&iatp, &attached) {
+        tasks.push(att.keep_vouched(service.clone(), KeyPair::from_seed(&key.seed())));
+    }
     let base = cfg.public_base();
     // The A2A⇄MCP bridge lives above both protocols: installed here, it
     // answers `mcp:` agents and serves `POST /mcp`.

@@ -7,11 +7,13 @@
 //! A gateway holds a gateway credential (`amgw1.`), never the admin token.
 
 use agentmesh_engine::Engine;
-use agentmesh_identity::PublicKey;
+use agentmesh_iatp::http::Service;
+use agentmesh_identity::{KeyPair, PublicKey};
 use agentmesh_policy::{PolicyHandle, PolicySet};
 use agentmesh_server::client::{
     ControlPlane, FeedEvent, RemoteRegistry, follow_events, ship_audit,
 };
+use agentmesh_server::gateway_credential::GatewayClaims;
 use agentmesh_store::{Mesh, MeshHome, StoreError, unix_now};
 use anyhow::{Context, Result, anyhow};
 use std::path::Path;
@@ -27,6 +29,8 @@ pub struct Attachment {
     pub mesh_did: String,
     /// The control plane's key: credentials are checked against it.
     pub authority: PublicKey,
+    /// What this gateway's own credential says (its name, its id).
+    pub gateway: GatewayClaims,
 }
 
 impl std::fmt::Debug for Attachment {
@@ -67,6 +71,12 @@ pub async fn connect(home: &Path, url: &str, token_file: Option<&Path>) -> Resul
         .authority()
         .await
         .map_err(|e| anyhow!("{e}; the gateway needs the control plane to start"))?;
+    // Checked here, not only by the control plane: an expired or foreign
+    // credential is named before anything starts.
+    let gateway = agentmesh_server::gateway_credential::verify(&token, &authority, unix_now())
+        .map_err(|e| {
+            anyhow!("the gateway credential does not hold at the control plane {url}: {e}")
+        })?;
     let remote = Arc::new(RemoteRegistry::new(cp.clone()));
     remote.snapshot().await.map_err(|e| anyhow!("{e}"))?;
     let local = match MeshHome::open(home) {
@@ -82,6 +92,7 @@ pub async fn connect(home: &Path, url: &str, token_file: Option<&Path>) -> Resul
         mesh,
         mesh_did,
         authority,
+        gateway,
     })
 }
 
@@ -155,6 +166,36 @@ impl Attachment {
             std::time::Duration::from_secs(1),
         );
         Ok(vec![follower, shipper])
+    }
+}
+
+impl Attachment {
+    /// Keeps the gateway's IATP verifier vouched for by the control plane:
+    /// a voucher for `key` (the verifier's key) now and again before each
+    /// one expires, so agents registered at the control plane admit this
+    /// gateway in a handshake although no registry lists its key. Without
+    /// a voucher the gateway still verifies provers; provers that do not
+    /// know its key refuse it (`unknown_agent`), which is logged here.
+    pub fn keep_vouched(&self, service: Arc<Service>, key: KeyPair) -> tokio::task::JoinHandle<()> {
+        let cp = self.cp.clone();
+        let credential = self.gateway.id.clone();
+        tokio::spawn(async move {
+            loop {
+                let wait = match cp.vouch(&key, &credential).await {
+                    Ok((text, exp)) => {
+                        service.verifier.set_voucher(Some(text));
+                        tracing::debug!(expires_at = exp, "IATP voucher renewed");
+                        // Renew at half its life (at least 10 s apart).
+                        exp.saturating_sub(unix_now()).max(20) / 2
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the control plane did not vouch for this gateway's IATP key; agents that do not list it will refuse handshakes; retrying in 10 s");
+                        10
+                    }
+                };
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            }
+        })
     }
 }
 

@@ -143,6 +143,8 @@ pub async fn run(cli: Cli) -> Result<Output> {
             agent,
             expect,
             min_trust,
+            control_plane,
+            authority,
         }) => {
             crate::iatp_cmd::handshake(
                 open(&cli.home).await?,
@@ -150,6 +152,10 @@ pub async fn run(cli: Cli) -> Result<Output> {
                 &agent,
                 expect.as_deref(),
                 min_trust,
+                crate::iatp_cmd::Vouching {
+                    control_plane,
+                    authority,
+                },
             )
             .await
         }

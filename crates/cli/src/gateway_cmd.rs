@@ -19,7 +19,7 @@ pub async fn run(mesh: Mesh, config: &Path) -> Result<Output> {
     let mut ecfg = engine_config(&cfg, None);
     ecfg.attestation_issuers = vec![*key.public()];
     let engine = Engine::start(mesh.clone(), policy, ecfg).await?;
-    serve(mesh, engine, cfg, key, Vec::new()).await
+    serve(mesh, engine, cfg, key, Vec::new(), None).await
 }
 
 fn engine_config(
@@ -53,7 +53,7 @@ pub async fn run_attached(
     ecfg.attestation_issuers = vec![*key.public()];
     let engine = Engine::start(att.mesh.clone(), policy.clone(), ecfg).await?;
     let tasks = att.start(&engine, &policy, &cfg.audience).await?;
-    serve(att.mesh.clone(), engine, cfg, key, tasks).await
+    serve(att.mesh.clone(), engine, cfg, key, tasks, Some(&att)).await
 }
 
 async fn serve(
@@ -61,7 +61,8 @@ async fn serve(
     engine: Engine,
     cfg: GatewayConfig,
     key: agentmesh_identity::KeyPair,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    mut tasks: Vec<tokio::task::JoinHandle<()>>,
+    attached: Option<&crate::attach::Attachment>,
 ) -> Result<Output> {
     let pins = Pins::load(Arc::new(mesh.home().registry().await?)).await?;
     let governor = Governor::new(engine.clone(), pins);
@@ -70,9 +71,9 @@ async fn serve(
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let path = cfg.path.clone();
     let iatp = cfg.iatp.enabled.then(|| {
-        agentmesh_iatp::http::router(crate::a2a_cmd::gateway_verifier(
+        crate::a2a_cmd::gateway_verifier(
             &engine,
-            key,
+            key.clone(),
             std::iter::once(format!("http://{addr}"))
                 .chain(
                     cfg.iatp
@@ -84,8 +85,12 @@ async fn serve(
             cfg.iatp.min_trust,
             cfg.iatp.challenge_ttl_secs,
             cfg.iatp.attestation_ttl_secs,
-        ))
+        )
     });
+    if let (Some(service), Some(att)) = (&iatp, attached) {
+        tasks.push(att.keep_vouched(service.clone(), key));
+    }
+    let iatp = iatp.map(agentmesh_iatp::http::router);
     let gateway = Gateway::new(cfg, governor)
         .await
         .map_err(|e| anyhow!("{e}"))?;

@@ -5,7 +5,7 @@ use crate::output::Output;
 use agentmesh_audit::Draft;
 use agentmesh_iatp::http::{HandshakeClient, OnOutcome, Outcome, Service};
 use agentmesh_iatp::{Directory, PeerFacts, Verifier, VerifierConfig};
-use agentmesh_identity::Did;
+use agentmesh_identity::{Did, PublicKey};
 use agentmesh_store::{KeyKind, Mesh, unix_now};
 use agentmesh_trust::{TrustEngine, tier_of};
 use anyhow::{Context, Result, anyhow};
@@ -23,13 +23,20 @@ pub const HANDSHAKE_EVENT: &str = "iatp.handshake";
 /// the handshake reads them (for agents that run no gateway).
 pub struct MeshDirectory {
     facts: RwLock<HashMap<[u8; 32], PeerFacts>>,
+    /// Mesh authorities whose gateway vouchers are accepted: this home's
+    /// mesh key, and any named with [`MeshDirectory::trust_authority`].
+    authorities: RwLock<Vec<PublicKey>>,
 }
 
 impl MeshDirectory {
     pub async fn load(mesh: &Mesh) -> Result<Arc<Self>> {
         let d = Arc::new(Self {
             facts: RwLock::new(HashMap::new()),
+            authorities: RwLock::new(Vec::new()),
         });
+        if let Ok(key) = mesh.home().mesh_key() {
+            d.trust_authority(*key.public());
+        }
         d.reload(mesh).await?;
         Ok(d)
     }
@@ -96,6 +103,16 @@ impl MeshDirectory {
     }
 }
 
+impl MeshDirectory {
+    /// Accepts gateway vouchers signed by `key` (a control plane's).
+    pub fn trust_authority(&self, key: PublicKey) {
+        let mut list = self.authorities.write().unwrap_or_else(|p| p.into_inner());
+        if !list.contains(&key) {
+            list.push(key);
+        }
+    }
+}
+
 impl Directory for MeshDirectory {
     fn peer(&self, did: &Did) -> Option<PeerFacts> {
         self.facts
@@ -103,6 +120,45 @@ impl Directory for MeshDirectory {
             .unwrap_or_else(|p| p.into_inner())
             .get(did.key_bytes())
             .cloned()
+    }
+
+    fn authorities(&self) -> Vec<PublicKey> {
+        self.authorities
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Which mesh authority's gateway vouchers a prover accepts, besides its
+/// own home's.
+#[derive(Debug, Default)]
+pub struct Vouching {
+    pub control_plane: Option<String>,
+    pub authority: Option<String>,
+}
+
+impl Vouching {
+    /// The authority's key: pinned (`--authority`), or read from the
+    /// control plane's `/v1/authority`.
+    async fn key(&self) -> Result<Option<(String, PublicKey)>> {
+        if let Some(a) = &self.authority {
+            let did = Did::parse(a).map_err(|e| anyhow!("--authority `{a}`: {e}"))?;
+            let key = did
+                .public_key()
+                .map_err(|_| anyhow!("--authority `{a}` does not name an Ed25519 key"))?;
+            return Ok(Some((did.to_string(), key)));
+        }
+        let Some(url) = &self.control_plane else {
+            return Ok(None);
+        };
+        let cp = agentmesh_server::client::ControlPlane::new(url, None)
+            .map_err(|e| anyhow!("--control-plane {url}: {e}"))?;
+        let (did, key) = cp
+            .authority()
+            .await
+            .map_err(|e| anyhow!("the control plane at {url} did not say who it is: {e}"))?;
+        Ok(Some((did, key)))
     }
 }
 
@@ -254,11 +310,13 @@ pub async fn handshake(
     agent: &str,
     expect: Option<&str>,
     min_trust: f64,
+    vouching: Vouching,
 ) -> Result<Output> {
     let key = mesh
         .home()
         .read_key(KeyKind::Agent(agent))
         .with_context(|| format!("the key of agent `{agent}`"))?;
+    let authority = vouching.key().await?;
     let expected = match expect {
         None => None,
         Some(e) => Some(match Did::parse(e) {
@@ -267,6 +325,9 @@ pub async fn handshake(
         }),
     };
     let dir = MeshDirectory::load(&mesh).await?;
+    if let Some((_, k)) = &authority {
+        dir.trust_authority(*k);
+    }
     let started = std::time::Instant::now();
     let done = HandshakeClient::new()
         .handshake(peer, &key, expected.as_ref(), &*dir, min_trust)
@@ -280,6 +341,7 @@ pub async fn handshake(
             "trust": done.verifier_facts.trust,
             "tier": done.verifier_facts.tier,
             "capabilities": done.verifier_facts.capabilities,
+            "vouched": done.challenge.voucher.is_some() && done.verifier_facts.tier == agentmesh_iatp::VOUCHED_GATEWAY_TIER,
         },
         "attested": {
             "name": done.attested.name,
@@ -292,11 +354,17 @@ pub async fn handshake(
         "challenge": done.challenge.id,
         "took_ms": took.as_secs_f64() * 1000.0,
     });
+    let vouched = value["peer"]["vouched"] == true;
     let text = format!(
-        "handshake with {} ({}) complete in {:.2} ms\n  peer, by our registry: trust {:.3} ({})\n  we, by theirs: `{}` trust {:.3} ({}), attested until {}\n  attestation: {}",
+        "handshake with {} ({}) complete in {:.2} ms\n  peer, by {}: trust {:.3} ({})\n  we, by theirs: `{}` trust {:.3} ({}), attested until {}\n  attestation: {}",
         done.verifier_facts.name,
         done.verifier,
         took.as_secs_f64() * 1000.0,
+        if vouched {
+            "the mesh authority's voucher"
+        } else {
+            "our registry"
+        },
         done.verifier_facts.trust,
         done.verifier_facts.tier,
         done.attested.name,

@@ -230,6 +230,15 @@ pub enum IatpCmd {
         /// The peer must have at least this trust in our registry.
         #[arg(long, default_value_t = 0.5)]
         min_trust: f64,
+        /// Also admit a gateway of the mesh whose control plane is at this
+        /// URL, on that control plane's voucher (its key is read from
+        /// `/v1/authority`; pin it with --authority instead).
+        #[arg(long, env = "AGENTMESH_CONTROL_PLANE")]
+        control_plane: Option<String>,
+        /// Also admit a gateway vouched for by this mesh authority (its
+        /// DID, as `/v1/authority` shows it).
+        #[arg(long)]
+        authority: Option<String>,
     },
     /// Read an IATP agent manifest (URL or file), in either shape.
     Manifest { source: String },

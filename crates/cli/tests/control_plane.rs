@@ -983,9 +983,62 @@ fn a2a_send(port: u16, credential: &str, text: &str) -> Result<Value, String> {
     }
 }
 
+/// `agentmesh --home <home> --json <args>` with the admin token file for
+/// remote commands: the parsed output, or the failure's stdout+stderr.
+fn cli_result(home: &Path, args: &[&str]) -> Result<Value, String> {
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .env_remove("AGENTMESH_CONTROL_PLANE")
+        .env_remove("AGENTMESH_CONTROL_PLANE_TOKEN")
+        .output()
+        .expect("agentmesh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(text);
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {text}"))
+}
+
+/// Starts a gateway attached to the control plane at `cp_port` with a
+/// gateway credential of its own (in a 0600 file): (process, its home).
+fn attached(dir: &Path, cp_port: u16, name: &str, args: &[&str]) -> (Proc, String) {
+    let token = ok(cp_port, "POST", "/v1/gateways", Some(json!({"name": name})))["credential"]
+        .as_str()
+        .expect("gateway credential")
+        .to_owned();
+    let token_file = dir.join(format!("{name}.token"));
+    std::fs::write(&token_file, &token).expect("token file");
+    let home = dir.join(format!("{name}-home")).display().to_string();
+    let cp = format!("http://127.0.0.1:{cp_port}");
+    let mut all = vec!["--home", &home];
+    all.extend_from_slice(args);
+    let token_file = token_file.display().to_string();
+    all.extend_from_slice(&[
+        "--control-plane",
+        &cp,
+        "--control-plane-token-file",
+        &token_file,
+    ]);
+    (spawn_listening(&all, &[]), home)
+}
+
+/// The end-to-end proof: one control plane, an attached MCP gateway
+/// and an attached A2A gateway, each with its own gateway credential. An
+/// agent registered with proof of possession calls a tool over MCP and
+/// messages an agent over A2A; a policy published once (by the remote CLI)
+/// applies to both; an IATP handshake with either gateway succeeds on the
+/// control plane's voucher; a revocation stops both within 1 s; neither
+/// gateway holds the admin token.
 #[test]
-fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() {
-    // The upstream is a real a2a-sdk agent (installed by `.ci/run`).
+fn one_control_plane_governs_an_attached_mcp_and_a2a_gateway() {
+    // The A2A upstream is a real a2a-sdk agent (installed by `.ci/run`).
     let Some(python) = std::env::var_os("AGENTMESH_PEERS_PYTHON").map(PathBuf::from) else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -996,19 +1049,60 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
     };
     let dir = tempfile::tempdir().expect("dir");
     let (_cp, cp_port, _cp_home) = control_plane_with_alice(dir.path());
-    let register = |name: &str| {
-        let key = KeyPair::generate().expect("key");
-        ok(
-            cp_port,
-            "POST",
-            "/v1/agents",
-            Some(json!({"name": name, "sponsor": "alice@example.com",
-                        "capabilities": ["message:*", "read:tasks:*"], "did": key.did().to_string()})),
-        );
-        key
-    };
-    let (k1, k2) = (register("writer"), register("reader"));
-    let (c1, c2) = (credential(cp_port, &k1), credential(cp_port, &k2));
+    let cp_url = format!("http://127.0.0.1:{cp_port}");
+    let admin_token = dir.path().join("admin.token");
+    std::fs::write(&admin_token, TOKEN).expect("token");
+    let admin_file = admin_token.display().to_string();
+
+    // `writer` registers from its own machine with proof of possession (its
+    // key never leaves the laptop); alice approves; it gets a credential.
+    let laptop = dir.path().join("laptop");
+    let req = cli_result(
+        &laptop,
+        &[
+            "registrations",
+            "request",
+            "writer",
+            "--sponsor",
+            "alice@example.com",
+            "--capabilities",
+            "message:*,read:tasks:*,call:tools:*",
+            "--control-plane",
+            &cp_url,
+        ],
+    )
+    .expect("registration");
+    let id = req["id"].as_str().expect("id").to_owned();
+    ok(
+        cp_port,
+        "POST",
+        &format!("/v1/registrations/{id}/approve"),
+        None,
+    );
+    let c1 = cli_result(
+        &laptop,
+        &[
+            "credential",
+            "request",
+            "writer",
+            "--control-plane",
+            &cp_url,
+        ],
+    )
+    .expect("credential")["credential"]
+        .as_str()
+        .expect("credential")
+        .to_owned();
+    // `reader`, registered by the admin with its public key.
+    let k2 = KeyPair::generate().expect("key");
+    ok(
+        cp_port,
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "reader", "sponsor": "alice@example.com",
+                    "capabilities": ["message:*", "read:tasks:*", "call:tools:*"], "did": k2.did().to_string()})),
+    );
+    let c2 = credential(cp_port, &k2);
 
     let upstream_port = free_port();
     let _upstream = Proc(
@@ -1025,18 +1119,7 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
     })
     .expect("the upstream agent listens");
 
-    // The gateway gets a gateway credential in a 0600 file, nothing else.
-    let gw_token = ok(
-        cp_port,
-        "POST",
-        "/v1/gateways",
-        Some(json!({"name": "a2a-gw"})),
-    )["credential"]
-        .as_str()
-        .expect("gateway credential")
-        .to_owned();
-    let token_file = dir.path().join("gw.token");
-    std::fs::write(&token_file, &gw_token).expect("token file");
+    // The A2A gateway: a local policy file that allows messages only.
     let gport = free_port();
     std::fs::write(
         dir.path().join("policy.yaml"),
@@ -1052,80 +1135,91 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
         ),
     )
     .expect("config");
-    let gw_home = dir.path().join("gw-home").display().to_string();
-    let gw = spawn_listening(
-        &[
-            "--home",
-            &gw_home,
-            "a2a",
-            "gateway",
-            "--config",
-            &cfg.display().to_string(),
-            "--control-plane",
-            &format!("http://127.0.0.1:{cp_port}"),
-            "--control-plane-token-file",
-            &token_file.display().to_string(),
-        ],
-        &[],
+    let cfg_text = cfg.display().to_string();
+    let (a2a_gw, a2a_home) = attached(
+        dir.path(),
+        cp_port,
+        "a2a-gw",
+        &["a2a", "gateway", "--config", &cfg_text],
+    );
+    // The MCP gateway, in its own folder (its local policy allows tools).
+    let mcp_dir = dir.path().join("mcp");
+    std::fs::create_dir_all(&mcp_dir).expect("mcp dir");
+    let mport = free_port();
+    let mcp_cfg = write_gateway(&mcp_dir, mport).display().to_string();
+    let (mcp_gw, mcp_home) = attached(
+        dir.path(),
+        cp_port,
+        "mcp-gw",
+        &["mcp", "gateway", "--config", &mcp_cfg],
     );
 
-    // Ready: it holds its home's audit log.
-    let (st, _, body) = http(gport, "GET", "/readyz", &[], "").expect("readyz");
-    assert_eq!(st, 200, "{body}");
-    assert!(body.contains("holder"), "{body}");
+    // Ready: each holds its own home's audit log.
+    for port in [gport, mport] {
+        let (st, _, body) = http(port, "GET", "/readyz", &[], "").expect("readyz");
+        assert_eq!(st, 200, "{body}");
+        assert!(body.contains("holder"), "{body}");
+    }
 
-    // Agents registered at the control plane act through the gateway.
-    a2a_send(gport, &c1, "hello").expect("writer allowed");
+    // The agent registered with proof of possession acts over both.
+    a2a_send(gport, &c1, "hello").expect("writer messages over A2A");
+    tool_call(mport, &c1).expect("writer calls a tool over MCP");
     a2a_send(gport, &c2, "hello").expect("reader allowed");
 
-    // The gateway's trust state reaches the control plane; the admin CLI
+    // The gateways' trust state reaches the control plane; the admin CLI
     // reads it by URL (the same type on both sides).
-    let admin_token = dir.path().join("admin.token");
-    std::fs::write(&admin_token, TOKEN).expect("token");
-    let cp_url = format!("http://127.0.0.1:{cp_port}");
     let shown = wait_until(Duration::from_secs(10), || {
-        let out = Command::new(agentmesh())
-            .arg("--home")
-            .arg(dir.path().join("laptop"))
-            .args([
-                "--json",
+        cli_result(
+            &laptop,
+            &[
                 "trust",
                 "show",
                 "writer",
                 "--control-plane",
                 &cp_url,
-            ])
-            .arg("--control-plane-token-file")
-            .arg(&admin_token)
-            .output()
-            .expect("agentmesh");
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        v["trust"]["score"].as_f64().is_some_and(|s| s > 0.0) && v["agent"] == "writer"
+                "--control-plane-token-file",
+                &admin_file,
+            ],
+        )
+        .is_ok_and(|v| {
+            v["trust"]["score"].as_f64().is_some_and(|s| s > 0.0) && v["agent"] == "writer"
+        })
     });
     assert!(
         shown.is_some(),
-        "trust show by URL reads the gateway's trust state"
+        "trust show by URL reads the gateways' trust state"
     );
 
-    // A policy published once reaches the attached gateway within 1 s.
-    let no_reader = "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: not-the-reader\n    condition: \"agent.name == 'reader'\"\n    action: deny\n  - name: a2a\n    condition: \"action.type == 'agent_message'\"\n    action: allow\n";
-    let auth = format!("Bearer {TOKEN}");
-    let (st, _, body) = http(
-        cp_port,
-        "PUT",
-        "/v1/policy",
-        &[("authorization", &auth)],
-        no_reader,
+    // One policy, published once by the remote CLI, governs both gateways
+    // within 1 s: the reader is refused everywhere, the writer may message
+    // and call tools.
+    let published = dir.path().join("published.yaml");
+    std::fs::write(
+        &published,
+        "version: \"1.0\"\nagents: [\"*\"]\nsponsor: alice@example.com\ndefault_action: deny\nrules:\n  - name: not-the-reader\n    condition: \"agent.name == 'reader'\"\n    action: deny\n  - name: a2a\n    condition: \"action.type == 'agent_message'\"\n    action: allow\n  - name: tools\n    condition: \"action.type == 'tool_call'\"\n    action: allow\n",
     )
-    .expect("publish");
-    assert_eq!(st, 200, "{body}");
+    .expect("policy");
+    cli_result(
+        &laptop,
+        &[
+            "policy",
+            "publish",
+            &published.display().to_string(),
+            "--control-plane",
+            &cp_url,
+            "--control-plane-token-file",
+            &admin_file,
+        ],
+    )
+    .expect("policy publish");
     let took = wait_until(Duration::from_secs(5), || {
-        a2a_send(gport, &c2, "again").is_err()
+        a2a_send(gport, &c2, "again").is_err() && tool_call(mport, &c2).is_err()
     })
-    .expect("the published policy reached the gateway");
+    .expect("the published policy reached both gateways");
     assert!(took < Duration::from_secs(1), "policy took {took:?}");
-    a2a_send(gport, &c1, "still").expect("writer still allowed");
-    // Editing the gateway's local policy file does not override what the
+    a2a_send(gport, &c1, "still").expect("writer still allowed over A2A");
+    tool_call(mport, &c1).expect("writer still allowed over MCP");
+    // Editing a gateway's local policy file does not override what the
     // control plane published.
     std::fs::write(
         dir.path().join("policy.yaml"),
@@ -1135,40 +1229,101 @@ fn an_attached_a2a_gateway_follows_the_control_plane_and_holds_no_admin_token() 
     std::thread::sleep(Duration::from_millis(2500));
     a2a_send(gport, &c1, "after-local-edit").expect("the published policy still governs");
 
-    // A revocation at the control plane stops the agent within 1 s.
-    ok(
-        cp_port,
-        "POST",
-        "/v1/agents/writer/revoke",
-        Some(json!({"reason": "compromised"})),
-    );
+    // IATP: the writer's laptop lists neither gateway's key; each gateway
+    // proves it is the mesh's with the control plane's voucher, and
+    // attests the writer from the control plane's registry.
+    for (port, name) in [(gport, "a2a-gw"), (mport, "mcp-gw")] {
+        let peer = format!("http://127.0.0.1:{port}");
+        let refused = cli_result(&laptop, &["iatp", "handshake", &peer, "--agent", "writer"])
+            .expect_err("without the control plane's authority the gateway is unknown");
+        assert!(refused.contains("unknown_agent"), "{refused}");
+        let done = wait_until(Duration::from_secs(10), || {
+            cli_result(
+                &laptop,
+                &[
+                    "iatp",
+                    "handshake",
+                    &peer,
+                    "--agent",
+                    "writer",
+                    "--control-plane",
+                    &cp_url,
+                ],
+            )
+            .is_ok()
+        });
+        assert!(done.is_some(), "the handshake with {name} never succeeded");
+        let v = cli_result(
+            &laptop,
+            &[
+                "iatp",
+                "handshake",
+                &peer,
+                "--agent",
+                "writer",
+                "--control-plane",
+                &cp_url,
+            ],
+        )
+        .expect("handshake");
+        assert_eq!(v["peer"]["vouched"], true, "{v:#}");
+        assert_eq!(v["peer"]["name"], format!("gateway `{name}`"), "{v:#}");
+        assert_eq!(v["attested"]["name"], "writer", "{v:#}");
+    }
+
+    // A revocation by the remote CLI stops the agent on both within 1 s.
+    cli_result(
+        &laptop,
+        &[
+            "agent",
+            "revoke",
+            "writer",
+            "--reason",
+            "compromised",
+            "--control-plane",
+            &cp_url,
+            "--control-plane-token-file",
+            &admin_file,
+        ],
+    )
+    .expect("agent revoke");
     let took = wait_until(Duration::from_secs(5), || {
-        a2a_send(gport, &c1, "after").is_err()
+        a2a_send(gport, &c1, "after").is_err() && tool_call(mport, &c1).is_err()
     })
-    .expect("the revocation reached the gateway");
+    .expect("the revocation reached both gateways");
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
 
-    // The gateway's decisions reach the control plane's audit log.
+    // Both gateways' decisions reach the control plane's audit log.
     let shipped = wait_until(Duration::from_secs(10), || {
         let (_, log) = api(cp_port, "GET", "/v1/audit?limit=1000", None);
-        log.to_string().contains("shipped_from")
+        let shipped_over = |protocol: &str| {
+            log["entries"].as_array().is_some_and(|l| {
+                l.iter().any(|e| {
+                    let d = &e["entry"]["detail"];
+                    d["shipped_from"].is_object() && d["protocol"] == protocol
+                })
+            })
+        };
+        shipped_over("a2a") && shipped_over("mcp")
     });
-    assert!(shipped.is_some(), "the gateway ships its audit log");
+    assert!(shipped.is_some(), "both gateways ship their audit logs");
 
-    // The gateway process holds no admin token: not in its environment,
-    // not in its home.
-    let environ = std::fs::read(format!("/proc/{}/environ", gw.0.id())).expect("environ");
-    assert!(
-        !String::from_utf8_lossy(&environ).contains(TOKEN),
-        "the admin token is in the gateway's environment"
-    );
-    for entry in walk(std::path::Path::new(&gw_home)) {
-        let bytes = std::fs::read(&entry).unwrap_or_default();
+    // Neither gateway process holds the admin token: not in its
+    // environment, not in its home.
+    for (gw, home) in [(&a2a_gw, &a2a_home), (&mcp_gw, &mcp_home)] {
+        let environ = std::fs::read(format!("/proc/{}/environ", gw.0.id())).expect("environ");
         assert!(
-            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
-            "the admin token is in {}",
-            entry.display()
+            !String::from_utf8_lossy(&environ).contains(TOKEN),
+            "the admin token is in a gateway's environment"
         );
+        for entry in walk(Path::new(home)) {
+            let bytes = std::fs::read(&entry).unwrap_or_default();
+            assert!(
+                !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+                "the admin token is in {}",
+                entry.display()
+            );
+        }
     }
 }
 

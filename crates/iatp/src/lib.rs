@@ -18,11 +18,14 @@
 pub mod http;
 pub mod manifest;
 pub mod verifier;
+pub mod voucher;
 pub mod wire;
 
 pub use verifier::{
-    Channel, Directory, PeerFacts, Verified, Verifier, VerifierConfig, admit, check_verifier,
+    Channel, Directory, PeerFacts, VOUCHED_GATEWAY_TIER, Verified, Verifier, VerifierConfig, admit,
+    check_verifier,
 };
+pub use voucher::{VOUCHER_PREFIX, Voucher};
 pub use wire::{
     ATTESTATION_PREFIX, Attestation, Challenge, HandshakeError, PROFILE, Response, origin_channel,
     request_channel, transcript,

@@ -27,7 +27,17 @@ pub struct PeerFacts {
 /// The registry as the handshake reads it.
 pub trait Directory: Send + Sync {
     fn peer(&self, did: &Did) -> Option<PeerFacts>;
+
+    /// Mesh authorities whose gateway vouchers this side accepts for a
+    /// verifier its registry does not list ([`crate::voucher`]). None by
+    /// default: only registered peers are admitted.
+    fn authorities(&self) -> Vec<agentmesh_identity::PublicKey> {
+        Vec::new()
+    }
 }
+
+/// Tier reported for a verifier admitted by a mesh authority's voucher.
+pub const VOUCHED_GATEWAY_TIER: &str = "mesh_gateway";
 
 /// Verifier settings.
 #[derive(Debug, Clone)]
@@ -114,6 +124,9 @@ pub struct Verifier {
     did: Did,
     cfg: VerifierConfig,
     outstanding: Mutex<HashMap<String, Outstanding, foldhash::fast::RandomState>>,
+    /// The mesh authority's voucher for this key, carried in challenges
+    /// (gateways attached to a control plane; renewed before it expires).
+    voucher: std::sync::RwLock<Option<String>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -140,7 +153,14 @@ impl Verifier {
             did,
             cfg,
             outstanding: Mutex::new(HashMap::default()),
+            voucher: std::sync::RwLock::new(None),
         }
+    }
+
+    /// Carries `voucher` (`amgv1.…`, about this verifier's key) in the
+    /// challenges issued from now on.
+    pub fn set_voucher(&self, voucher: Option<String>) {
+        *self.voucher.write().unwrap_or_else(|p| p.into_inner()) = voucher;
     }
 
     pub fn did(&self) -> &Did {
@@ -158,7 +178,15 @@ impl Verifier {
 
     /// Issues a challenge (optionally for one expected prover).
     pub fn challenge(&self, prover: Option<&Did>, now: u64) -> Result<Challenge, HandshakeError> {
-        let c = Challenge::new(&self.key, prover, now, self.cfg.challenge_ttl_secs)?;
+        let mut c = Challenge::new(&self.key, prover, now, self.cfg.challenge_ttl_secs)?;
+        let voucher = self
+            .voucher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(v) = voucher {
+            c = c.vouched(&self.key, v);
+        }
         let mut map = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
         // Forget long-dead challenges as the table grows (every 1,024
         // issues), so it does not stay at its high-water mark.
@@ -316,7 +344,31 @@ pub fn check_verifier(
             got: verifier.to_string(),
         });
     }
-    let facts = admit(&verifier, dir, min_trust)?;
+    // The registry's word first; a gateway it does not list is admitted
+    // only on a voucher from a mesh authority this side trusts, for
+    // exactly the key that signed the challenge (the signature was checked
+    // above, over the voucher too).
+    let facts = match (admit(&verifier, dir, min_trust), &c.voucher) {
+        (Err(HandshakeError::UnknownAgent(who)), Some(text)) => {
+            let (v, _) = crate::voucher::Voucher::open(text, &dir.authorities(), &verifier, now)
+                .map_err(|e| match e {
+                    // Vouched for by a mesh this side does not know: as
+                    // unknown as without a voucher.
+                    HandshakeError::UntrustedIssuer(_) => HandshakeError::UnknownAgent(format!(
+                        "{who} (vouched for by a mesh authority this side does not trust)"
+                    )),
+                    e => e,
+                })?;
+            PeerFacts {
+                name: format!("gateway `{}`", v.name),
+                inactive: None,
+                trust: 1.0,
+                tier: VOUCHED_GATEWAY_TIER.into(),
+                capabilities: Vec::new(),
+            }
+        }
+        (other, _) => other?,
+    };
     Ok((verifier, facts))
 }
 
@@ -483,6 +535,94 @@ mod tests {
                 .expect_err("must fail")
                 .code(),
             "trust_below_threshold"
+        );
+    }
+
+    /// A directory that knows no verifier, only a mesh authority.
+    struct Authorities(Vec<agentmesh_identity::PublicKey>);
+    impl Directory for Authorities {
+        fn peer(&self, _: &Did) -> Option<PeerFacts> {
+            None
+        }
+        fn authorities(&self) -> Vec<agentmesh_identity::PublicKey> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn an_unlisted_gateway_is_admitted_only_on_its_mesh_authoritys_voucher() {
+        use crate::voucher::Voucher;
+        let (v, _, _, _) = setup();
+        let (mesh, stranger) = (KeyPair::from_seed(&[7; 32]), KeyPair::from_seed(&[8; 32]));
+        let voucher = |key: &Did, by: &KeyPair| {
+            Voucher {
+                v: 1,
+                name: "edge".into(),
+                key: key.to_string(),
+                credential: "gw_1".into(),
+                iat: 90,
+                exp: 1_000,
+            }
+            .encode(by)
+        };
+        let dir = Authorities(vec![*mesh.public()]);
+        // A voucher from a mesh this side does not trust: still unknown.
+        v.set_voucher(Some(voucher(v.did(), &stranger)));
+        let c = v.challenge(None, 100).expect("challenge");
+        assert_eq!(
+            check_verifier(&c, None, &dir, 0.5, 101)
+                .expect_err("unknown")
+                .code(),
+            "unknown_agent"
+        );
+        v.set_voucher(None);
+        // No voucher: unknown, as before.
+        let c = v.challenge(None, 100).expect("challenge");
+        assert_eq!(
+            check_verifier(&c, None, &dir, 0.5, 101)
+                .expect_err("unknown")
+                .code(),
+            "unknown_agent"
+        );
+        // Vouched by the mesh: admitted as that gateway.
+        v.set_voucher(Some(voucher(v.did(), &mesh)));
+        let c = v.challenge(None, 100).expect("challenge");
+        let (did, f) = check_verifier(&c, Some(v.did()), &dir, 0.5, 101).expect("vouched");
+        assert_eq!(did, *v.did());
+        assert_eq!(
+            (f.name.as_str(), f.tier.as_str()),
+            ("gateway `edge`", VOUCHED_GATEWAY_TIER)
+        );
+        // The voucher is under the challenge's signature: swapping it breaks it.
+        let mut swapped = c.clone();
+        swapped.voucher = Some(voucher(v.did(), &stranger));
+        assert_eq!(
+            check_verifier(&swapped, None, &dir, 0.5, 101)
+                .expect_err("re-signed voucher")
+                .code(),
+            "bad_signature"
+        );
+        // A stranger's voucher, or the mesh's voucher for another key.
+        v.set_voucher(Some(voucher(v.did(), &stranger)));
+        let c = v.challenge(None, 100).expect("challenge");
+        assert!(check_verifier(&c, None, &dir, 0.5, 101).is_err());
+        v.set_voucher(Some(voucher(&stranger.did(), &mesh)));
+        let c = v.challenge(None, 100).expect("challenge");
+        assert!(check_verifier(&c, None, &dir, 0.5, 101).is_err());
+        // Expired.
+        v.set_voucher(Some(voucher(v.did(), &mesh)));
+        let c = v.challenge(None, 990).expect("challenge");
+        assert!(check_verifier(&c, None, &dir, 0.5, 1_001).is_err());
+        // A registry entry wins over a voucher (a suspended gateway agent
+        // is not revived by one).
+        let mut listed = facts("gw", 0.9);
+        listed.inactive = Some("suspended".into());
+        let c = v.challenge(None, 100).expect("challenge");
+        assert_eq!(
+            check_verifier(&c, None, &Dir(vec![(*v.did(), listed)]), 0.5, 101)
+                .expect_err("inactive")
+                .code(),
+            "agent_inactive"
         );
     }
 

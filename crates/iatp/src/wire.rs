@@ -120,7 +120,7 @@ impl HandshakeError {
     }
 }
 
-fn malformed(what: impl Into<String>) -> HandshakeError {
+pub(crate) fn malformed(what: impl Into<String>) -> HandshakeError {
     HandshakeError::Malformed(what.into())
 }
 
@@ -156,7 +156,7 @@ fn signature_of(
         .map_err(|_| HandshakeError::BadSignature(signer.to_string()))
 }
 
-fn parse_did(text: &str, field: &str) -> Result<Did, HandshakeError> {
+pub(crate) fn parse_did(text: &str, field: &str) -> Result<Did, HandshakeError> {
     Did::parse(text).map_err(|e| malformed(format!("`{field}`: {e}")))
 }
 
@@ -184,6 +184,11 @@ pub struct Challenge {
     /// The prover the verifier expects, when it named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prover: Option<String>,
+    /// The mesh authority's voucher for the verifier's key (`amgv1.…`),
+    /// when the verifier is a gateway the prover's registry may not list
+    /// ([`crate::voucher`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voucher: Option<String>,
     /// Ed25519 by the verifier over the canonical JSON of the other fields.
     pub signature: String,
 }
@@ -200,6 +205,9 @@ impl Challenge {
         });
         if let Some(p) = &self.prover {
             v["prover"] = Value::from(p.as_str());
+        }
+        if let Some(p) = &self.voucher {
+            v["voucher"] = Value::from(p.as_str());
         }
         to_canonical_json(&v)
     }
@@ -238,10 +246,18 @@ impl Challenge {
             issued_at: now,
             expires_at: now.saturating_add(ttl_secs),
             prover: prover.map(|d| d.to_string()),
+            voucher: None,
             signature: String::new(),
         };
         c.signature = b64(&verifier.sign(CHALLENGE_DOMAIN, c.signed_part().as_bytes()));
         c
+    }
+
+    /// The same challenge carrying `voucher`, signed again.
+    pub fn vouched(mut self, verifier: &KeyPair, voucher: String) -> Self {
+        self.voucher = Some(voucher);
+        self.signature = b64(&verifier.sign(CHALLENGE_DOMAIN, self.signed_part().as_bytes()));
+        self
     }
 
     /// Checks the form, the verifier's signature and the time; returns

@@ -4,6 +4,7 @@
 //! `iatp_wire`, `attestation_token`.)
 
 use agentmesh_iatp::manifest;
+use agentmesh_iatp::voucher::Voucher;
 use agentmesh_iatp::wire::{Attestation, Challenge, Response};
 use agentmesh_identity::KeyPair;
 use proptest::prelude::*;
@@ -30,6 +31,7 @@ fn json_value() -> impl Strategy<Value = Value> {
             "issued_at",
             "expires_at",
             "prover",
+            "voucher",
             "signature",
             "challenge",
             "verifier_nonce",
@@ -71,6 +73,28 @@ proptest! {
     #[test]
     fn arbitrary_attestation_text_never_panics(s in "(amat1\\.)?[A-Za-z0-9_.-]{0,400}") {
         let _ = Attestation::decode(&s);
+    }
+
+    #[test]
+    fn arbitrary_voucher_text_never_panics(s in "(amgv1\\.)?[A-Za-z0-9_.-]{0,400}") {
+        let k = KeyPair::from_seed(&[7; 32]);
+        let _ = Voucher::open(&s, &[*k.public()], &k.did(), 1_800_000_000);
+    }
+
+    #[test]
+    fn vouchers_round_trip(
+        mesh in any::<[u8; 32]>(),
+        gateway in any::<[u8; 32]>(),
+        name in "\\PC{0,20}",
+        iat in 0u64..1_800_000_000,
+        ttl in 1u64..100_000,
+    ) {
+        let (mesh, gateway) = (KeyPair::from_seed(&mesh), KeyPair::from_seed(&gateway));
+        let v = Voucher { v: 1, name, key: gateway.did().to_string(), credential: "gw_x".into(), iat, exp: iat + ttl };
+        let text = v.encode(&mesh);
+        let (back, by) = Voucher::open(&text, &[*mesh.public()], &gateway.did(), iat).expect("opens");
+        prop_assert_eq!(back, v);
+        prop_assert_eq!(by, *mesh.public());
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/compliance/report", get(compliance_report))
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/gateways", post(issue_gateway_credential))
+        .route("/v1/gateways/vouch", post(vouch_gateway))
         .route("/v1/events", get(events))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -244,6 +245,33 @@ async fn admin_or_gateway(state: &State, headers: &HeaderMap) -> ApiResult<Optio
     if !t.starts_with(crate::gateway_credential::GATEWAY_PREFIX) {
         return admin(state, headers).map(|()| None);
     }
+    gateway_claims(state, t).await.map(|c| Some(c.name))
+}
+
+/// Requires a gateway credential (the admin token is not a gateway).
+async fn gateway_caller(
+    state: &State,
+    headers: &HeaderMap,
+) -> ApiResult<crate::gateway_credential::GatewayClaims> {
+    match bearer(headers) {
+        Some(t) if t.starts_with(crate::gateway_credential::GATEWAY_PREFIX) => {
+            gateway_claims(state, t).await
+        }
+        Some(t) if state.is_admin(t) => Err(ApiError::forbidden(
+            "gateway_only",
+            "this route is for gateways: present a gateway credential (amgw1.…), not the admin token",
+        )),
+        _ => Err(ApiError::unauthorized(
+            "this route needs `Authorization: Bearer <gateway credential>` (amgw1.…)",
+        )),
+    }
+}
+
+/// A gateway credential's claims, checked: signature, time, revocation.
+async fn gateway_claims(
+    state: &State,
+    t: &str,
+) -> ApiResult<crate::gateway_credential::GatewayClaims> {
     let now = unix_now();
     let claims = crate::gateway_credential::verify(t, state.mesh_key.public(), now)
         .map_err(|e| ApiError::unauthorized(e.to_string()).with_code(e.code()))?;
@@ -254,7 +282,7 @@ async fn admin_or_gateway(state: &State, headers: &HeaderMap) -> ApiResult<Optio
         ))
         .with_code("credential_revoked"));
     }
-    Ok(Some(claims.name))
+    Ok(claims)
 }
 
 /// Requires the admin token.
@@ -2056,6 +2084,73 @@ async fn issue_gateway_credential(
     Ok(ok(
         StatusCode::CREATED,
         json!({"credential": text, "id": claims.id, "name": claims.name, "expires_at": claims.exp}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VouchBody {
+    /// The DID of the key the gateway signs IATP challenges with.
+    did: String,
+    /// Unix seconds when the gateway signed.
+    at: u64,
+    /// base64url Ed25519 by that key over `vouch_request_message`.
+    proof: String,
+}
+
+/// A voucher for a gateway's IATP key (gateway credential only): proof of
+/// possession of the key, then the mesh key vouches "this key is gateway
+/// `<name>`", so provers registered here admit the gateway in a handshake
+/// although no registry lists its key (docs/wire/iatp.md).
+async fn vouch_gateway(
+    axum::extract::State(state): axum::extract::State<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    use crate::gateway_credential as gc;
+    let claims = gateway_caller(&state, &headers).await?;
+    let req: VouchBody = json_body(&body)?;
+    let did = Did::parse(&req.did)
+        .map_err(|e| ApiError::bad_request("bad_did", format!("`did`: {e}")))?;
+    let key = did
+        .public_key()
+        .map_err(|_| ApiError::bad_request("bad_did", "`did` must name an Ed25519 key"))?;
+    let now = unix_now();
+    if req.at.abs_diff(now) > gc::VOUCH_SKEW_SECS {
+        return Err(ApiError::bad_request(
+            "stale_proof",
+            format!(
+                "`at` is {} s from the control plane's clock (at most {} s allowed)",
+                req.at.abs_diff(now),
+                gc::VOUCH_SKEW_SECS
+            ),
+        ));
+    }
+    use base64::Engine as _;
+    let proof = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&req.proof)
+        .map_err(|_| ApiError::bad_request("bad_proof", "`proof` is not base64url"))?;
+    key.verify(
+        gc::VOUCH_REQUEST_DOMAIN,
+        gc::vouch_request_message(&claims.id, &req.did, req.at).as_bytes(),
+        &proof,
+    )
+    .map_err(|_| {
+        ApiError::unauthorized("`proof` is not a signature by the key `did` names")
+            .with_code("bad_proof")
+    })?;
+    let (text, voucher) = gc::vouch(&state.mesh_key, &claims, &req.did, now);
+    audit(
+        &state,
+        "gateway.vouched",
+        None,
+        "",
+        json!({"name": claims.name, "credential": claims.id, "key": req.did, "expires_at": voucher.exp}),
+    )
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"voucher": text, "name": voucher.name, "key": voucher.key, "expires_at": voucher.exp}),
     ))
 }
 

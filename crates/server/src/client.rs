@@ -182,6 +182,38 @@ impl ControlPlane {
             .ok_or_else(|| ClientError::Decode("`mesh` is not a DID".into()))?;
         Ok((mesh, key))
     }
+
+    /// `POST /v1/gateways/vouch`: asks the control plane, as the gateway
+    /// whose credential this client holds (`credential_id`), to vouch for
+    /// `key`, proving possession of it. Returns the voucher text and when
+    /// it expires.
+    pub async fn vouch(
+        &self,
+        key: &agentmesh_identity::KeyPair,
+        credential_id: &str,
+    ) -> Result<(String, u64), ClientError> {
+        use base64::Engine as _;
+        let did = key.did().to_string();
+        let at = agentmesh_store::unix_now();
+        let message = crate::gateway_credential::vouch_request_message(credential_id, &did, at);
+        let proof = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.sign(
+            crate::gateway_credential::VOUCH_REQUEST_DOMAIN,
+            message.as_bytes(),
+        ));
+        let v = self
+            .call(
+                Method::POST,
+                "/v1/gateways/vouch",
+                Some(&serde_json::json!({"did": did, "at": at, "proof": proof})),
+            )
+            .await?;
+        match (v["voucher"].as_str(), v["expires_at"].as_u64()) {
+            (Some(t), Some(exp)) => Ok((t.to_owned(), exp)),
+            _ => Err(ClientError::Decode(
+                "the control plane's voucher answer has no `voucher`/`expires_at`".into(),
+            )),
+        }
+    }
 }
 
 /// `GET /v1/snapshot`, as the gateway keeps it.

@@ -12,6 +12,7 @@
 //! (`POST /v1/credentials/revoke`), like agent credentials.
 
 use agentmesh_engine::credential::{CredentialError, SKEW_SECS, open_claims, sign_claims};
+use agentmesh_iatp::Voucher;
 use agentmesh_identity::{KeyPair, PublicKey};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,37 @@ pub fn verify(text: &str, mesh: &PublicKey, now: u64) -> Result<GatewayClaims, C
         });
     }
     Ok(claims)
+}
+
+/// Signing domain of a gateway's request for a voucher: the gateway signs,
+/// with the key to be vouched for, the canonical JSON of
+/// `{"at": <unix secs>, "credential": <its credential id>, "did": <DID>}`.
+pub const VOUCH_REQUEST_DOMAIN: &str = "agentmesh/gateway-vouch-request/v1";
+/// How long a voucher lasts (gateways renew well before): short, because a
+/// prover cannot ask whether the gateway credential behind it was revoked.
+pub const VOUCHER_TTL_SECS: u64 = 15 * 60;
+/// How far a vouch request's `at` may be from the control plane's clock.
+pub const VOUCH_SKEW_SECS: u64 = 300;
+
+/// The bytes a gateway signs to ask for a voucher for `did`.
+pub fn vouch_request_message(credential_id: &str, did: &str, at: u64) -> String {
+    agentmesh_identity::to_canonical_json(
+        &serde_json::json!({"at": at, "credential": credential_id, "did": did}),
+    )
+}
+
+/// A voucher, signed by the mesh key, for `key`: the key of the gateway
+/// `claims` names, no longer than its credential lasts.
+pub fn vouch(mesh_key: &KeyPair, claims: &GatewayClaims, key: &str, now: u64) -> (String, Voucher) {
+    let v = Voucher {
+        v: 1,
+        name: claims.name.clone(),
+        key: key.to_owned(),
+        credential: claims.id.clone(),
+        iat: now,
+        exp: now.saturating_add(VOUCHER_TTL_SECS).min(claims.exp),
+    };
+    (v.encode(mesh_key), v)
 }
 
 #[cfg(test)]

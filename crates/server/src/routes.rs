@@ -18,6 +18,8 @@ pub enum Auth {
     Gateway,
     /// `Authorization: Bearer <agent credential>`.
     Agent,
+    /// A gateway credential only (`amgw1.…`; the admin token is refused).
+    GatewayOnly,
 }
 
 /// The body a route takes.
@@ -539,6 +541,15 @@ pub const ROUTES: &[Route] = &[
         r#"{"name": "gw-1", "ttl_secs": 2592000}"#,
     )
     .typed(201, r##"{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string"},"ttl_secs":{"type":["integer","null"],"minimum":1,"maximum":31536000}}}"##, r##"{"type":"object","required":["credential","id","name","expires_at"],"properties":{"credential":{"type":"string"},"id":{"type":"string"},"name":{"type":"string"},"expires_at":{"type":"integer"}}}"##),
+    r(
+        "POST",
+        "/v1/gateways/vouch",
+        GatewayOnly,
+        Json,
+        "A voucher (`amgv1.…`) for the key a gateway signs IATP challenges with, on proof of possession: provers registered here then admit the gateway (docs/wire/iatp.md)",
+        r#"{"did": "did:mesh:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", "at": 1800000000, "proof": "AAAA"}"#,
+    )
+    .typed(200, r##"{"type":"object","additionalProperties":false,"required":["did","at","proof"],"properties":{"did":{"type":"string"},"at":{"type":"integer","minimum":0},"proof":{"type":"string"}}}"##, r##"{"type":"object","required":["voucher","name","key","expires_at"],"properties":{"voucher":{"type":"string"},"name":{"type":"string"},"key":{"type":"string"},"expires_at":{"type":"integer"}}}"##),
 ];
 
 fn schema(text: &str) -> Value {
@@ -636,6 +647,7 @@ pub fn openapi() -> Value {
         op["security"] = match route.auth {
             Auth::Admin => json!([{"adminToken": []}]),
             Auth::Gateway => json!([{"adminToken": []}, {"gatewayCredential": []}]),
+            Auth::GatewayOnly => json!([{"gatewayCredential": []}]),
             Auth::Agent => json!([{"agentCredential": []}]),
             Auth::Public | Auth::ProofOfPossession => json!([]),
         };

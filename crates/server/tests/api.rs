@@ -532,7 +532,7 @@ fn method(m: &str) -> Method {
 async fn hostile_input(s: &Server) {
     for r in ROUTES
         .iter()
-        .filter(|r| matches!(r.auth, Auth::Admin | Auth::Gateway))
+        .filter(|r| matches!(r.auth, Auth::Admin | Auth::Gateway | Auth::GatewayOnly))
     {
         let path = concrete(r.path);
         for bearer in [None, Some("wrong-token-wrong-token")] {
@@ -560,7 +560,7 @@ async fn hostile_input(s: &Server) {
     for r in ROUTES.iter().filter(|r| r.body != BodyKind::None) {
         let path = concrete(r.path);
         let bearer = match r.auth {
-            Auth::Admin | Auth::Gateway => Some(TOKEN),
+            Auth::Admin | Auth::Gateway | Auth::GatewayOnly => Some(TOKEN),
             _ => None,
         };
         for body in &cases {
@@ -640,8 +640,120 @@ async fn revocation_is_pushed(s: &Server) {
     follower.abort();
 }
 
+/// A gateway gets a voucher for its IATP key only with its own gateway
+/// credential and proof of possession of the key; the voucher opens under
+/// the mesh key for exactly that key; a revoked credential gets none.
+async fn gateway_vouchers(s: &Server) {
+    use agentmesh_iatp::Voucher;
+    let issued = call(
+        s,
+        Method::POST,
+        "/v1/gateways",
+        Some(json!({"name": "edge-1"})),
+    )
+    .await;
+    let (text, id) = (
+        issued["credential"].as_str().expect("credential"),
+        issued["id"].as_str().expect("id"),
+    );
+    let gw = ControlPlane::new(s.cp.url(), Some(text)).expect("client");
+    let key = KeyPair::generate().expect("key");
+    let (voucher, exp) = gw.vouch(&key, id).await.expect("vouched");
+    let mesh = s.home.mesh_key().expect("mesh key");
+    let (v, _) = Voucher::open(&voucher, &[*mesh.public()], &key.did(), unix_now()).expect("opens");
+    assert_eq!(
+        (v.name.as_str(), v.credential.as_str(), v.exp),
+        ("edge-1", id, exp)
+    );
+    assert!(exp <= unix_now() + 15 * 60);
+    // The voucher is no credential: it opens nothing at the control plane.
+    let (st, _) = status_of(s, Method::GET, "/v1/snapshot", None, Some(&voucher)).await;
+    assert_eq!(st, 401);
+    // A proof by another key than the one named.
+    let other = KeyPair::generate().expect("key");
+    let at = unix_now();
+    let sign = |k: &KeyPair, did: &str, at: u64| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.sign(
+            agentmesh_server::gateway_credential::VOUCH_REQUEST_DOMAIN,
+            agentmesh_server::gateway_credential::vouch_request_message(id, did, at).as_bytes(),
+        ))
+    };
+    let did = key.did().to_string();
+    let body = |proof: String, at: u64| {
+        Some(
+            json!({"did": did, "at": at, "proof": proof})
+                .to_string()
+                .into_bytes(),
+        )
+    };
+    let (st, e) = status_of(
+        s,
+        Method::POST,
+        "/v1/gateways/vouch",
+        body(sign(&other, &did, at), at),
+        Some(text),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (401, Some("bad_proof")),
+        "{e}"
+    );
+    // Stale.
+    let old = at - 3600;
+    let (st, e) = status_of(
+        s,
+        Method::POST,
+        "/v1/gateways/vouch",
+        body(sign(&key, &did, old), old),
+        Some(text),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (400, Some("stale_proof")),
+        "{e}"
+    );
+    // The admin token is not a gateway.
+    let (st, e) = status_of(
+        s,
+        Method::POST,
+        "/v1/gateways/vouch",
+        body(sign(&key, &did, at), at),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (403, Some("gateway_only")),
+        "{e}"
+    );
+    // A revoked gateway credential gets no voucher.
+    call(
+        s,
+        Method::POST,
+        "/v1/credentials/revoke",
+        Some(json!({"id": id, "reason": "decommissioned"})),
+    )
+    .await;
+    let (st, e) = status_of(
+        s,
+        Method::POST,
+        "/v1/gateways/vouch",
+        body(sign(&key, &did, at), at),
+        Some(text),
+    )
+    .await;
+    assert_eq!(st, 401, "{e}");
+    // Every voucher issued is audited.
+    let log = call(s, Method::GET, "/v1/audit?limit=1000", None).await;
+    assert!(log.to_string().contains("gateway.vouched"), "{log}");
+}
+
 async fn suite(s: &Server) {
     round_trip(s).await;
+    gateway_vouchers(s).await;
     proof_of_possession_failures(s).await;
     hostile_input(s).await;
     revocation_is_pushed(s).await;
