@@ -28,7 +28,10 @@ pub async fn run(home: &Path, cmd: AuditCmd) -> Result<Output> {
             crate::remote_cmd::audit_tail(home, &remote, lines).await
         }
         AuditCmd::Tail { lines, follow, .. } => tail(home, lines, follow),
-        AuditCmd::Show { index } => {
+        AuditCmd::Show { index, remote } if remote.control_plane.is_some() => {
+            crate::remote_cmd::audit_show(home, &remote, index).await
+        }
+        AuditCmd::Show { index, .. } => {
             let log = reader(home)?;
             let e = log.entry(index)?;
             let v =
@@ -55,6 +58,20 @@ pub async fn run(home: &Path, cmd: AuditCmd) -> Result<Output> {
             checkpoint,
             pubkey,
             dir,
+            remote,
+        } if remote.control_plane.is_some() => {
+            if !checkpoint.is_empty() || dir.is_some() {
+                bail!(
+                    "--checkpoint and --dir are for a log on this machine; by URL the control plane's latest checkpoint is verified"
+                );
+            }
+            crate::remote_cmd::audit_verify(home, &remote, pubkey.as_deref()).await
+        }
+        AuditCmd::Verify {
+            checkpoint,
+            pubkey,
+            dir,
+            ..
         } => verify(home, &checkpoint, pubkey.as_deref(), dir.as_deref()),
         AuditCmd::Export { format, from } => export(home, &format, from),
         AuditCmd::Checkpoint => {

@@ -184,6 +184,11 @@ pub async fn run(cli: Cli) -> Result<Output> {
             )
             .await
         }
+        Command::Approvals(crate::ApprovalsCmd::List { all, remote })
+            if remote.control_plane.is_some() =>
+        {
+            crate::remote_cmd::approvals_list(&cli.home, &remote, all).await
+        }
         Command::Approvals(cmd) => crate::mcp_cmd::approvals(&open(&cli.home).await?, cmd).await,
         Command::Credential(crate::CredentialCmd::Request {
             agent,
@@ -211,6 +216,18 @@ pub async fn run(cli: Cli) -> Result<Output> {
             if remote.control_plane.is_some() =>
         {
             crate::remote_cmd::trust_show(&cli.home, &remote, &agent).await
+        }
+        Command::Trust(crate::TrustCmd::History {
+            agent,
+            last,
+            remote,
+        }) if remote.control_plane.is_some() => {
+            crate::remote_cmd::trust_history(&cli.home, &remote, &agent, last).await
+        }
+        Command::Trust(crate::TrustCmd::List { below, remote })
+            if remote.control_plane.is_some() =>
+        {
+            crate::remote_cmd::trust_list(&cli.home, &remote, below).await
         }
         Command::Trust(cmd) => {
             let mesh = open(&cli.home).await?;

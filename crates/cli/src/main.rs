@@ -359,6 +359,8 @@ pub enum ApprovalsCmd {
     List {
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Let a held call through, once: signed with the approver's key (a
     /// sponsor's key in this home).
@@ -572,12 +574,16 @@ pub enum TrustCmd {
         agent: String,
         #[arg(short = 'n', long, default_value_t = 60)]
         last: usize,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Every agent's score, lowest first.
     List {
         /// Only agents scoring below this.
         #[arg(long)]
         below: Option<f64>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// One agent vouches for another (weighted by the endorser's own score).
     Endorse {
@@ -618,8 +624,12 @@ pub enum AuditCmd {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// Print one entry in full.
-    Show { index: u64 },
+    /// Print one entry in full (by URL: checked here to hash to its leaf).
+    Show {
+        index: u64,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Print an inclusion proof for an entry, against the latest signed
     /// checkpoint (or `--size`), as JSON that `audit verify-proof` checks offline.
     Proof {
@@ -657,6 +667,10 @@ pub enum AuditCmd {
         /// Audit directory (default: <home>/audit); no mesh home needed with --pubkey.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Verify a control plane's log here: its latest checkpoint's
+        /// signature, every entry up to it, and the recomputed root.
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Export entries as JSON Lines or CloudEvents (one JSON object per line).
     Export {

@@ -8,7 +8,7 @@ use agentmesh_mcp::pins::{Pins, diff};
 use agentmesh_mcp::stdio::ServerCommand;
 use agentmesh_mcp::wrap::{WrapOptions, run as run_wrap};
 use agentmesh_policy::{PolicyHandle, PolicySet, ReloadEvent, Watcher};
-use agentmesh_store::{ApprovalStatus, Mesh, unix_now};
+use agentmesh_store::{ApprovalRecord, ApprovalStatus, Mesh, unix_now};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use std::path::Path;
@@ -245,55 +245,9 @@ async fn pins(mesh: &Mesh, cmd: PinsCmd) -> Result<Output> {
 pub async fn approvals(mesh: &Mesh, cmd: ApprovalsCmd) -> Result<Output> {
     let reg = mesh.registry();
     match cmd {
-        ApprovalsCmd::List { all } => {
-            let now = unix_now();
+        ApprovalsCmd::List { all, .. } => {
             let list = reg.list_approvals(all).await?;
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|a| {
-                    let state = if a.state == ApprovalStatus::Pending && a.expires_at <= now {
-                        "expired".to_owned()
-                    } else {
-                        a.state.as_str().to_owned()
-                    };
-                    vec![
-                        a.id.clone(),
-                        state,
-                        a.summary["agent"].as_str().unwrap_or(&a.caller).to_owned(),
-                        a.action.clone(),
-                        a.summary["arguments"]
-                            .to_string()
-                            .chars()
-                            .take(60)
-                            .collect(),
-                        if a.approvers.is_empty() {
-                            "any".into()
-                        } else {
-                            a.approvers.join(",")
-                        },
-                        time(a.expires_at),
-                    ]
-                })
-                .collect();
-            Ok(Output::new(
-                json!(list),
-                if rows.is_empty() {
-                    "no pending approvals".into()
-                } else {
-                    table(
-                        &[
-                            "ID",
-                            "STATE",
-                            "AGENT",
-                            "ACTION",
-                            "ARGUMENTS",
-                            "APPROVERS",
-                            "EXPIRES",
-                        ],
-                        &rows,
-                    )
-                },
-            ))
+            Ok(approvals_listing(&list, unix_now()))
         }
         ApprovalsCmd::Approve { id, by, .. } | ApprovalsCmd::Deny { id, by, .. }
             if by.trim().is_empty() =>
@@ -545,4 +499,55 @@ pub async fn credential(mesh: &Mesh, cmd: CredentialCmd) -> Result<Output> {
             ))
         }
     }
+}
+
+/// `approvals list` as printed, from this home's registry or a control
+/// plane's.
+pub fn approvals_listing(list: &[ApprovalRecord], now: u64) -> Output {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            let state = if a.state == ApprovalStatus::Pending && a.expires_at <= now {
+                "expired".to_owned()
+            } else {
+                a.state.as_str().to_owned()
+            };
+            vec![
+                a.id.clone(),
+                state,
+                a.summary["agent"].as_str().unwrap_or(&a.caller).to_owned(),
+                a.action.clone(),
+                a.summary["arguments"]
+                    .to_string()
+                    .chars()
+                    .take(60)
+                    .collect(),
+                if a.approvers.is_empty() {
+                    "any".into()
+                } else {
+                    a.approvers.join(",")
+                },
+                time(a.expires_at),
+            ]
+        })
+        .collect();
+    Output::new(
+        json!(list),
+        if rows.is_empty() {
+            "no pending approvals".into()
+        } else {
+            table(
+                &[
+                    "ID",
+                    "STATE",
+                    "AGENT",
+                    "ACTION",
+                    "ARGUMENTS",
+                    "APPROVERS",
+                    "EXPIRES",
+                ],
+                &rows,
+            )
+        },
+    )
 }

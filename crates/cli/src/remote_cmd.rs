@@ -362,14 +362,36 @@ pub async fn audit_proof(
     let note = p["checkpoint"]
         .as_str()
         .ok_or_else(|| anyhow!("the control plane sent no signed checkpoint"))?;
+    let (verifier, key_from) = checkpoint_verifier(&cp, note, pubkey).await?;
+    let checked = crate::audit_cmd::check_proof(&p, &verifier)?;
+    let valid = checked.json["valid"] == json!(true);
+    let mut out = Output::new(
+        json!({"proof": p, "valid": valid, "pinned": pubkey.is_some(), "verification": checked.json, "key": key_from}),
+        format!("{}\nkey: {key_from}", checked.text),
+    );
+    if !valid {
+        out = out.with_code(1);
+    }
+    Ok(out)
+}
+
+/// Who must have signed a control plane's checkpoint `note`: the key given
+/// with `--pubkey` (pinned), else the control plane's own mesh key as its
+/// public `/v1/authority` names it. Returns the verifier and a line saying
+/// which it was.
+async fn checkpoint_verifier(
+    cp: &ControlPlane,
+    note: &str,
+    pubkey: Option<&str>,
+) -> Result<(agentmesh_audit::note::NoteVerifier, String)> {
     let origin = agentmesh_audit::note::parse_unverified(note)
         .map_err(|e| anyhow!("the control plane's checkpoint: {e}"))?
         .origin;
-    let (verifier, key_from) = match pubkey {
-        Some(k) => (
+    match pubkey {
+        Some(k) => Ok((
             crate::audit_cmd::parse_verifier(k, Some(&origin))?,
             "--pubkey".to_owned(),
-        ),
+        )),
         None => {
             let did = cp.call(Method::GET, "/v1/authority", None).await?["mesh"]
                 .as_str()
@@ -381,22 +403,240 @@ pub async fn audit_proof(
                     "the control plane's authority is not a DID: `{did}`"
                 ));
             }
-            (
+            Ok((
                 crate::audit_cmd::parse_verifier(&did, Some(&origin))?,
                 format!("the control plane's own key {did} (give --pubkey to pin it)"),
-            )
+            ))
         }
-    };
-    let checked = crate::audit_cmd::check_proof(&p, &verifier)?;
-    let valid = checked.json["valid"] == json!(true);
-    let mut out = Output::new(
-        json!({"proof": p, "valid": valid, "pinned": pubkey.is_some(), "verification": checked.json, "key": key_from}),
-        format!("{}\nkey: {key_from}", checked.text),
-    );
-    if !valid {
-        out = out.with_code(1);
     }
-    Ok(out)
+}
+
+/// `audit show N --control-plane URL`: one entry, checked here to be in
+/// canonical form and to hash to the leaf the control plane names.
+pub async fn audit_show(home: &Path, remote: &RemoteArgs, index: u64) -> Result<Output> {
+    let cp = client(home, remote).await?;
+    let v = cp
+        .call(Method::GET, &format!("/v1/audit/{index}"), None)
+        .await?;
+    if v["index"].as_u64() != Some(index) {
+        return Err(anyhow!(
+            "asked for entry {index}, the control plane sent {}",
+            v["index"]
+        ));
+    }
+    let (_, leaf) = checked_leaf(&v, index)?;
+    let shown =
+        json!({"index": index, "leaf_hash": agentmesh_audit::hex(&leaf), "entry": v["entry"]});
+    let text = serde_json::to_string_pretty(&shown)?;
+    Ok(Output::new(shown, text))
+}
+
+/// An entry as the control plane's API shows it (`{"index", "leaf_hash",
+/// "entry"}`): its canonical bytes must parse as an audit entry and hash to
+/// the leaf hash given. Returns the bytes and the leaf hash.
+fn checked_leaf(v: &Value, index: u64) -> Result<(Vec<u8>, agentmesh_audit::Hash)> {
+    let bytes = agentmesh_identity::to_canonical_json(&v["entry"]).into_bytes();
+    agentmesh_audit::Entry::from_bytes(&bytes)
+        .map_err(|e| anyhow!("entry {index} from the control plane is not an audit entry: {e}"))?;
+    let leaf = agentmesh_audit::leaf_hash(&bytes);
+    let named = v["leaf_hash"].as_str().and_then(agentmesh_audit::parse_hex);
+    if named != Some(leaf) {
+        return Err(anyhow!(
+            "entry {index}: the control plane names leaf hash {}, its bytes hash to {}",
+            v["leaf_hash"],
+            agentmesh_audit::hex(&leaf)
+        ));
+    }
+    Ok((bytes, leaf))
+}
+
+/// `audit verify --control-plane URL [--pubkey K]`: the control plane's
+/// whole log, checked here: its latest checkpoint's signature (by the
+/// pinned key, or the key its authority names), then every entry up to the
+/// checkpoint's size — canonical, in order, hashing to the leaf named —
+/// and the Merkle root recomputed from them against the signed root. The
+/// server is trusted for nothing it could forge.
+pub async fn audit_verify(
+    home: &Path,
+    remote: &RemoteArgs,
+    pubkey: Option<&str>,
+) -> Result<Output> {
+    use agentmesh_audit::{CheckpointResult, Problem, Report, hex};
+    let cp = client(home, remote).await?;
+    let note = cp
+        .call(Method::GET, "/v1/audit/checkpoint", None)
+        .await
+        .map_err(|e| anyhow!("{e} (the control plane signs a checkpoint every so often; sign one now with `POST /v1/audit/checkpoint`)"))?;
+    let note = note["checkpoint"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the control plane sent no signed checkpoint"))?
+        .to_owned();
+    let (verifier, key_from) = checkpoint_verifier(&cp, &note, pubkey).await?;
+    let signed = agentmesh_audit::note::verify_checkpoint(&note, &verifier)
+        .map_err(|e| anyhow!("the control plane's checkpoint does not verify: {e}"))?;
+    let mut frontier = agentmesh_audit::tree::Frontier::new();
+    let mut problem = None;
+    let mut next = 0u64;
+    'pages: while next < signed.size {
+        let limit = (signed.size - next).min(1000);
+        let page = cp
+            .call(
+                Method::GET,
+                &format!("/v1/audit?from={next}&limit={limit}"),
+                None,
+            )
+            .await?;
+        let entries = page["entries"].as_array().cloned().unwrap_or_default();
+        if entries.is_empty() {
+            problem = Some(Problem {
+                index: next,
+                reason: format!(
+                    "the control plane sent no entries from {next}, but its checkpoint covers {}",
+                    signed.size
+                ),
+            });
+            break;
+        }
+        for e in &entries {
+            if e["index"].as_u64() != Some(next) {
+                problem = Some(Problem {
+                    index: next,
+                    reason: format!("expected entry {next}, got {}", e["index"]),
+                });
+                break 'pages;
+            }
+            match checked_leaf(e, next) {
+                Ok((_, leaf)) => frontier.push(leaf, |_, _, _| {}),
+                Err(err) => {
+                    problem = Some(Problem {
+                        index: next,
+                        reason: err.to_string(),
+                    });
+                    break 'pages;
+                }
+            }
+            next += 1;
+            if next == signed.size {
+                break;
+            }
+        }
+    }
+    let root = frontier.root();
+    let checkpoints = if problem.is_none() {
+        let ok = root == signed.root;
+        vec![CheckpointResult {
+            size: signed.size,
+            root: hex(&signed.root),
+            ok,
+            detail: if ok {
+                format!("signed by {} and matches the entries", verifier.name)
+            } else {
+                format!("root {} recomputed from the entries differs", hex(&root))
+            },
+        }]
+    } else {
+        Vec::new()
+    };
+    let report = Report {
+        entries: frontier.size(),
+        root: hex(&root),
+        checkpoints,
+        problem,
+    };
+    let mut text = format!(
+        "{} entries of the control plane's log verified here; root {}\n",
+        report.entries, report.root
+    );
+    for c in &report.checkpoints {
+        text.push_str(&format!(
+            "checkpoint {:>8}: {} ({})\n",
+            c.size,
+            if c.ok { "ok" } else { "FAILED" },
+            c.detail
+        ));
+    }
+    match &report.problem {
+        Some(p) => text.push_str(&format!("FAILED at index {}: {}", p.index, p.reason)),
+        None if report.ok() => text.push_str("OK"),
+        None => text.push_str("FAILED: the checkpoint does not match"),
+    }
+    text.push_str(&format!("\nkey: {key_from}"));
+    let ok = report.ok();
+    let mut v = serde_json::to_value(&report)?;
+    v["pinned"] = json!(pubkey.is_some());
+    v["key"] = json!(key_from);
+    let out = Output::new(v, text);
+    Ok(if ok { out } else { out.with_code(1) })
+}
+
+/// `approvals list [--all] --control-plane URL`.
+pub async fn approvals_list(home: &Path, remote: &RemoteArgs, all: bool) -> Result<Output> {
+    let cp = client(home, remote).await?;
+    let v = cp
+        .call(Method::GET, &format!("/v1/approvals?all={all}"), None)
+        .await?;
+    let list: Vec<agentmesh_store::ApprovalRecord> = serde_json::from_value(v["approvals"].clone())
+        .map_err(|e| anyhow!("the control plane's approval list is not readable: {e}"))?;
+    Ok(crate::mcp_cmd::approvals_listing(&list, unix_now()))
+}
+
+/// `trust list [--below X] --control-plane URL`.
+pub async fn trust_list(home: &Path, remote: &RemoteArgs, below: Option<f64>) -> Result<Output> {
+    let cp = client(home, remote).await?;
+    let agents = all_agents(&cp).await?;
+    let v = cp.call(Method::GET, "/v1/trust", None).await?;
+    let mut scores = std::collections::HashMap::new();
+    for t in v["trust"].as_array().cloned().unwrap_or_default() {
+        let did = t["agent"].as_str().unwrap_or_default().to_owned();
+        let score: agentmesh_trust::Score = serde_json::from_value(t["score"].clone())
+            .map_err(|e| anyhow!("the control plane's score of {did} is not readable: {e}"))?;
+        scores.insert(did, score);
+    }
+    // No trust events yet: the prior, as the control plane scores it.
+    let prior: agentmesh_trust::Score = serde_json::from_value(v["prior"].clone())
+        .map_err(|e| anyhow!("the control plane's prior score is not readable: {e}"))?;
+    let items = agents
+        .into_iter()
+        .map(|a| {
+            let s = scores
+                .remove(&a.did.to_mesh().to_string())
+                .unwrap_or_else(|| prior.clone());
+            (a, s)
+        })
+        .collect();
+    Ok(crate::trust_cmd::trust_listing(items, below))
+}
+
+/// `trust history AGENT --control-plane URL`.
+pub async fn trust_history(
+    home: &Path,
+    remote: &RemoteArgs,
+    agent: &str,
+    last: usize,
+) -> Result<Output> {
+    let cp = client(home, remote).await?;
+    let v = cp
+        .call(
+            Method::GET,
+            &format!("/v1/trust/{}/history", seg(agent)),
+            None,
+        )
+        .await?;
+    let name = v["name"].as_str().unwrap_or(agent).to_owned();
+    let points: Vec<crate::trust_cmd::Point> = v["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            Some(crate::trust_cmd::Point {
+                index: p["index"].as_u64()?,
+                time: p["time"].as_str()?.to_owned(),
+                score: p["score"].as_f64()?,
+            })
+        })
+        .collect();
+    Ok(crate::trust_cmd::history_shown(&name, &points, last))
 }
 
 /// `trust show AGENT --control-plane URL`.

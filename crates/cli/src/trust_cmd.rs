@@ -3,8 +3,8 @@
 use crate::TrustCmd;
 use crate::output::{Output, table};
 use agentmesh_audit::AuditLog;
-use agentmesh_store::{Mesh, trust_event_of};
-use agentmesh_trust::{EventKind, Severity};
+use agentmesh_store::{AgentRecord, Mesh, trust_event_of};
+use agentmesh_trust::{EventKind, Score, Severity};
 use anyhow::{Result, bail};
 use serde_json::json;
 
@@ -56,6 +56,79 @@ fn history(mesh: &Mesh, did: &str) -> Result<Vec<Line>> {
         }
     }
     Ok(out)
+}
+
+/// One point of an agent's trust history: the score after the event
+/// recorded at audit index `index`.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub index: u64,
+    pub time: String,
+    pub score: f64,
+}
+
+/// `trust history` as printed, from this home's log or a control plane's.
+pub fn history_shown(name: &str, h: &[Point], last: usize) -> Output {
+    if h.is_empty() {
+        return Output::new(
+            json!({"agent": name, "history": []}),
+            format!("{name}: no trust events yet"),
+        );
+    }
+    let start = h.len().saturating_sub(last);
+    let values: Vec<f64> = h[start..].iter().map(|l| l.score).collect();
+    let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let text = format!(
+        "{} — last {} of {} trust events\n1.0 ┤\n    │ {}\n0.0 ┤\n    from {} ({:.3}) to {} ({:.3}); min {:.3}, max {:.3}",
+        name,
+        values.len(),
+        h.len(),
+        sparkline(&values),
+        h[start].time,
+        values[0],
+        h[h.len() - 1].time,
+        values[values.len() - 1],
+        min,
+        max
+    );
+    let hist: Vec<_> = h
+        .iter()
+        .map(|l| json!({"audit_index": l.index, "time": l.time, "score": l.score}))
+        .collect();
+    Output::new(json!({"agent": name, "history": hist}), text)
+}
+
+/// `trust list` as printed: lowest score first, those at or above `below`
+/// left out.
+pub fn trust_listing(items: Vec<(AgentRecord, Score)>, below: Option<f64>) -> Output {
+    let mut items: Vec<_> = items
+        .into_iter()
+        .filter(|(_, s)| !below.is_some_and(|b| s.score >= b))
+        .collect();
+    items.sort_by(|x, y| x.1.score.total_cmp(&y.1.score));
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|(a, s)| {
+            vec![
+                a.name.clone(),
+                format!("{:.3}", s.score),
+                format!("{:.3}", s.uncertainty),
+                s.tier.clone(),
+                format!("{:?}", a.status).to_lowercase(),
+            ]
+        })
+        .collect();
+    let text = if rows.is_empty() {
+        "No agents.".to_owned()
+    } else {
+        table(&["AGENT", "SCORE", "UNCERTAINTY", "TIER", "STATUS"], &rows)
+    };
+    let v: Vec<_> = items
+        .iter()
+        .map(|(a, s)| json!({"agent": a.name, "did": a.did, "trust": s, "status": a.status}))
+        .collect();
+    Output::new(json!({"agents": v}), text)
 }
 
 fn sparkline(values: &[f64]) -> String {
@@ -157,65 +230,25 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
                 text,
             ))
         }
-        TrustCmd::History { agent, last } => {
+        TrustCmd::History { agent, last, .. } => {
             let a = mesh.agent(&agent).await?;
-            let h = history(mesh, &a.did.to_string())?;
-            if h.is_empty() {
-                return Ok(Output::new(
-                    json!({"agent": a.name, "history": []}),
-                    format!("{}: no trust events yet", a.name),
-                ));
-            }
-            let start = h.len().saturating_sub(last);
-            let values: Vec<f64> = h[start..].iter().map(|l| l.after).collect();
-            let min = values.iter().cloned().fold(f64::INFINITY, f64::min);
-            let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let text = format!(
-                "{} — last {} of {} trust events\n1.0 ┤\n    │ {}\n0.0 ┤\n    from {} ({:.3}) to {} ({:.3}); min {:.3}, max {:.3}",
-                a.name,
-                values.len(),
-                h.len(),
-                sparkline(&values),
-                h[start].time,
-                values[0],
-                h[h.len() - 1].time,
-                values[values.len() - 1],
-                min,
-                max
-            );
-            let hist: Vec<_> = h
-                .iter()
-                .map(|l| json!({"audit_index": l.index, "time": l.time, "score": l.after}))
+            let points: Vec<Point> = history(mesh, &a.did.to_string())?
+                .into_iter()
+                .map(|l| Point {
+                    index: l.index,
+                    time: l.time,
+                    score: l.after,
+                })
                 .collect();
-            Ok(Output::new(json!({"agent": a.name, "history": hist}), text))
+            Ok(history_shown(&a.name, &points, last))
         }
-        TrustCmd::List { below } => {
-            let mut rows = Vec::new();
+        TrustCmd::List { below, .. } => {
             let mut items = Vec::new();
             for a in mesh.registry().list_agents().await? {
                 let s = mesh.trust_score(&a, now).await?;
-                if below.is_some_and(|b| s.score >= b) {
-                    continue;
-                }
-                items.push((s.score, a, s));
+                items.push((a, s));
             }
-            items.sort_by(|x, y| x.0.total_cmp(&y.0));
-            for (_, a, s) in &items {
-                rows.push(vec![
-                    a.name.clone(),
-                    format!("{:.3}", s.score),
-                    format!("{:.3}", s.uncertainty),
-                    s.tier.clone(),
-                    format!("{:?}", a.status).to_lowercase(),
-                ]);
-            }
-            let text = if rows.is_empty() {
-                "No agents.".to_owned()
-            } else {
-                table(&["AGENT", "SCORE", "UNCERTAINTY", "TIER", "STATUS"], &rows)
-            };
-            let v: Vec<_> = items.iter().map(|(_, a, s)| json!({"agent": a.name, "did": a.did, "trust": s, "status": a.status})).collect();
-            Ok(Output::new(json!({"agents": v}), text))
+            Ok(trust_listing(items, below))
         }
         TrustCmd::Endorse { from, to } => {
             let f = mesh.agent(&from).await?;

@@ -939,18 +939,20 @@ fn cli_registers_approves_and_gets_a_credential() {
 /// `serve` on SQLite in `dir/cp-home` with the test's admin token, and
 /// sponsor alice@example.com: (process, port, home).
 fn control_plane_with_alice(dir: &Path) -> (Proc, u16, String) {
+    control_plane_on(dir, None)
+}
+
+/// As [`control_plane_with_alice`], on the PostgreSQL database `database`
+/// when given.
+fn control_plane_on(dir: &Path, database: Option<&str>) -> (Proc, u16, String) {
     let port = free_port();
     let home = dir.join("cp-home").display().to_string();
-    let cp = spawn_listening(
-        &[
-            "--home",
-            &home,
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ],
-        &[("AGENTMESH_ADMIN_TOKEN", TOKEN)],
-    );
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["--home", &home, "serve", "--listen", &listen];
+    if let Some(db) = database {
+        args.extend(["--database", db]);
+    }
+    let cp = spawn_listening(&args, &[("AGENTMESH_ADMIN_TOKEN", TOKEN)]);
     ok(
         port,
         "POST",
@@ -1348,8 +1350,32 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// home: the same commands and output as on the control plane's own home.
 #[test]
 fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
+    admin_cli_round_trip(None);
+}
+
+/// The same round trip against `serve` on PostgreSQL.
+#[test]
+fn the_admin_cli_manages_a_control_plane_on_postgres_by_url() {
+    let Ok(base) = std::env::var("AGENTMESH_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set AGENTMESH_TEST_POSTGRES_URL"
+        );
+        eprintln!("skipping: AGENTMESH_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let db = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+        .block_on(agentmesh_store::postgres_test_schema(&base))
+        .expect("schema");
+    admin_cli_round_trip(Some(&db));
+}
+
+fn admin_cli_round_trip(database: Option<&str>) {
     let dir = tempfile::tempdir().expect("dir");
-    let (_cp, port, cp_home) = control_plane_with_alice(dir.path());
+    let (_cp, port, cp_home) = control_plane_on(dir.path(), database);
     let _worker_key = agent(port, "worker");
     // An operator's laptop: its own (empty) home, the token in a file.
     let laptop = dir.path().join("laptop");
@@ -1506,6 +1532,60 @@ fn the_admin_cli_manages_agents_on_a_control_plane_by_url() {
         !out.status.success(),
         "a checkpoint signed by another key was accepted"
     );
+
+    // One entry by URL, checked here to hash to the leaf named; the whole
+    // log verified here against the control plane's checkpoint and the
+    // pinned key (and refused with another key).
+    let one = remote(&["audit", "show", "1"]);
+    assert_eq!(one["index"], 1, "{one}");
+    assert!(one["entry"]["event"].is_string(), "{one}");
+    ok(port, "POST", "/v1/audit/checkpoint", None);
+    let verified = remote(&["audit", "verify", "--pubkey", &vkey]);
+    assert!(verified["problem"].is_null(), "{verified}");
+    assert_eq!(verified["checkpoints"][0]["ok"], true, "{verified}");
+    assert!(verified["entries"].as_u64() >= Some(5), "{verified}");
+    assert_eq!(verified["pinned"], true, "{verified}");
+    let out = Command::new(agentmesh())
+        .arg("--home")
+        .arg(&laptop)
+        .args([
+            "audit",
+            "verify",
+            "--pubkey",
+            &stranger,
+            "--control-plane",
+            &url,
+        ])
+        .arg("--control-plane-token-file")
+        .arg(&token_file)
+        .output()
+        .expect("agentmesh");
+    assert!(
+        !out.status.success(),
+        "a log signed by another key verified"
+    );
+
+    // Trust and approvals by URL, as the home prints them.
+    let _second = agent(port, "second");
+    let listed = remote(&["trust", "list"]);
+    let trusted: Vec<&str> = listed["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["agent"].as_str())
+        .collect();
+    assert!(trusted.contains(&"second"), "{listed}");
+    assert!(
+        listed["agents"][0]["trust"]["score"].as_f64().is_some(),
+        "{listed}"
+    );
+    let none = remote(&["trust", "list", "--below", "0.0"]);
+    assert_eq!(none["agents"], json!([]), "{none}");
+    let history = remote(&["trust", "history", "second"]);
+    assert_eq!(history["agent"], "second", "{history}");
+    assert!(history["history"].is_array(), "{history}");
+    let approvals = remote(&["approvals", "list", "--all"]);
+    assert!(approvals.is_array(), "{approvals}");
 
     // The laptop's home was never written as a registry of its own.
     assert!(

@@ -1497,7 +1497,10 @@ async fn list_trust(
         .iter()
         .map(|(agent, t)| json!({"agent": agent, "score": t.score(now_ms, cfg), "state": t}))
         .collect();
-    Ok(ok(StatusCode::OK, json!({"trust": list})))
+    // What an agent without trust events scores here (this control
+    // plane's trust configuration), so a client lists those too.
+    let prior = agentmesh_trust::AgentTrust::default().score(now_ms, cfg);
+    Ok(ok(StatusCode::OK, json!({"trust": list, "prior": prior})))
 }
 
 async fn get_trust(

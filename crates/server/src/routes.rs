@@ -363,10 +363,10 @@ pub const ROUTES: &[Route] = &[
         "/v1/trust",
         Admin,
         NoBody,
-        "Trust state and score of every agent",
+        "Trust state and score of every agent with trust events, and the prior (the score of an agent without any)",
         "",
     )
-    .typed(200, "", r##"{"type":"object","required":["trust"],"properties":{"trust":{"type":"array","items":{"type":"object","required":["agent","score","state"],"properties":{"agent":{"type":"string"},"score":{"$ref":"#/components/schemas/TrustScore"},"state":{"$ref":"#/components/schemas/TrustState"}}}}}}"##),
+    .typed(200, "", r##"{"type":"object","required":["trust","prior"],"properties":{"trust":{"type":"array","items":{"type":"object","required":["agent","score","state"],"properties":{"agent":{"type":"string"},"score":{"$ref":"#/components/schemas/TrustScore"},"state":{"$ref":"#/components/schemas/TrustState"}}}},"prior":{"$ref":"#/components/schemas/TrustScore"}}}"##),
     r(
         "GET",
         "/v1/trust/{agent}",
