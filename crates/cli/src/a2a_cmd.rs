@@ -166,6 +166,9 @@ pub async fn run(
     for t in tasks {
         t.abort();
     }
+    if let Some(att) = &attached {
+        att.ship_remaining().await;
+    }
     // Trust state and a checkpoint are saved even when serving failed.
     let note = engine.shutdown().await?;
     served?;

@@ -11,7 +11,7 @@ use agentmesh_iatp::http::Service;
 use agentmesh_identity::{KeyPair, PublicKey};
 use agentmesh_policy::{PolicyHandle, PolicySet};
 use agentmesh_server::client::{
-    ControlPlane, FeedEvent, RemoteRegistry, follow_events, ship_audit,
+    AuditShipper, ControlPlane, FeedEvent, RemoteRegistry, follow_events,
 };
 use agentmesh_server::gateway_credential::GatewayClaims;
 use agentmesh_store::{Mesh, MeshHome, StoreError, unix_now};
@@ -31,6 +31,8 @@ pub struct Attachment {
     pub authority: PublicKey,
     /// What this gateway's own credential says (its name, its id).
     pub gateway: GatewayClaims,
+    /// Ships the gateway's audit log (set by [`Attachment::start`]).
+    shipper: std::sync::Mutex<Option<AuditShipper>>,
 }
 
 impl std::fmt::Debug for Attachment {
@@ -93,6 +95,7 @@ pub async fn connect(home: &Path, url: &str, token_file: Option<&Path>) -> Resul
         mesh_did,
         authority,
         gateway,
+        shipper: std::sync::Mutex::new(None),
     })
 }
 
@@ -158,18 +161,45 @@ impl Attachment {
                 }
             })
         };
-        let shipper = ship_audit(
+        let shipper = AuditShipper::new(
             self.cp.clone(),
             log,
             self.mesh.home().root().join("shipped-audit.cursor"),
             audience.to_owned(),
-            std::time::Duration::from_secs(1),
         );
-        Ok(vec![follower, shipper])
+        *self.shipper.lock().unwrap_or_else(|p| p.into_inner()) = Some(shipper.clone());
+        Ok(vec![
+            follower,
+            shipper.run(std::time::Duration::from_secs(1)),
+        ])
     }
 }
 
 impl Attachment {
+    /// At shutdown, after serving stopped: ships what the log holds that the
+    /// control plane has not got yet (within 5 s; what does not go stays in
+    /// the gateway's log and goes at the next start).
+    pub async fn ship_remaining(&self) {
+        let shipper = self
+            .shipper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(shipper) = shipper else {
+            return;
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), shipper.ship_pending()).await
+        {
+            Ok(Ok(n)) => tracing::debug!(entries = n, "last audit entries shipped"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not ship the last audit entries; they go at the next start")
+            }
+            Err(_) => tracing::warn!(
+                "shipping the last audit entries took over 5 s; the rest go at the next start"
+            ),
+        }
+    }
+
     /// Keeps the gateway's IATP verifier vouched for by the control plane:
     /// a voucher for `key` (the verifier's key) now and again before each
     /// one expires, so agents registered at the control plane admit this

@@ -1298,15 +1298,16 @@ fn one_control_plane_governs_an_attached_mcp_and_a2a_gateway() {
     // Both gateways' decisions reach the control plane's audit log.
     let shipped = wait_until(Duration::from_secs(10), || {
         let (_, log) = api(cp_port, "GET", "/v1/audit?limit=1000", None);
-        let shipped_over = |protocol: &str| {
+        // Each shipped copy names the gateway by its credential.
+        let shipped_by = |protocol: &str, gateway: &str| {
             log["entries"].as_array().is_some_and(|l| {
                 l.iter().any(|e| {
                     let d = &e["entry"]["detail"];
-                    d["shipped_from"].is_object() && d["protocol"] == protocol
+                    d["shipped_from"]["gateway"] == gateway && d["protocol"] == protocol
                 })
             })
         };
-        shipped_over("a2a") && shipped_over("mcp")
+        shipped_by("a2a", "a2a-gw") && shipped_by("mcp", "mcp-gw")
     });
     assert!(shipped.is_some(), "both gateways ship their audit logs");
 
@@ -1327,6 +1328,30 @@ fn one_control_plane_governs_an_attached_mcp_and_a2a_gateway() {
             );
         }
     }
+    // A decision made just before the gateway stops still reaches the
+    // control plane: the gateway ships what is left as it shuts down.
+    let shipped_a2a = || {
+        let (_, log) = api(cp_port, "GET", "/v1/audit?limit=1000", None);
+        log["entries"].as_array().map_or(0, |l| {
+            l.iter()
+                .filter(|e| e["entry"]["detail"]["shipped_from"]["gateway"] == "a2a-gw")
+                .count()
+        })
+    };
+    wait_until(Duration::from_secs(5), || {
+        let before = shipped_a2a();
+        std::thread::sleep(Duration::from_millis(1200));
+        before == shipped_a2a()
+    })
+    .expect("shipping settles");
+    let before = shipped_a2a();
+    let mut a2a_gw = a2a_gw;
+    a2a_send(gport, &c2, "last words").expect_err("the reader is denied (and audited)");
+    a2a_gw.term();
+    assert!(
+        shipped_a2a() > before,
+        "the last decision was shipped before the gateway exited"
+    );
 }
 
 /// Every file under `dir`.

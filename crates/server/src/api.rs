@@ -1972,7 +1972,8 @@ async fn audit_ingest(
     body: Bytes,
 ) -> ApiResult<Response> {
     use base64::Engine;
-    admin_or_gateway(&state, &headers).await?;
+    // The gateway's name comes from its credential, not from what it says.
+    let gateway = admin_or_gateway(&state, &headers).await?;
     let req: Ingest = json_body(&body)?;
     if req.source.is_empty() || req.source.len() > 256 {
         return Err(ApiError::bad_request(
@@ -2004,7 +2005,10 @@ async fn audit_ingest(
                 ),
             ));
         }
-        let origin = json!({"source": req.source, "index": index, "time": entry.time});
+        let mut origin = json!({"source": req.source, "index": index, "time": entry.time});
+        if let Some(g) = &gateway {
+            origin["gateway"] = json!(g);
+        }
         match &mut draft.detail {
             Value::Object(m) => {
                 m.insert("shipped_from".into(), origin);

@@ -617,53 +617,115 @@ fn change_kind(event: &agentmesh_gateway::sse::Event) -> Option<String> {
 }
 
 /// Ships a gateway's audit entries to the control plane, from the index
-/// recorded in `cursor` (a file), every `every`. Entries stay in the
-/// gateway's own log either way; shipping only copies.
-pub fn ship_audit(
+/// recorded in a cursor file. Entries stay in the gateway's own log either
+/// way; shipping only copies. At least once: a batch whose answer is lost
+/// is shipped again (each copy names its source index in
+/// `detail.shipped_from`).
+#[derive(Debug, Clone)]
+pub struct AuditShipper {
     cp: ControlPlane,
     log: Arc<agentmesh_audit::AuditLog>,
     cursor: std::path::PathBuf,
     source: String,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    use base64::Engine;
-    tokio::spawn(async move {
-        let mut next: u64 = std::fs::read_to_string(&cursor)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// The next index to ship; one shipment at a time.
+    next: Arc<tokio::sync::Mutex<u64>>,
+}
+
+/// Entries per `POST /v1/audit/ingest`.
+const SHIP_BATCH: u64 = 256;
+
+impl AuditShipper {
+    /// Starts from the cursor file (index 0 when there is none).
+    pub fn new(
+        cp: ControlPlane,
+        log: Arc<agentmesh_audit::AuditLog>,
+        cursor: std::path::PathBuf,
+        source: String,
+    ) -> Self {
+        let next = match std::fs::read_to_string(&cursor) {
+            Ok(s) => s.trim().parse().unwrap_or_else(|_| {
+                tracing::warn!(cursor = %cursor.display(), "audit shipping cursor unreadable; shipping from the start (the control plane may get copies twice)");
+                0
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                tracing::warn!(cursor = %cursor.display(), error = %e, "audit shipping cursor unreadable; shipping from the start");
+                0
+            }
+        };
+        Self {
+            cp,
+            log,
+            cursor,
+            source,
+            next: Arc::new(tokio::sync::Mutex::new(next)),
+        }
+    }
+
+    /// Ships everything appended so far; returns how many entries went.
+    /// Reading the log and writing the cursor run off the async runtime.
+    pub async fn ship_pending(&self) -> Result<u64, ClientError> {
+        use base64::Engine;
+        let mut next = self.next.lock().await;
+        let mut shipped = 0;
         loop {
-            tick.tick().await;
-            let size = log.size();
-            while next < size {
-                let end = (next + 256).min(size);
-                let mut entries = Vec::new();
-                for i in next..end {
-                    match log.entry(i) {
-                        Ok(e) => entries.push(json!([
-                            i,
-                            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&e.bytes)
-                        ])),
-                        Err(_) => break,
-                    }
-                }
-                if entries.is_empty() {
-                    break;
-                }
-                let n = entries.len() as u64;
-                let body = json!({"source": source, "entries": entries});
-                if cp
-                    .call(Method::POST, "/v1/audit/ingest", Some(&body))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                next += n;
-                let _ = std::fs::write(&cursor, next.to_string());
+            let size = self.log.size();
+            if *next >= size {
+                return Ok(shipped);
+            }
+            let (from, end) = (*next, (*next + SHIP_BATCH).min(size));
+            let log = self.log.clone();
+            let entries = tokio::task::spawn_blocking(move || {
+                (from..end)
+                    .map(|i| {
+                        log.entry(i).map(|e| {
+                            json!([
+                                i,
+                                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&e.bytes)
+                            ])
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| ClientError::Decode(format!("reading the audit log: {e}")))?
+            .map_err(|e| ClientError::Decode(format!("reading audit entry: {e}")))?;
+            let n = entries.len() as u64;
+            let body = json!({"source": self.source, "entries": entries});
+            self.cp
+                .call(Method::POST, "/v1/audit/ingest", Some(&body))
+                .await?;
+            *next += n;
+            shipped += n;
+            let (cursor, value) = (self.cursor.clone(), next.to_string());
+            let written = tokio::task::spawn_blocking(move || std::fs::write(&cursor, value)).await;
+            if !matches!(written, Ok(Ok(()))) {
+                tracing::warn!(cursor = %self.cursor.display(), "could not save the audit shipping cursor; after a restart some entries are shipped again");
             }
         }
-    })
+    }
+
+    /// Ships every `every` until aborted; failures are logged and retried.
+    pub fn run(self, every: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                match self.ship_pending().await {
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("audit shipping to the control plane resumed");
+                    }
+                    Ok(_) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "could not ship audit entries to the control plane; retrying every {every:?} (they stay in this gateway's log)");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "audit shipping still failing"),
+                }
+            }
+        })
+    }
 }
