@@ -181,9 +181,11 @@ texts = [str(e.entry.to_dict()) for e in audit.entries]
 check(any(agent_did in t for t in texts), "an audit entry names the agent's DID")
 check(any(sponsor_email in t for t in texts), "an audit entry names the sponsor")
 
-# 8. A policy (YAML body). openapi-python-client sends a non-JSON body only
-# as a File (run.sh maps application/yaml to its octet-stream body type; the
-# request still says Content-Type: application/yaml).
+# 8. A policy (YAML body). openapi-python-client 0.29 has no body type for
+# text media types; run.sh maps application/yaml to its octet-stream one
+# (the request still says Content-Type: application/yaml), which sends
+# `body.payload`, i.e. its File type (the signature says `str` because the
+# document's schema is a plain string, not `format: binary`).
 policy_yaml = f"""version: "1.0"
 name: generated-client
 agent: "{agent_name}"
@@ -209,7 +211,8 @@ policy = call("get_policy", 200, models.GetPolicyResponse200, client=admin)
 check(policy.yaml == policy_yaml, "GET /v1/policy returns the YAML as published")
 check(policy.sha256 == published.sha256, "and its digest")
 
-# 9. Refusals use the documented Error model.
+# 9. Refusals use the documented Error model. (`public` has no token: the
+# plain Client where the signature asks for AuthenticatedClient.)
 for label, c in (("no credentials", public), ("a wrong token", wrong)):
     err = call("get_agents", 401, models.Error, client=c)
     check(isinstance(err.error, models.ErrorError), f"{label}: error.error is ErrorError")
