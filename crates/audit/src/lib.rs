@@ -2,7 +2,8 @@
 //!
 //! * [`tree`]: RFC 9162 Merkle tree hashing, inclusion and consistency
 //!   proofs and their verification.
-//! * [`Entry`]: canonical audit entries in which every field is hashed.
+//! * [`Entry`]: canonical audit entries in which every field is hashed;
+//!   [`Event`]: the names they are written under.
 //! * [`AuditLog`]: the durable store — append-only segments, group commit
 //!   with fsync (an append is acknowledged only once on disk), crash
 //!   recovery that truncates a torn tail and refuses damaged logs, bounded
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod entry;
+mod event;
 mod export;
 pub mod note;
 mod store;
@@ -23,6 +25,7 @@ pub mod tree;
 mod verify;
 
 pub use entry::{Draft, ENTRY_VERSION, Entry, EntryError, MAX_ENTRY_BYTES, rfc3339_millis};
+pub use event::Event;
 pub use export::{cloud_event, jsonl_line};
 pub use store::{Appended, AuditError, AuditLog, Options, Queued, StoredEntry, Ticket};
 pub use tree::{Hash, hex, leaf_hash, node_hash, parse_hex, verify_consistency, verify_inclusion};

@@ -214,7 +214,7 @@ impl Work {
                     seq,
                     time,
                     draft: built.unwrap_or_else(|_| Draft {
-                        event: "audit.error".into(),
+                        event: crate::Event::AuditError.into(),
                         detail: serde_json::json!({"error": "the entry builder panicked"}),
                         ..Draft::default()
                     }),

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Audit event of one handshake answered by this side.
-pub const HANDSHAKE_EVENT: &str = "iatp.handshake";
+pub const HANDSHAKE_EVENT: &str = agentmesh_audit::Event::IatpHandshake.as_str();
 
 /// The registry and trust state of a mesh home, reloaded every second, as
 /// the handshake reads them (for agents that run no gateway).

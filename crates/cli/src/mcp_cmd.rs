@@ -483,7 +483,7 @@ pub async fn credential(mesh: &Mesh, cmd: CredentialCmd) -> Result<Output> {
                 })
                 .await?;
             mesh.record(agentmesh_audit::Draft {
-                event: "credential.revoked".into(),
+                event: agentmesh_audit::Event::CredentialRevoked.into(),
                 agent,
                 action: "credential.revoked".into(),
                 decision: "allow".into(),

@@ -262,6 +262,18 @@ impl Catalogue {
                     c.id
                 )));
             }
+            // Evidence is matched against entry names: a name the mesh never
+            // writes (a typo) would silently count nothing.
+            if let Some(e) = c
+                .evidence
+                .iter()
+                .find(|e| agentmesh_audit::Event::parse(e).is_none())
+            {
+                return Err(err(format!(
+                    "control `{}`: `{e}` is not an audit event the mesh writes (see docs/wire/audit.md)",
+                    c.id
+                )));
+            }
             if c.obligations.is_empty() && c.duties.is_empty() {
                 return Err(err(format!(
                     "control `{}` asks for nothing (no obligations, no duties)",
@@ -445,6 +457,7 @@ mod tests {
         assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{always: true}}, obligations: [fly]}}\n")).contains("unknown obligation `fly`"));
         assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{classifications: [nope]}}, duties: [x]}}\n")).contains("unknown classification"));
         assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{always: true}}, duties: [x], colour: red}}\n")).contains("unknown field `colour`"));
+        assert!(bad(&format!("{HEAD}controls:\n  - {{id: a, title: A, citation: C, when: {{always: true}}, duties: [x], evidence: [policy.changed]}}\n")).contains("`policy.changed` is not an audit event"));
         assert!(
             bad("framework: T-1\ntitle: T\nversion: \"1\"\nsource: S\ncontrols: []\n")
                 .contains("lowercase")

@@ -9,7 +9,7 @@
 //! sample, their inclusion proofs against the latest signed checkpoint.
 
 use crate::catalogue::{Catalogue, Control};
-use agentmesh_audit::{AuditError, AuditLog, Entry, hex};
+use agentmesh_audit::{AuditError, AuditLog, Entry, Event, hex};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -115,7 +115,7 @@ pub fn build(
     let mut by_event: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, c) in catalogue.controls.iter().enumerate() {
         for e in &c.evidence {
-            if e != "decision" {
+            if *e != Event::Decision {
                 by_event.entry(e.as_str()).or_default().push(i);
             }
         }
@@ -137,7 +137,7 @@ pub fn build(
         let d = &e.draft;
         let mut ev = 0u64;
         let mut viol = 0u64;
-        if d.event == "decision" {
+        if d.event == Event::Decision {
             let Some(list) = d.detail.get("controls").and_then(|v| v.as_array()) else {
                 return true;
             };
@@ -170,7 +170,7 @@ pub fn build(
                 }
             }
         } else if let Some(list) = by_event.get(d.event.as_str()) {
-            let negative = d.event == "trust.event"
+            let negative = d.event == Event::TrustEvent
                 && matches!(
                     detail_str(e, "kind"),
                     Some("violation" | "anomaly" | "auth_failed")

@@ -17,6 +17,7 @@
 use crate::credential::{CredentialCache, CredentialError};
 use crate::snapshot::{AgentView, Snapshot};
 use crate::trust::TrustShards;
+use agentmesh_audit::Event;
 use agentmesh_audit::{AuditLog, Draft};
 use agentmesh_capability::{Capability, covers};
 use agentmesh_compliance::{Catalogues, apply as apply_obligations, context_for};
@@ -43,18 +44,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Audit event name of a governance decision.
-pub const DECISION_EVENT: &str = "decision";
+pub const DECISION_EVENT: &str = Event::Decision.as_str();
 /// Audit event name of the outcome of an allowed call.
-pub const RESULT_EVENT: &str = "call.result";
+pub const RESULT_EVENT: &str = Event::CallResult.as_str();
 /// Audit event name of a failed authentication.
-pub const AUTH_FAILED_EVENT: &str = "auth.failed";
+pub const AUTH_FAILED_EVENT: &str = Event::AuthFailed.as_str();
 /// Audit event name of the failed authentications of one source in one
 /// window that were counted rather than recorded one by one.
-pub const AUTH_FAILED_SUMMARY_EVENT: &str = "auth.failed_summary";
+pub const AUTH_FAILED_SUMMARY_EVENT: &str = Event::AuthFailedSummary.as_str();
 /// Audit event name of a source with many failed authentications.
-pub const AUTH_SOURCE_ANOMALY_EVENT: &str = "auth.source_anomaly";
+pub const AUTH_SOURCE_ANOMALY_EVENT: &str = Event::AuthSourceAnomaly.as_str();
 /// Audit event name of an approval decided by a human.
-pub const APPROVAL_EVENT: &str = "approval.decided";
+pub const APPROVAL_EVENT: &str = Event::ApprovalDecided.as_str();
 
 /// Engine settings.
 #[derive(Debug, Clone)]

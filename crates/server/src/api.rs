@@ -7,7 +7,7 @@
 use crate::State;
 use crate::error::{ApiError, ApiResult};
 use crate::pop::{self, CredentialRequest, RegistrationRequest};
-use agentmesh_audit::{Draft, hex};
+use agentmesh_audit::{Draft, Event, hex};
 use agentmesh_capability::Capability;
 use agentmesh_delegation::AgentStatus;
 use agentmesh_engine::credential;
@@ -355,7 +355,7 @@ impl crate::AppState {
 
 async fn audit(
     state: &State,
-    event: &str,
+    event: Event,
     agent: Option<&str>,
     sponsor: &str,
     detail: Value,
@@ -363,10 +363,10 @@ async fn audit(
     let recorded = state
         .mesh
         .record(Draft {
-            event: event.to_owned(),
+            event: event.into(),
             agent: agent.unwrap_or_default().to_owned(),
             sponsor: sponsor.to_owned(),
-            action: event.to_owned(),
+            action: event.into(),
             decision: "allow".to_owned(),
             detail,
             ..Draft::default()
@@ -507,12 +507,12 @@ async fn audit_rejection(
     if seen.record {
         let mut detail = detail;
         detail["source"] = Value::from(peer.to_string());
-        audit(state, "registration.rejected", None, sponsor, detail).await?;
+        audit(state, Event::RegistrationRejected, None, sponsor, detail).await?;
     }
     if let Some(failures) = seen.anomaly {
         audit(
             state,
-            "registration.source_anomaly",
+            Event::RegistrationSourceAnomaly,
             None,
             "",
             json!({"source": peer.to_string(), "failures": failures,
@@ -531,7 +531,7 @@ async fn rejection_summary(
 ) -> ApiResult<()> {
     audit(
         state,
-        "registration.rejected_summary",
+        Event::RegistrationRejectedSummary,
         None,
         "",
         json!({"source": source, "rejections": count, "window_start_ms": window_start_ms,
@@ -627,7 +627,7 @@ async fn register(
     state.metrics.registration("requested");
     audit(
         &state,
-        "registration.requested",
+        Event::RegistrationRequested,
         Some(&reg.agent_did.to_string()),
         &sponsor,
         json!({"registration": reg.id, "name": reg.name, "capabilities": reg.capabilities}),
@@ -789,7 +789,7 @@ async fn approve_registration(
     state.metrics.registration("approved");
     audit(
         &state,
-        "registration.approved",
+        Event::RegistrationApproved,
         Some(&record.did.to_string()),
         &sponsor.email,
         json!({"registration": id, "via": via, "approval_signature": signature}),
@@ -832,7 +832,7 @@ async fn reject_registration(
     state.metrics.registration("rejected");
     audit(
         &state,
-        "registration.rejected",
+        Event::RegistrationRejected,
         Some(&r.agent_did.to_string()),
         &r.sponsor,
         json!({"registration": id, "by": by, "reason": req.reason}),
@@ -956,7 +956,7 @@ async fn issue_credential(
     state.metrics.credentials_issued.inc();
     audit(
         &state,
-        "credential.issued",
+        Event::CredentialIssued,
         Some(&agent.did.to_string()),
         &agent.sponsor,
         json!({"credential_id": claims.id, "audience": claims.aud, "expires_at": claims.exp}),
@@ -1030,7 +1030,7 @@ async fn revoke_credential(
     state.metrics.revocation("credential");
     audit(
         &state,
-        "credential.revoked",
+        Event::CredentialRevoked,
         (!agent.is_empty()).then_some(agent.as_str()),
         "",
         json!({"credential_id": id, "reason": reason}),
@@ -1232,7 +1232,7 @@ async fn bulk_agents(
     };
     let index = audit(
         &state,
-        "agent.bulk_imported",
+        Event::AgentBulkImported,
         None,
         &req.sponsor,
         json!({
@@ -1464,7 +1464,7 @@ async fn put_policy(
     state.sql.save_policy_document(&doc).await?;
     audit(
         &state,
-        "policy.published",
+        Event::PolicyPublished,
         None,
         "",
         json!({"sha256": doc.sha256, "version": &*set.version, "bytes": text.len()}),
@@ -1745,7 +1745,7 @@ async fn decide_approval(
         .await?;
     audit(
         state,
-        "approval.decided",
+        Event::ApprovalDecided,
         Some(&a.caller),
         &by,
         json!({"approval": id, "state": to.as_str(), "by": by, "action": a.action, "reason": req.reason,
@@ -2082,7 +2082,7 @@ async fn issue_gateway_credential(
         crate::gateway_credential::issue(&state.mesh_key, &req.name, ttl, unix_now());
     audit(
         &state,
-        "gateway.credential_issued",
+        Event::GatewayCredentialIssued,
         None,
         "",
         json!({"id": claims.id, "name": claims.name, "expires_at": claims.exp}),
@@ -2149,7 +2149,7 @@ async fn vouch_gateway(
     let (text, voucher) = gc::vouch(&state.mesh_key, &claims, &req.did, now);
     audit(
         &state,
-        "gateway.vouched",
+        Event::GatewayVouched,
         None,
         "",
         json!({"name": claims.name, "credential": claims.id, "key": req.did, "expires_at": voucher.exp}),

@@ -6,7 +6,7 @@
 use crate::registry::{Registry, load_directory, parse_hex32};
 use crate::{AgentRecord, KeyCustody, KeyKind, MeshHome, RevokedLink, SponsorRecord, StoreError};
 use agentmesh_audit::note::NoteSigner;
-use agentmesh_audit::{Appended, AuditError, AuditLog, Draft, Options as AuditOptions};
+use agentmesh_audit::{Appended, AuditError, AuditLog, Draft, Event, Options as AuditOptions};
 use agentmesh_capability::{Capability, covers_all, display_list, normalize, uncovered};
 use agentmesh_delegation::{
     AgentStatus, Grant, IssueError, Token, VerifiedChain, VerifyError, VerifyOptions, hex,
@@ -62,12 +62,12 @@ pub enum MeshError {
     Audit(#[from] AuditError),
 }
 
-fn event(event: &str, agent: Option<&Did>, sponsor: &str, detail: serde_json::Value) -> Draft {
+fn event(event: Event, agent: Option<&Did>, sponsor: &str, detail: serde_json::Value) -> Draft {
     Draft {
-        event: event.to_owned(),
+        event: event.into(),
         agent: agent.map(|d| d.to_string()).unwrap_or_default(),
         sponsor: sponsor.to_owned(),
-        action: event.to_owned(),
+        action: event.into(),
         decision: "allow".to_owned(),
         detail,
         ..Draft::default()
@@ -388,7 +388,7 @@ impl Mesh {
                 // Unreadable: record that something was lost rather than
                 // dropping it silently.
                 pending.push(log.append_deferred(move || Draft {
-                    event: "audit.outbox_unreadable".into(),
+                    event: Event::AuditOutboxUnreadable.into(),
                     detail: serde_json::json!({"outbox_id": id, "bytes": bytes.len()}),
                     ..Draft::default()
                 })?);
@@ -538,7 +538,7 @@ impl Mesh {
             });
         }
         self.record(event(
-            "sponsor.created",
+            Event::SponsorCreated,
             None,
             &record.email,
             serde_json::json!({"sponsor_did": record.did, "capabilities": record.capabilities,
@@ -676,9 +676,9 @@ impl Mesh {
         }
         self.record(event(
             if private.is_some() {
-                "agent.created"
+                Event::AgentCreated
             } else {
-                "agent.imported"
+                Event::AgentImported
             },
             Some(&record.did),
             &record.sponsor,
@@ -781,7 +781,7 @@ impl Mesh {
         let agent = self.agent(name_or_did).await?;
         let names = self.registry.revoke_agent(&agent.did, reason, now).await?;
         self.record(event(
-            "agent.revoked",
+            Event::AgentRevoked,
             Some(&agent.did),
             &agent.sponsor,
             serde_json::json!({"name": agent.name, "reason": reason, "revoked": names}),
@@ -807,8 +807,8 @@ impl Mesh {
                 e => e.into(),
             })?;
         let name = match status {
-            AgentStatus::Suspended => "agent.suspended",
-            _ => "agent.reactivated",
+            AgentStatus::Suspended => Event::AgentSuspended,
+            _ => Event::AgentReactivated,
         };
         self.record(event(
             name,
@@ -924,7 +924,7 @@ impl Mesh {
         let chain = verify_token(&token, &directory, VerifyOptions::at(now))
             .map_err(MeshError::SelfCheck)?;
         self.record(event(
-            "delegation.issued",
+            Event::DelegationIssued,
             Some(&chain.holder),
             &chain.sponsor_email,
             serde_json::json!({
@@ -976,7 +976,7 @@ impl Mesh {
         };
         self.registry.revoke_link(&record).await?;
         self.record(event(
-            "delegation.revoked",
+            Event::DelegationRevoked,
             None,
             "",
             serde_json::json!({"link": record.hash, "reason": reason}),

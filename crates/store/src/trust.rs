@@ -12,7 +12,7 @@ use agentmesh_trust::{
 use std::sync::Mutex;
 
 /// Audit event name of trust events.
-pub const TRUST_EVENT: &str = "trust.event";
+pub const TRUST_EVENT: &str = agentmesh_audit::Event::TrustEvent.as_str();
 /// Key under `detail` where other entries (a gateway's decisions and call
 /// results) carry the trust event they caused.
 pub const TRUST_DETAIL_KEY: &str = "trust";
