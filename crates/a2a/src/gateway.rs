@@ -32,11 +32,11 @@ use crate::protocol::{
 use agentmesh_capability::Capability;
 use agentmesh_engine::{AuthError, Call, Engine, Presented, Principal, Verdict};
 use agentmesh_gateway::http::{HttpClient, http_client};
+use agentmesh_gateway::refusal::{UpstreamFailure, upstream_refusal};
 use agentmesh_gateway::sse;
 use agentmesh_iatp::http::Service as IatpService;
 use agentmesh_identity::KeyPair;
 use agentmesh_policy::schema::DataAttrs;
-use agentmesh_policy::{Outcome, Reason};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -254,11 +254,8 @@ fn task_not_found(task: &str) -> Failure {
 /// A refused decision (policy, approval, rate limit), with its audit index.
 pub fn denial(v: &Verdict) -> Failure {
     let d = &v.decision;
-    let (http, rpc) = match (d.outcome, d.reason) {
-        (Outcome::RateLimited, _) => (429, RATE_LIMITED),
-        (_, Reason::ApprovalDenied | Reason::ApprovalExpired) => (403, APPROVAL_REFUSED),
-        _ => (403, POLICY_DENIED),
-    };
+    let refusal = agentmesh_gateway::refusal::decision_refusal(d);
+    let (http, rpc) = (refusal.status, refusal.code);
     let mut meta = json!({
         "reason": d.reason.code(),
         "decision": d.outcome.as_str(),
@@ -1505,10 +1502,11 @@ async fn dispatch(
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             engine.record_result(p, &verdict, false, json!({"upstream_error": e.to_string()}));
+            let r = upstream_refusal(UpstreamFailure::Unavailable);
             let mut f = Failure::new(
-                502,
-                UPSTREAM_UNAVAILABLE,
-                "UPSTREAM_UNAVAILABLE",
+                r.status,
+                r.code,
+                &r.reason.to_ascii_uppercase(),
                 format!("agent `{}` is unreachable", gw.inner.agents[target].name),
             );
             f.metadata = json!({"audit_index": verdict.audit_index.map(|i| i.to_string())});
@@ -1516,10 +1514,11 @@ async fn dispatch(
         }
         Err(_) => {
             engine.record_result(p, &verdict, false, json!({"upstream_error": "timeout"}));
+            let r = upstream_refusal(UpstreamFailure::Timeout);
             return Failure::new(
-                504,
-                UPSTREAM_UNAVAILABLE,
-                "UPSTREAM_TIMEOUT",
+                r.status,
+                r.code,
+                &r.reason.to_ascii_uppercase(),
                 format!(
                     "agent `{}` did not answer within {:?}",
                     gw.inner.agents[target].name, gw.inner.timeout

@@ -3,16 +3,13 @@
 //! denial becomes a protocol-correct error. Transport-agnostic: the stdio
 //! wrapper and the HTTP gateway both call this.
 
-use crate::message::{
-    APPROVAL_REFUSED, INVALID_PARAMS, POLICY_DENIED, RATE_LIMITED, RawObject, error_response,
-    raw_object, to_raw,
-};
+use crate::message::{INVALID_PARAMS, RawObject, error_response, raw_object, to_raw};
 use crate::pins::{PinMode, PinState, Pins};
 use agentmesh_capability::Capability;
 use agentmesh_engine::arguments::PathRules;
 use agentmesh_engine::{Call, Engine, Principal, Verdict};
+use agentmesh_policy::Reason;
 use agentmesh_policy::schema::DataAttrs;
-use agentmesh_policy::{Outcome, Reason};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -841,11 +838,7 @@ pub fn refusal_data(v: &Verdict) -> Value {
 /// and the audit index that proves the decision.
 pub fn denial(id: &str, v: &Verdict) -> String {
     let d = &v.decision;
-    let code = match (d.outcome, d.reason) {
-        (Outcome::RateLimited, _) => RATE_LIMITED,
-        (_, Reason::ApprovalDenied | Reason::ApprovalExpired) => APPROVAL_REFUSED,
-        _ => POLICY_DENIED,
-    };
+    let code = agentmesh_gateway::refusal::decision_refusal(d).code;
     let mut data = json!({
         "reason": d.reason.code(),
         "decision": d.outcome.as_str(),
