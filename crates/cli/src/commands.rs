@@ -10,7 +10,7 @@ use agentmesh_delegation::{AgentStatus, HolderProof, ReplayGuard, Token, Verifie
 use agentmesh_identity::{Did, DidDocument, Jwk};
 use agentmesh_store::{
     AgentRecord, KeyCustody, KeyKind, Mesh, MeshError, MeshHome, NewAgent, NewDelegation,
-    parse_hex32, unix_now,
+    SponsorRecord, parse_hex32, unix_now,
 };
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
@@ -38,6 +38,11 @@ pub async fn run(cli: Cli) -> Result<Output> {
         }
         Command::Sponsor(crate::SponsorCmd::List { remote }) if remote.control_plane.is_some() => {
             crate::remote_cmd::sponsors(&cli.home, &remote).await
+        }
+        Command::Sponsor(crate::SponsorCmd::Show { email, remote })
+            if remote.control_plane.is_some() =>
+        {
+            crate::remote_cmd::sponsor_show(&cli.home, &remote, &email).await
         }
         Command::Sponsor(cmd) => {
             let mesh = open(&cli.home).await?;
@@ -224,6 +229,13 @@ pub async fn run(cli: Cli) -> Result<Output> {
         }) if remote.control_plane.is_some() => {
             crate::remote_cmd::trust_history(&cli.home, &remote, &agent, last).await
         }
+        Command::Trust(crate::TrustCmd::Explain {
+            agent,
+            last,
+            remote,
+        }) if remote.control_plane.is_some() => {
+            crate::remote_cmd::trust_explain(&cli.home, &remote, &agent, last).await
+        }
         Command::Trust(crate::TrustCmd::List { below, remote })
             if remote.control_plane.is_some() =>
         {
@@ -357,41 +369,41 @@ async fn sponsor(mesh: &Mesh, cmd: SponsorCmd, now: u64) -> Result<Output> {
             mesh.registry().list_sponsors().await?,
             &mesh.registry().list_agents().await?,
         )),
-        SponsorCmd::Show { email } => {
+        SponsorCmd::Show { email, .. } => {
             let s = mesh
                 .registry()
                 .sponsor_by_email(&email)
                 .await?
                 .ok_or_else(|| MeshError::UnknownSponsor(email.clone()))?;
-            let agents: Vec<AgentRecord> = mesh
-                .registry()
-                .list_agents()
-                .await?
-                .into_iter()
-                .filter(|a| a.sponsor == s.email)
-                .collect();
-            let names: Vec<String> = agents
-                .iter()
-                .map(|a| format!("{} ({})", a.name, status_word(a.status)))
-                .collect();
-            Ok(Output::new(
-                json!({"sponsor": s, "agents": agents.iter().map(|a| &a.name).collect::<Vec<_>>()}),
-                format!(
-                    "sponsor       {}\nDID           {}\nmay grant     {}\ncreated       {}\nactive        {}\nagents        {}",
-                    s.email,
-                    s.did,
-                    display_list(&s.capabilities),
-                    time(s.created_at),
-                    s.active,
-                    if names.is_empty() {
-                        "none".into()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            ))
+            Ok(sponsor_shown(&s, &mesh.registry().list_agents().await?))
         }
     }
+}
+
+/// `sponsor show` as printed, from this home's registry or a control
+/// plane's: the sponsor and the agents it answers for.
+pub(crate) fn sponsor_shown(s: &SponsorRecord, all_agents: &[AgentRecord]) -> Output {
+    let agents: Vec<&AgentRecord> = all_agents.iter().filter(|a| a.sponsor == s.email).collect();
+    let names: Vec<String> = agents
+        .iter()
+        .map(|a| format!("{} ({})", a.name, status_word(a.status)))
+        .collect();
+    Output::new(
+        json!({"sponsor": s, "agents": agents.iter().map(|a| &a.name).collect::<Vec<_>>()}),
+        format!(
+            "sponsor       {}\nDID           {}\nmay grant     {}\ncreated       {}\nactive        {}\nagents        {}",
+            s.email,
+            s.did,
+            display_list(&s.capabilities),
+            time(s.created_at),
+            s.active,
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        ),
+    )
 }
 
 pub(crate) fn status_word(s: AgentStatus) -> &'static str {

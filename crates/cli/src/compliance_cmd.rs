@@ -5,7 +5,7 @@ use crate::output::{Output, table};
 use agentmesh_audit::{AuditLog, rfc3339_millis};
 use agentmesh_compliance::{Catalogues, Context, report};
 use agentmesh_store::MeshHome;
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -133,7 +133,28 @@ pub async fn run(home: &Path, cmd: ComplianceCmd) -> Result<Output> {
             since,
             format,
             output,
+            catalogues,
+            remote,
+        } if remote.control_plane.is_some() => {
+            if catalogues.is_some() {
+                bail!(
+                    "--catalogues is for a report built here; a control plane reports with its built-in catalogues"
+                );
+            }
+            let window = humantime::parse_duration(&since)
+                .with_context(|| format!("--since `{since}` is not a duration (30d, 12h)"))?;
+            let r =
+                crate::remote_cmd::compliance_report(home, &remote, &framework, window.as_secs())
+                    .await?;
+            report_output(&r, &format, output)
+        }
+        ComplianceCmd::Report {
+            framework,
+            since,
+            format,
+            output,
             catalogues: dir,
+            ..
         } => {
             let cats = catalogues(dir.as_deref())?;
             let cat = cats.get(&framework).ok_or_else(|| {
@@ -168,29 +189,7 @@ pub async fn run(home: &Path, cmd: ComplianceCmd) -> Result<Output> {
                     }
                 }
             })?;
-            let body = match format.as_str() {
-                "html" => r.to_html(),
-                "json" => serde_json::to_string_pretty(&r)?,
-                _ => r.to_markdown(),
-            };
-            match output {
-                Some(p) => {
-                    std::fs::write(&p, &body)
-                        .with_context(|| format!("writing {}", p.display()))?;
-                    let gaps: usize = r.controls.iter().map(|c| c.gaps.len()).sum();
-                    Ok(Output::new(
-                        json!({"written": p, "controls": r.controls.len(), "gaps": gaps, "entries": r.entries_in_window}),
-                        format!(
-                            "Wrote {} ({} controls, {} entries in the window, {} gap(s))",
-                            p.display(),
-                            r.controls.len(),
-                            r.entries_in_window,
-                            gaps
-                        ),
-                    ))
-                }
-                None => Ok(Output::new(serde_json::to_value(&r)?, body)),
-            }
+            report_output(&r, &format, output)
         }
         ComplianceCmd::Catalogues { catalogues: dir } => {
             let cats = catalogues(dir.as_deref())?;
@@ -213,5 +212,36 @@ pub async fn run(home: &Path, cmd: ComplianceCmd) -> Result<Output> {
             }
             Ok(Output::new(json!({"catalogues": v}), text))
         }
+    }
+}
+
+/// A report as `compliance report` prints or writes it (markdown, HTML or
+/// JSON), from this home's log or a control plane's.
+pub fn report_output(
+    r: &report::Report,
+    format: &str,
+    output: Option<std::path::PathBuf>,
+) -> Result<Output> {
+    let body = match format {
+        "html" => r.to_html(),
+        "json" => serde_json::to_string_pretty(r)?,
+        _ => r.to_markdown(),
+    };
+    match output {
+        Some(p) => {
+            std::fs::write(&p, &body).with_context(|| format!("writing {}", p.display()))?;
+            let gaps: usize = r.controls.iter().map(|c| c.gaps.len()).sum();
+            Ok(Output::new(
+                json!({"written": p, "controls": r.controls.len(), "gaps": gaps, "entries": r.entries_in_window}),
+                format!(
+                    "Wrote {} ({} controls, {} entries in the window, {} gap(s))",
+                    p.display(),
+                    r.controls.len(),
+                    r.entries_in_window,
+                    gaps
+                ),
+            ))
+        }
+        None => Ok(Output::new(serde_json::to_value(r)?, body)),
     }
 }

@@ -546,6 +546,10 @@ pub enum ComplianceCmd {
         output: Option<PathBuf>,
         #[arg(long)]
         catalogues: Option<PathBuf>,
+        /// Build the report at a control plane, over its log (with its
+        /// built-in catalogues).
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List the catalogues and their controls.
     Catalogues {
@@ -568,6 +572,8 @@ pub enum TrustCmd {
         /// Show only the last N events.
         #[arg(short = 'n', long, default_value_t = 30)]
         last: usize,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// An agent's score over time, with a small chart.
     History {
@@ -761,7 +767,11 @@ pub enum SponsorCmd {
         remote: RemoteArgs,
     },
     /// Show one sponsor and the agents it sponsors.
-    Show { email: String },
+    Show {
+        email: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -639,6 +639,68 @@ pub async fn trust_history(
     Ok(crate::trust_cmd::history_shown(&name, &points, last))
 }
 
+/// `trust explain AGENT --control-plane URL`: the control plane's score and
+/// the trust events behind it (from its audit log), as the home prints them.
+pub async fn trust_explain(
+    home: &Path,
+    remote: &RemoteArgs,
+    agent: &str,
+    last: usize,
+) -> Result<Output> {
+    let cp = client(home, remote).await?;
+    let shown = cp
+        .call(Method::GET, &format!("/v1/trust/{}", seg(agent)), None)
+        .await?;
+    let v = cp
+        .call(
+            Method::GET,
+            &format!("/v1/trust/{}/history", seg(agent)),
+            None,
+        )
+        .await?;
+    let name = v["name"].as_str().unwrap_or(agent).to_owned();
+    let score: agentmesh_trust::Score = if shown["score"].is_null() {
+        // No trust events yet: the control plane's prior.
+        let all = cp.call(Method::GET, "/v1/trust", None).await?;
+        serde_json::from_value(all["prior"].clone())
+    } else {
+        serde_json::from_value(shown["score"].clone())
+    }
+    .map_err(|e| anyhow!("the control plane's score is not readable: {e}"))?;
+    let lines: Vec<crate::trust_cmd::Line> = v["points"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            Some(crate::trust_cmd::Line {
+                index: p["index"].as_u64()?,
+                time: p["time"].as_str()?.to_owned(),
+                label: p["label"].as_str()?.to_owned(),
+                before: p["before"].as_f64()?,
+                after: p["score"].as_f64()?,
+            })
+        })
+        .collect();
+    let record = cp
+        .call(Method::GET, &format!("/v1/agents/{}", seg(agent)), None)
+        .await?;
+    let status = match record["agent"]["status"].as_str() {
+        Some("active") | None => None,
+        Some(st) => Some(match record["agent"]["status_reason"].as_str() {
+            Some(r) => format!("{st} ({r})"),
+            None => st.to_owned(),
+        }),
+    };
+    Ok(crate::trust_cmd::explain_shown(
+        &name,
+        &score,
+        &lines,
+        last,
+        status.as_deref(),
+    ))
+}
+
 /// `trust show AGENT --control-plane URL`.
 pub async fn trust_show(home: &Path, remote: &RemoteArgs, agent: &str) -> Result<Output> {
     let cp = client(home, remote).await?;
@@ -667,6 +729,57 @@ pub async fn sponsors(home: &Path, remote: &RemoteArgs) -> Result<Output> {
             .map_err(|e| anyhow!("the control plane's sponsor list is not readable: {e}"))?;
     let agents = all_agents(&cp).await?;
     Ok(crate::commands::sponsors_listing(sponsors, &agents))
+}
+
+/// `compliance report --framework F --since D --control-plane URL`: built
+/// at the control plane over its log, read back as the same report type
+/// and printed as a local report is.
+pub async fn compliance_report(
+    home: &Path,
+    remote: &RemoteArgs,
+    framework: &str,
+    since_secs: u64,
+) -> Result<agentmesh_compliance::report::Report> {
+    let cp = client(home, remote).await?;
+    let v = cp
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/compliance/report?format=json&framework={}&since_secs={since_secs}",
+                seg(framework)
+            ),
+            None,
+        )
+        .await?;
+    let first = v["reports"]
+        .as_array()
+        .and_then(|r| r.first())
+        .cloned()
+        .ok_or_else(|| anyhow!("the control plane sent no report"))?;
+    let r: agentmesh_compliance::report::Report = serde_json::from_value(first)
+        .map_err(|e| anyhow!("the control plane's report is not readable: {e}"))?;
+    if r.framework != framework {
+        return Err(anyhow!(
+            "asked for a `{framework}` report, the control plane sent `{}`",
+            r.framework
+        ));
+    }
+    Ok(r)
+}
+
+/// `sponsor show EMAIL --control-plane URL`.
+pub async fn sponsor_show(home: &Path, remote: &RemoteArgs, email: &str) -> Result<Output> {
+    let cp = client(home, remote).await?;
+    let v = cp.call(Method::GET, "/v1/sponsors", None).await?;
+    let sponsors: Vec<agentmesh_store::SponsorRecord> =
+        serde_json::from_value(v["sponsors"].clone())
+            .map_err(|e| anyhow!("the control plane's sponsor list is not readable: {e}"))?;
+    let s = sponsors
+        .into_iter()
+        .find(|s| s.email.eq_ignore_ascii_case(email))
+        .ok_or_else(|| anyhow!("no sponsor `{email}` at the control plane"))?;
+    let agents = all_agents(&cp).await?;
+    Ok(crate::commands::sponsor_shown(&s, &agents))
 }
 
 /// `audit tail -n N --control-plane URL`: the newest entries of the control

@@ -16,18 +16,98 @@ fn now_ms() -> u64 {
 }
 
 /// One trust event of an agent, as the audit log holds it.
-struct Line {
-    index: u64,
-    time: String,
-    label: String,
-    before: f64,
-    after: f64,
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub index: u64,
+    pub time: String,
+    pub label: String,
+    pub before: f64,
+    pub after: f64,
 }
 
 impl Line {
     fn change(&self) -> f64 {
         self.after - self.before
     }
+}
+
+/// `trust explain` as printed, from this home's log or a control plane's:
+/// the score now, the last `last` events with what each changed, the
+/// largest drop and rise, and the status when it is not active.
+pub fn explain_shown(
+    name: &str,
+    s: &Score,
+    h: &[Line],
+    last: usize,
+    status: Option<&str>,
+) -> Output {
+    let start = h.len().saturating_sub(last);
+    let rows: Vec<Vec<String>> = h[start..]
+        .iter()
+        .map(|l| {
+            vec![
+                l.index.to_string(),
+                l.time.clone(),
+                format!("{:+.3}", l.change()),
+                format!("{:.3}", l.after),
+                l.label.clone(),
+            ]
+        })
+        .collect();
+    let mut text = format!(
+        "{} scores {:.3} (uncertainty {:.3}, tier {}) after {} trust events.\n",
+        name,
+        s.score,
+        s.uncertainty,
+        s.tier,
+        h.len()
+    );
+    if h.is_empty() {
+        text.push_str("No events yet: the score is the prior, and nothing is known.\n");
+    } else {
+        text.push('\n');
+        text.push_str(&table(
+            &["AUDIT#", "TIME", "CHANGE", "SCORE", "EVENT"],
+            &rows,
+        ));
+        // Only real drops and rises: "largest drop: +0.015" says nothing
+        // dropped.
+        let worst = h
+            .iter()
+            .filter(|l| l.change() < 0.0)
+            .min_by(|x, y| x.change().total_cmp(&y.change()));
+        let best = h
+            .iter()
+            .filter(|l| l.change() > 0.0)
+            .max_by(|x, y| x.change().total_cmp(&y.change()));
+        text.push('\n');
+        match worst {
+            Some(w) => text.push_str(&format!(
+                "largest drop: {:+.3} at audit #{} ({})\n",
+                w.change(),
+                w.index,
+                w.label
+            )),
+            None => text.push_str("no event lowered the score\n"),
+        }
+        match best {
+            Some(b) => text.push_str(&format!(
+                "largest rise: {:+.3} at audit #{} ({})\n",
+                b.change(),
+                b.index,
+                b.label
+            )),
+            None => text.push_str("no event raised the score\n"),
+        }
+        if let Some(st) = status {
+            text.push_str(&format!("\nstatus: {st}\n"));
+        }
+    }
+    let events: Vec<_> = h
+        .iter()
+        .map(|l| json!({"audit_index": l.index, "time": l.time, "event": l.label, "before": l.before, "after": l.after, "change": l.change()}))
+        .collect();
+    Output::new(json!({"agent": name, "trust": s, "events": events}), text)
 }
 
 /// Trust events of one agent from the audit log, oldest first: entries of
@@ -148,87 +228,21 @@ pub async fn run(mesh: &Mesh, cmd: TrustCmd) -> Result<Output> {
             let events = mesh.trust_state(&a).await?.map(|st| st.events).unwrap_or(0);
             Ok(trust_shown(&a.name, &a.did.to_string(), Some(events), &s))
         }
-        TrustCmd::Explain { agent, last } => {
+        TrustCmd::Explain { agent, last, .. } => {
             let a = mesh.agent(&agent).await?;
             let h = history(mesh, &a.did.to_string())?;
             let s = mesh.trust_score(&a, now).await?;
-            let start = h.len().saturating_sub(last);
-            let rows: Vec<Vec<String>> = h[start..]
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.index.to_string(),
-                        l.time.clone(),
-                        format!("{:+.3}", l.change()),
-                        format!("{:.3}", l.after),
-                        l.label.clone(),
-                    ]
-                })
-                .collect();
-            let mut text = format!(
-                "{} scores {:.3} (uncertainty {:.3}, tier {}) after {} trust events.\n",
-                a.name,
-                s.score,
-                s.uncertainty,
-                s.tier,
-                h.len()
-            );
-            if h.is_empty() {
-                text.push_str("No events yet: the score is the prior, and nothing is known.\n");
-            } else {
-                text.push('\n');
-                text.push_str(&table(
-                    &["AUDIT#", "TIME", "CHANGE", "SCORE", "EVENT"],
-                    &rows,
-                ));
-                // Only real drops and rises: "largest drop: +0.015" says
-                // nothing dropped.
-                let worst = h
-                    .iter()
-                    .filter(|l| l.change() < 0.0)
-                    .min_by(|x, y| x.change().total_cmp(&y.change()));
-                let best = h
-                    .iter()
-                    .filter(|l| l.change() > 0.0)
-                    .max_by(|x, y| x.change().total_cmp(&y.change()));
-                text.push('\n');
-                match worst {
-                    Some(w) => text.push_str(&format!(
-                        "largest drop: {:+.3} at audit #{} ({})\n",
-                        w.change(),
-                        w.index,
-                        w.label
-                    )),
-                    None => text.push_str("no event lowered the score\n"),
-                }
-                match best {
-                    Some(b) => text.push_str(&format!(
-                        "largest rise: {:+.3} at audit #{} ({})\n",
-                        b.change(),
-                        b.index,
-                        b.label
-                    )),
-                    None => text.push_str("no event raised the score\n"),
-                }
-                if a.status != agentmesh_delegation::AgentStatus::Active {
-                    text.push_str(&format!(
-                        "\nstatus: {:?}{}\n",
-                        a.status,
-                        a.status_reason
-                            .as_deref()
-                            .map(|r| format!(" ({r})"))
-                            .unwrap_or_default()
-                    ));
-                }
-            }
-            let events: Vec<_> = h
-                .iter()
-                .map(|l| json!({"audit_index": l.index, "time": l.time, "event": l.label, "before": l.before, "after": l.after, "change": l.change()}))
-                .collect();
-            Ok(Output::new(
-                json!({"agent": a.name, "trust": s, "events": events}),
-                text,
-            ))
+            let status = (a.status != agentmesh_delegation::AgentStatus::Active).then(|| {
+                format!(
+                    "{:?}{}",
+                    a.status,
+                    a.status_reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )
+            });
+            Ok(explain_shown(&a.name, &s, &h, last, status.as_deref()))
         }
         TrustCmd::History { agent, last, .. } => {
             let a = mesh.agent(&agent).await?;

@@ -1191,6 +1191,32 @@ fn one_control_plane_governs_an_attached_mcp_and_a2a_gateway() {
         shown.is_some(),
         "trust show by URL reads the gateways' trust state"
     );
+    // The events behind it, from the shipped audit (read as recompute does).
+    let explained = wait_until(Duration::from_secs(10), || {
+        cli_result(
+            &laptop,
+            &[
+                "trust",
+                "explain",
+                "writer",
+                "--control-plane",
+                &cp_url,
+                "--control-plane-token-file",
+                &admin_file,
+            ],
+        )
+        .is_ok_and(|v| {
+            v["events"].as_array().is_some_and(|e| {
+                !e.is_empty()
+                    && e.iter()
+                        .all(|x| x["before"].is_number() && x["event"].is_string())
+            })
+        })
+    });
+    assert!(
+        explained.is_some(),
+        "trust explain by URL lists the writer's trust events"
+    );
 
     // One policy, published once by the remote CLI, governs both gateways
     // within 1 s: the reader is refused everywhere, the writer may message
@@ -1515,6 +1541,9 @@ fn admin_cli_round_trip(database: Option<&str>) {
         sponsors["sponsors"][0]["email"], "alice@example.com",
         "{sponsors}"
     );
+    let alice = remote(&["sponsor", "show", "alice@example.com"]);
+    assert_eq!(alice["sponsor"]["email"], "alice@example.com", "{alice}");
+    assert_eq!(alice["agents"], json!(["worker"]), "{alice}");
     let tail = remote(&["audit", "tail", "-n", "3"]);
     let entries = tail["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 3, "{tail}");
@@ -1606,9 +1635,28 @@ fn admin_cli_round_trip(database: Option<&str>) {
     );
     let none = remote(&["trust", "list", "--below", "0.0"]);
     assert_eq!(none["agents"], json!([]), "{none}");
+    let explained = remote(&["trust", "explain", "second"]);
+    assert_eq!(explained["agent"], "second", "{explained}");
+    assert_eq!(explained["events"], json!([]), "{explained}");
     let history = remote(&["trust", "history", "second"]);
     assert_eq!(history["agent"], "second", "{history}");
     assert!(history["history"].is_array(), "{history}");
+    let report = remote(&[
+        "compliance",
+        "report",
+        "--framework",
+        "soc2",
+        "--since",
+        "1h",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(report["framework"], "soc2", "{report}");
+    assert!(
+        report["controls"].as_array().is_some_and(|c| !c.is_empty()),
+        "{report}"
+    );
+    assert!(report["entries_in_window"].as_u64() >= Some(5), "{report}");
     let approvals = remote(&["approvals", "list", "--all"]);
     assert!(approvals.is_array(), "{approvals}");
 

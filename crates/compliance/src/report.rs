@@ -10,14 +10,14 @@
 
 use crate::catalogue::{Catalogue, Control};
 use agentmesh_audit::{AuditError, AuditLog, Entry, Event, hex};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Indices listed (and proved) per figure.
 pub const SAMPLE: usize = 25;
 
 /// Indices behind one figure: the count, and the first few.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Figure {
     pub count: u64,
     pub indices: Vec<u64>,
@@ -33,7 +33,7 @@ impl Figure {
 }
 
 /// One control's figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ControlReport {
     pub id: String,
     pub title: String,
@@ -50,8 +50,8 @@ pub struct ControlReport {
     pub gaps: Vec<String>,
 }
 
-/// A report.
-#[derive(Debug, Clone, Serialize)]
+/// A report (read back by clients of the control plane's report route).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub framework: String,
     pub title: String,

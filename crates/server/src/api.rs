@@ -641,6 +641,12 @@ async fn register(
 struct ListQuery {
     #[serde(default)]
     all: Option<bool>,
+    /// Compliance report: one framework only.
+    #[serde(default)]
+    framework: Option<String>,
+    /// Compliance report: the window, seconds back from now.
+    #[serde(default)]
+    since_secs: Option<u64>,
     #[serde(default)]
     after: Option<String>,
     #[serde(default)]
@@ -1518,9 +1524,11 @@ async fn get_trust(
     ))
 }
 
-/// The agent's trust score over time, from the audit log: every entry
-/// about the agent that records a score after it (decisions, results,
-/// trust events), oldest first, from the newest 20000 entries.
+/// The agent's trust score over time, from the audit log: every applied
+/// trust event of the agent (its own `trust.event` entries and those that
+/// decisions and results carry, read as `trust recompute` reads them), with
+/// the score before and after and what moved it, oldest first, from the
+/// newest 20000 entries.
 async fn trust_history(
     axum::extract::State(state): axum::extract::State<State>,
     headers: HeaderMap,
@@ -1536,10 +1544,12 @@ async fn trust_history(
         let e = log
             .entry(i)
             .map_err(|e| ApiError::unavailable(format!("audit: {e}")))?;
-        if e.entry.draft.agent == did
-            && let Some(score) = e.entry.draft.trust_after
+        if let Some((event, Some(before), Some(after))) =
+            agentmesh_store::trust_event_of(&e.entry.draft)
+            && event.agent == did
         {
-            points.push(json!({"index": i, "time": e.entry.time, "score": score, "event": e.entry.draft.event, "decision": e.entry.draft.decision}));
+            points.push(json!({"index": i, "time": e.entry.time, "score": after, "before": before,
+                "label": event.kind.label(), "event": e.entry.draft.event, "decision": e.entry.draft.decision}));
         }
     }
     Ok(ok(
@@ -2037,7 +2047,12 @@ async fn compliance_report(
     admin(&state, &headers)?;
     let q = query(q)?;
     let log = audit_log(&state)?;
-    let report = crate::api_bulk::compliance(&log, q.format.as_deref())?;
+    let report = crate::api_bulk::compliance(
+        &log,
+        q.format.as_deref(),
+        q.framework.as_deref(),
+        q.since_secs,
+    )?;
     Ok(report)
 }
 

@@ -43,18 +43,40 @@ pub(crate) async fn build<'a>(
         .build_imports(&s, parsed.into_iter(), agentmesh_store::unix_now())?)
 }
 
-/// A compliance report per framework over the whole log (JSON by default,
+/// A compliance report per framework (or the one `framework` names) over
+/// the whole log or the last `since_secs` seconds (JSON by default,
 /// `format=markdown|html`).
-pub(crate) fn compliance(log: &AuditLog, format: Option<&str>) -> ApiResult<Response> {
+pub(crate) fn compliance(
+    log: &AuditLog,
+    format: Option<&str>,
+    framework: Option<&str>,
+    since_secs: Option<u64>,
+) -> ApiResult<Response> {
     let cats = agentmesh_compliance::Catalogues::builtin()
         .map_err(|e| ApiError::internal(format!("catalogues: {e}")))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let (since, until) = (rfc3339_millis(0), rfc3339_millis(now + 1_000_000));
+    let from = since_secs.map_or(0, |s| {
+        now.saturating_sub(u128::from(s).saturating_mul(1_000_000_000))
+    });
+    let (since, until) = (rfc3339_millis(from), rfc3339_millis(now + 1_000_000));
+    let chosen: Vec<_> = match framework {
+        None => cats.all().iter().collect(),
+        Some(f) => vec![cats.get(f).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no framework `{f}` (known: {})",
+                cats.all()
+                    .iter()
+                    .map(|c| c.framework.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?],
+    };
     let mut reports = Vec::new();
-    for cat in cats.all() {
+    for cat in chosen {
         let r = agentmesh_compliance::report::build(log, cat, &since, &until, &mut |_, _| {})
             .map_err(|e| ApiError::unavailable(format!("audit: {e}")))?;
         reports.push(r);

@@ -386,7 +386,7 @@ pub const ROUTES: &[Route] = &[
         "The agent's trust score over time, from the audit log",
         "",
     )
-    .typed(200, "", r##"{"type":"object","required":["agent","name","points"],"properties":{"agent":{"type":"string"},"name":{"type":"string"},"points":{"type":"array","items":{"type":"object","required":["index","time","score","event","decision"],"properties":{"index":{"type":"integer"},"time":{"type":"integer"},"score":{"type":"number"},"event":{"type":"string"},"decision":{"type":"string"}}}}}}"##),
+    .typed(200, "", r##"{"type":"object","required":["agent","name","points"],"properties":{"agent":{"type":"string"},"name":{"type":"string"},"points":{"type":"array","items":{"type":"object","required":["index","time","score","before","label","event","decision"],"properties":{"index":{"type":"integer"},"time":{"type":"string"},"score":{"type":"number"},"before":{"type":"number"},"label":{"type":"string"},"event":{"type":"string"},"decision":{"type":"string"}}}}}}"##),
     r(
         "PUT",
         "/v1/trust/{agent}",
@@ -511,11 +511,11 @@ pub const ROUTES: &[Route] = &[
         "/v1/compliance/report",
         Admin,
         NoBody,
-        "Compliance reports over the audit log (`?format=json|markdown|html`)",
+        "Compliance reports over the audit log (`?format=json|markdown|html`; one framework with `framework=`, the last `since_secs` seconds only)",
         "",
     )
     .typed(200, "", r##"{"type":"object","required":["reports"],"properties":{"reports":{"type":"array","items":{"type":"object"}}}}"##)
-    .query("format:json|markdown|html"),
+    .query("format:json|markdown|html,framework:string,since_secs:u64"),
     r(
         "GET",
         "/v1/snapshot",
