@@ -5,7 +5,10 @@
 //! its request headers, so half-open and trickling connections are closed
 //! before file descriptors run out; and shutdown drains the connections in
 //! flight for at most a deadline, then drops the rest (long-lived SSE
-//! subscribers would otherwise hold a stopping process open forever).
+//! subscribers would otherwise hold a stopping process open forever). At
+//! most [`ServeOptions::max_connections`] connections are open at once: at
+//! the cap the listener stops accepting (new clients wait in the kernel's
+//! backlog, none is accepted and dropped) until one closes.
 
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
@@ -24,9 +27,15 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// configured otherwise.
 pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 
+/// Connections open at once, unless configured otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// The limits of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
+    /// At most this many connections open at once (file descriptors and
+    /// memory stay bounded under a flood of idle or slow clients).
+    pub max_connections: usize,
     /// At most this long to send a request's headers (per request, also on
     /// a kept-alive connection).
     pub header_read_timeout: Duration,
@@ -38,6 +47,7 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_deadline: DEFAULT_DRAIN_DEADLINE,
         }
@@ -107,10 +117,24 @@ pub async fn serve(
     let app = app.layer(axum::middleware::from_fn(with_peer));
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
+    let max = opts.max_connections.max(1);
+    let mut at_cap = false;
     tokio::pin!(shutdown);
     loop {
+        let full = connections.len() >= max;
+        if full != at_cap {
+            at_cap = full;
+            if full {
+                tracing::warn!(
+                    max,
+                    "connection cap reached; new connections wait until one closes"
+                );
+            } else {
+                tracing::info!(max, "below the connection cap again; accepting");
+            }
+        }
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if !full => match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, go on.
@@ -207,6 +231,64 @@ mod tests {
         assert!(slow < Duration::from_secs(3), "closed after {slow:?}");
         assert!(fast.starts_with("HTTP/1.1 200"), "{fast}");
         assert!(fast.ends_with("127.0.0.1"), "{fast}");
+        let _ = tx.send(());
+        server.await.expect("join").expect("serve");
+    }
+
+    #[tokio::test]
+    async fn at_the_connection_cap_new_clients_wait_until_one_closes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            ServeOptions {
+                max_connections: 2,
+                ..ServeOptions::default()
+            },
+        ));
+        let (waited, answered) = tokio::task::spawn_blocking(move || {
+            let get = |s: &mut std::net::TcpStream| {
+                s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .expect("write");
+            };
+            // Two kept-alive connections hold the cap (each answered once).
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                let mut c = std::net::TcpStream::connect(addr).expect("connect");
+                get(&mut c);
+                let mut buf = [0u8; 256];
+                let n = c.read(&mut buf).expect("answer");
+                assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+                held.push(c);
+            }
+            // A third gets no answer while they are open...
+            let mut third = std::net::TcpStream::connect(addr).expect("backlog");
+            get(&mut third);
+            third
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
+            let mut buf = [0u8; 256];
+            let waited = third.read(&mut buf).is_err();
+            // ...and is served as soon as one closes.
+            drop(held.pop());
+            third
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let n = third.read(&mut buf).expect("served after one closed");
+            (waited, buf[..n].starts_with(b"HTTP/1.1 200"))
+        })
+        .await
+        .expect("clients");
+        assert!(waited, "the third connection was served beyond the cap");
+        assert!(answered, "the third connection was never served");
         let _ = tx.send(());
         server.await.expect("join").expect("serve");
     }

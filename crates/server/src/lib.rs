@@ -201,6 +201,7 @@ pub async fn serve(
     let opts = agentmesh_gateway::ServeOptions {
         header_read_timeout: state.cfg.header_read_timeout,
         drain_deadline: state.cfg.drain_deadline,
+        ..agentmesh_gateway::ServeOptions::default()
     };
     let result = agentmesh_gateway::serve(listener, app, shutdown, opts).await;
     sweeper.abort();
