@@ -188,8 +188,21 @@ impl Attachment {
         let Some(shipper) = shipper else {
             return;
         };
-        match tokio::time::timeout(std::time::Duration::from_secs(5), shipper.ship_pending()).await
-        {
+        // Decisions made just before serving stopped may still be queued on
+        // the log's writer (appended within milliseconds): ship until the
+        // log has stopped growing for 200 ms.
+        let settle = async {
+            let mut shipped = 0;
+            let mut quiet = 0;
+            while quiet < 2 {
+                let n = shipper.ship_pending().await?;
+                shipped += n;
+                quiet = if n == 0 { quiet + 1 } else { 0 };
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok::<u64, agentmesh_server::client::ClientError>(shipped)
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), settle).await {
             Ok(Ok(n)) => tracing::debug!(entries = n, "last audit entries shipped"),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not ship the last audit entries; they go at the next start")

@@ -359,8 +359,29 @@ fn verify(
         }
     };
     let report = verify_log(&dir, &notes, verifier.as_ref(), &mut progress)?;
+    let note = notes
+        .is_empty()
+        .then_some("no signed checkpoints to compare with (run `agentmesh audit checkpoint`)");
+    Ok(verify_shown(
+        &report,
+        "",
+        note,
+        serde_json::to_value(&report)?,
+    ))
+}
+
+/// `audit verify` as printed, for this home's log or a control plane's:
+/// entries and root, each checkpoint, then OK or the first failure; exit 1
+/// on failure. `whose` names the log in the first line; `note` is a line
+/// added before the verdict.
+pub(crate) fn verify_shown(
+    report: &agentmesh_audit::Report,
+    whose: &str,
+    note: Option<&str>,
+    value: Value,
+) -> Output {
     let mut text = format!(
-        "{} entries verified; root {}\n",
+        "{} entries{whose} verified; root {}\n",
         report.entries, report.root
     );
     for c in &report.checkpoints {
@@ -371,17 +392,17 @@ fn verify(
             c.detail
         ));
     }
-    if notes.is_empty() {
-        text.push_str("no signed checkpoints to compare with (run `agentmesh audit checkpoint`)\n");
+    if let Some(n) = note {
+        text.push_str(n);
+        text.push('\n');
     }
     match &report.problem {
         Some(p) => text.push_str(&format!("FAILED at index {}: {}", p.index, p.reason)),
         None if report.ok() => text.push_str("OK"),
         None => text.push_str("FAILED: a checkpoint does not match"),
     }
-    let ok = report.ok();
-    let out = Output::new(serde_json::to_value(&report)?, text);
-    Ok(if ok { out } else { out.with_code(1) })
+    let out = Output::new(value, text);
+    if report.ok() { out } else { out.with_code(1) }
 }
 
 fn export(home: &Path, format: &str, from: u64) -> Result<Output> {

@@ -543,30 +543,16 @@ pub async fn audit_verify(
         checkpoints,
         problem,
     };
-    let mut text = format!(
-        "{} entries of the control plane's log verified here; root {}\n",
-        report.entries, report.root
-    );
-    for c in &report.checkpoints {
-        text.push_str(&format!(
-            "checkpoint {:>8}: {} ({})\n",
-            c.size,
-            if c.ok { "ok" } else { "FAILED" },
-            c.detail
-        ));
-    }
-    match &report.problem {
-        Some(p) => text.push_str(&format!("FAILED at index {}: {}", p.index, p.reason)),
-        None if report.ok() => text.push_str("OK"),
-        None => text.push_str("FAILED: the checkpoint does not match"),
-    }
-    text.push_str(&format!("\nkey: {key_from}"));
-    let ok = report.ok();
     let mut v = serde_json::to_value(&report)?;
     v["pinned"] = json!(pubkey.is_some());
     v["key"] = json!(key_from);
-    let out = Output::new(v, text);
-    Ok(if ok { out } else { out.with_code(1) })
+    let key_line = format!("key: {key_from}");
+    Ok(crate::audit_cmd::verify_shown(
+        &report,
+        " of the control plane's log, here,",
+        Some(&key_line),
+        v,
+    ))
 }
 
 /// `approvals list [--all] --control-plane URL`.
